@@ -1,0 +1,54 @@
+# Rollguard — everything a fresh machine needs, from the two commands the README promises:
+#   make drill   a simulated incident end to end on the local sandbox, with its timeline
+#   make test    every check CI runs
+SHELL := /bin/bash
+PYTHON ?= $(shell PYENV_VERSION=3.13.0 command -v python3.13 || command -v python3.13)
+export PYENV_VERSION ?= 3.13.0
+VENV := .venv
+TOOLS := .venv-tools
+BIN := $(VENV)/bin
+SCENARIO ?= bad-deploy
+
+.PHONY: drill drills test lint typecheck unit policies template bench build clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x "$(PYTHON)" || { echo "python3.13 is required (pyenv: PYENV_VERSION=3.13.0)"; exit 1; }
+	"$(PYTHON)" -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# sam and cfn-lint live in their own environment: aws-sam-cli pins its own boto3/pydantic.
+$(TOOLS)/bin/.installed:
+	"$(PYTHON)" -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet aws-sam-cli==1.170.0 cfn-lint==1.58.0
+	touch $@
+
+drill: $(BIN)/.installed
+	$(BIN)/rollguard drill $(SCENARIO)
+
+drills: $(BIN)/.installed
+	for s in bad-deploy not-the-deploy no-recent-deploy; do $(BIN)/rollguard drill $$s || exit 1; done
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+policies: $(BIN)/.installed
+	$(BIN)/rollguard policy check policies/
+
+test: $(BIN)/.installed $(TOOLS)/bin/.installed lint typecheck policies
+	ROLLGUARD_TOOLS_BIN=$(CURDIR)/$(TOOLS)/bin $(BIN)/pytest
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/run.py
+
+build: $(TOOLS)/bin/.installed $(BIN)/.installed
+	PATH=$(CURDIR)/$(BIN):$$PATH $(TOOLS)/bin/sam build
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache

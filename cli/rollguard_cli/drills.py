@@ -1,0 +1,313 @@
+"""Drills: whole incidents through the sandbox, end to end, with an expected outcome.
+
+Each scenario sets the simulated checkout service up (revisions deployed through CodeDeploy, an error
+model saying how each revision behaves over time), then lets simulated minutes pass until the alarm
+fires and Rollguard's execution runs to its end.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rollguard.alarm_event import parse_aws_time
+from rollguard.audit import AuditLog
+from rollguard.durations import format_duration
+
+from rollguard_cli.sandbox.runner import TABLES, Sandbox
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    expected_outcome: str
+    # Given the sandbox (to deploy) returns the error model; see _setup_* below.
+    setup: Callable[["Stage"], None]
+
+
+class Stage:
+    """What a scenario may do to the world before the alarm fires."""
+
+    def __init__(self, sandbox: Sandbox):
+        self.sb = sandbox
+        self.rates: list[tuple[datetime, Callable[[str], float | None]]] = []
+        cd = sandbox.client("codedeploy")
+        cd.create_application(applicationName="checkout", computePlatform="Lambda")
+        cd.create_deployment_group(
+            applicationName="checkout",
+            deploymentGroupName="checkout-prod",
+            serviceRoleArn="arn:aws:iam::123456789012:role/codedeploy",
+            deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+        )
+        sandbox.client("cloudwatch").put_metric_alarm(
+            AlarmName="checkout-5xx-rate",
+            AlarmDescription="checkout error rate above 5%",
+            Namespace="Checkout",
+            MetricName="ErrorRate",
+            Dimensions=[{"Name": "Service", "Value": "checkout"}],
+            Statistic="Average",
+            Period=60,
+            EvaluationPeriods=3,
+            DatapointsToAlarm=2,
+            Threshold=5.0,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="missing",
+        )
+        self.current: str | None = None
+
+    def deploy(self, version: str) -> str:
+        spec = {
+            "version": 0.0,
+            "Resources": [
+                {
+                    "checkout": {
+                        "Type": "AWS::Lambda::Function",
+                        "Properties": {
+                            "Name": "checkout",
+                            "Alias": "live",
+                            "CurrentVersion": self.current or version,
+                            "TargetVersion": version,
+                        },
+                    }
+                }
+            ],
+        }
+        deployment_id = self.sb.client("codedeploy").create_deployment(
+            applicationName="checkout",
+            deploymentGroupName="checkout-prod",
+            deploymentConfigName="CodeDeployDefault.LambdaAllAtOnce",
+            revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(spec)}},
+            description=f"release {version}",
+        )["deploymentId"]
+        self.current = version
+        self.sb.advance(60)  # an all-at-once Lambda deployment completes within its minute
+        return str(deployment_id)
+
+    def behave(self, rate: Callable[[str], float | None]) -> None:
+        """From now on, ``rate(version)`` is the error rate (None: no change from before)."""
+        self.rates.append((self.sb.clock.now(), rate))
+
+    def error_rate(self, label: str, at: datetime) -> float:
+        value = 0.01
+        for since, rate in self.rates:
+            if at >= since and (override := rate(label)) is not None:
+                value = override
+        return value
+
+
+def _bad_deploy(stage: Stage) -> None:
+    stage.deploy("6")
+    stage.sb.advance(20 * 60)
+    stage.behave(lambda v: 0.20 if v == "7" else None)
+    stage.deploy("7")
+
+
+def _not_the_deploy(stage: Stage) -> None:
+    stage.deploy("6")
+    stage.sb.advance(20 * 60)
+    stage.deploy("7")
+    stage.sb.advance(3 * 60)
+    stage.behave(lambda v: 0.20)  # a downstream dependency fails: every revision suffers alike
+
+
+def _no_recent_deploy(stage: Stage) -> None:
+    stage.deploy("6")
+    stage.sb.advance(60 * 60)
+    stage.deploy("7")
+    stage.sb.advance(2 * 60 * 60)
+    stage.behave(lambda v: 0.20)
+
+
+SCENARIOS = {
+    s.name: s
+    for s in [
+        Scenario(
+            "bad-deploy",
+            "Revision 7 fails 20% of requests; the canary rollback to 6 is healthy, so Rollguard "
+            "widens it to a full rollback and the alarm recovers.",
+            "resolved",
+            _bad_deploy,
+        ),
+        Scenario(
+            "not-the-deploy",
+            "A dependency fails 3 minutes after revision 7 shipped; the canary slice on 6 is "
+            "as bad as the rest, so Rollguard stops moving traffic and escalates.",
+            "escalated",
+            _not_the_deploy,
+        ),
+        Scenario(
+            "no-recent-deploy",
+            "The error rate climbs two hours after the last deployment; Rollguard records "
+            "that no deploy is to blame, notifies, and closes without acting.",
+            "closed_no_action",
+            _no_recent_deploy,
+        ),
+    ]
+}
+
+
+def _seconds_between(start: datetime, end_iso: str) -> float:
+    return round((parse_aws_time(end_iso) - start).total_seconds(), 1)
+
+
+def run_drill(name: str) -> dict[str, Any]:
+    scenario = SCENARIOS[name]
+    wall = time.perf_counter()
+    stage_holder: list[Stage] = []
+    with Sandbox(error_model=lambda label, at: stage_holder[0].error_rate(label, at)) as sb:
+        stage = Stage(sb)
+        stage_holder.append(stage)
+        scenario.setup(stage)
+        incident_id = sb.run_until_incident(max_minutes=30)
+        if incident_id is None:
+            raise RuntimeError(f"drill {name}: the alarm never opened an incident")
+        execution = sb.wait_for_execution(incident_id)
+        history = sb.history(incident_id)
+        audit = AuditLog(sb.client("dynamodb"), TABLES["AuditTable"]).for_incident(incident_id)
+        notifications = sb.notifications()
+        incident = sb.client("dynamodb").get_item(
+            TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}}
+        )["Item"]
+        lock_left = sb.client("dynamodb").scan(TableName=TABLES["LocksTable"])["Items"]
+        invocations = list(sb.log.invocations)
+        aws_calls = list(sb.log.aws_calls)
+    return summarise(
+        scenario,
+        incident_id,
+        execution,
+        history,
+        audit,
+        notifications,
+        incident,
+        lock_left,
+        invocations,
+        aws_calls,
+        time.perf_counter() - wall,
+    )
+
+
+def _count_to_first_action(history: list[dict[str, Any]]) -> tuple[int, int]:
+    transitions = invocations = 0
+    for event in history:
+        if event["type"].endswith("StateEntered"):
+            transitions += 1
+            if event["stateEnteredEventDetails"]["name"] == "Take the next remediation step":
+                return transitions, invocations + 1
+        if event["type"] == "LambdaFunctionScheduled":
+            invocations += 1
+    return transitions, invocations
+
+
+def summarise(
+    scenario: Scenario,
+    incident_id: str,
+    execution: dict[str, Any],
+    history: list[dict[str, Any]],
+    audit: list[dict[str, Any]],
+    notifications: list[str],
+    incident: dict[str, Any],
+    locks_left: list[Any],
+    invocations: list[dict[str, Any]],
+    aws_calls: list[Any],
+    wall_s: float,
+) -> dict[str, Any]:
+    onset_text = next((e["parameters"]["state_timestamp"] for e in audit if e["kind"] == "alarm_received"), None)
+    onset = parse_aws_time(onset_text) if onset_text else parse_aws_time(audit[0]["at"])
+    verdicts = [e for e in audit if e["kind"] == "verification"]
+    actions = []
+    for event in (e for e in audit if e["kind"] == "action"):
+        p = event["parameters"]
+        verdict = next(
+            (v["result"] for v in verdicts if v["parameters"].get("step") == p.get("step") and v["at"] >= event["at"]),
+            None,
+        )
+        actions.append(
+            {
+                "action": p.get("action"),
+                "scope": p.get("scope"),
+                "started_at": p.get("started_at"),
+                "result": event["result"],
+                "verdict": verdict,
+                "deployment_ids": p.get("deployment_ids", []),
+                "detail": event["summary"],
+            }
+        )
+    outcome = incident.get("status", {}).get("S", "unknown")
+    closed = next((e for e in audit if e["kind"] == "incident_closed"), None)
+    recovered = next((v for v in reversed(verdicts) if v["result"] == "recovered"), None)
+    transitions = sum(1 for e in history if e["type"].endswith("StateEntered"))
+    to_first = _count_to_first_action(history) if actions else (None, None)
+    return {
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "outcome": outcome,
+        "expected_outcome": scenario.expected_outcome,
+        "passed": outcome == scenario.expected_outcome and execution["status"] == "SUCCEEDED" and not locks_left,
+        "incident_id": incident_id,
+        "execution_status": execution["status"],
+        "reason": closed["reason"] if closed else "",
+        "actions": actions,
+        "time_to_first_action_s": _seconds_between(onset, actions[0]["started_at"]) if actions else None,
+        "time_to_recovery_s": (
+            _seconds_between(onset, recovered["at"]) if recovered and outcome == "resolved" else None
+        ),
+        "state_transitions": transitions,
+        "lambda_invocations": sum(1 for e in history if e["type"] == "LambdaFunctionScheduled"),
+        "transitions_to_first_action": to_first[0],
+        "invocations_to_first_action": to_first[1],
+        "lock_released": not locks_left,
+        "audit_events": audit,
+        "notifications": notifications,
+        "aws_calls": sorted({f"{fn or 'sandbox'}:{svc}:{op}" for fn, svc, op in aws_calls}),
+        "wall_time_s": round(wall_s, 2),
+        "execution_history": history,
+    }
+
+
+def render_timeline(result: dict[str, Any]) -> str:
+    audit = result["audit_events"]
+    onset_text = next(
+        (e["parameters"]["state_timestamp"] for e in audit if e["kind"] == "alarm_received"),
+        audit[0]["at"] if audit else None,
+    )
+    onset = parse_aws_time(onset_text) if onset_text else None
+    mark = "PASS" if result["passed"] else "FAIL"
+    lines = [
+        f"Drill {result['scenario']}: {result['description']}",
+        f"Incident {result['incident_id']}  (execution {result['execution_status']})",
+        "",
+    ]
+    for event in audit:
+        offset = (parse_aws_time(event["at"]) - onset).total_seconds() if onset else 0.0
+        sign = "-" if offset < 0 else "+"
+        stamp = f"T{sign}{format_duration(abs(offset)):>6}"
+        lines.append(f"  {stamp}  {event['kind']:<16} {event['summary']}")
+    first = result["time_to_first_action_s"]
+    recovery = result["time_to_recovery_s"]
+    lines += [
+        "",
+        f"Outcome: {result['outcome']} (expected {result['expected_outcome']}) — {mark}",
+        f"Time to first action: {first if first is not None else '—'} s   "
+        f"time to recovery: {recovery if recovery is not None else '—'} s (simulated)",
+        f"State transitions: {result['state_transitions']}   Lambda invocations: {result['lambda_invocations']}"
+        f"   lock released: {'yes' if result['lock_released'] else 'NO'}   wall time: {result['wall_time_s']} s",
+    ]
+    return "\n".join(lines)
+
+
+def write_out(result: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "audit-events.json").write_text(json.dumps(result["audit_events"], indent=2, default=str))
+    (out / "execution-history.json").write_text(json.dumps(result["execution_history"], indent=2, default=str))
+    (out / "notifications.txt").write_text("\n\n---\n\n".join(result["notifications"]))
+    (out / "drill.json").write_text(json.dumps(public(result), indent=2, default=str))
+    (out / "timeline.txt").write_text(render_timeline(result) + "\n")
+
+
+def public(result: dict[str, Any]) -> dict[str, Any]:
+    """The --json document: everything but the bulky execution history (that goes to --out)."""
+    return {k: v for k, v in result.items() if k != "execution_history"}

@@ -1,0 +1,137 @@
+"""CodeDeploy: find the deployment in scope and its last-known-good predecessor, roll back, widen."""
+
+import json
+from datetime import datetime
+from typing import Any
+
+import yaml
+from botocore.exceptions import ClientError
+
+from rollguard.adapters.aws_errors import translate
+from rollguard.errors import RollbackFailed
+from rollguard.incident import DeploymentRef
+
+_NOT_FOUND = frozenset(
+    {
+        "ApplicationDoesNotExistException",
+        "DeploymentGroupDoesNotExistException",
+        "DeploymentDoesNotExistException",
+        "DeploymentConfigDoesNotExistException",
+    }
+)
+IN_FLIGHT = frozenset({"Created", "Queued", "InProgress", "Baking", "Ready"})
+
+# A canary moves only a slice of traffic first; "full" moves the rest at once.
+CANARY_CONFIG = {
+    "Lambda": "CodeDeployDefault.LambdaCanary10Percent15Minutes",
+    "ECS": "CodeDeployDefault.ECSCanary10Percent15Minutes",
+    "Server": "CodeDeployDefault.OneAtATime",
+}
+FULL_CONFIG = {
+    "Lambda": "CodeDeployDefault.LambdaAllAtOnce",
+    "ECS": "CodeDeployDefault.ECSAllAtOnce",
+    "Server": "CodeDeployDefault.AllAtOnce",
+}
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def revision_label(revision: dict[str, Any]) -> str:
+    """What a revision is called in per-version metrics: the Lambda version, ECS task definition, or artifact."""
+    kind = revision.get("revisionType")
+    if kind in {"AppSpecContent", "String"}:
+        body = (revision.get("appSpecContent") or revision.get("string") or {}).get("content", "")
+        try:
+            spec = yaml.safe_load(body) or {}
+            for resource in spec.get("Resources", []):
+                props = next(iter(resource.values())).get("Properties", {})
+                if "TargetVersion" in props:
+                    return str(props["TargetVersion"])
+                if "TaskDefinition" in props:
+                    return str(props["TaskDefinition"]).rsplit(":", 1)[-1]
+        except (yaml.YAMLError, AttributeError, StopIteration, TypeError):
+            pass
+        return str(revision.get("appSpecContent", {}).get("sha256") or "appspec")
+    if kind == "S3":
+        s3 = revision.get("s3Location", {})
+        return f"{s3.get('key', '?')}@{s3.get('version') or s3.get('eTag') or 'latest'}"
+    if kind == "GitHub":
+        return str(revision.get("gitHubLocation", {}).get("commitId", "?"))[:12]
+    return json.dumps(revision, sort_keys=True)[:60]
+
+
+def to_ref(info: dict[str, Any]) -> DeploymentRef:
+    return DeploymentRef(
+        deployment_id=info["deploymentId"],
+        status=info.get("status", "Unknown"),
+        revision=info.get("revision") or {},
+        revision_label=revision_label(info.get("revision") or {}),
+        create_time=_iso(info.get("createTime")) or "",
+        complete_time=_iso(info.get("completeTime")),
+        compute_platform=info.get("computePlatform", "Server"),
+        creator=info.get("creator", "user"),
+        description=info.get("description") or "",
+    )
+
+
+class CodeDeploy:
+    def __init__(self, client: Any):
+        self._cd = client
+
+    def deployment_group(self, application: str, group: str) -> dict[str, Any]:
+        try:
+            return dict(
+                self._cd.get_deployment_group(applicationName=application, deploymentGroupName=group)[
+                    "deploymentGroupInfo"
+                ]
+            )
+        except ClientError as exc:
+            raise translate(exc, f"reading deployment group {application}/{group}", _NOT_FOUND) from exc
+
+    def deployments(self, application: str, group: str, since: datetime | None = None) -> list[DeploymentRef]:
+        """Deployments of the group (created after ``since`` if given), newest first."""
+        kwargs: dict[str, Any] = {"applicationName": application, "deploymentGroupName": group}
+        if since is not None:
+            kwargs["createTimeRange"] = {"start": since}
+        try:
+            ids: list[str] = []
+            for page in self._cd.get_paginator("list_deployments").paginate(**kwargs):
+                ids.extend(page["deployments"])
+            infos: list[dict[str, Any]] = []
+            for i in range(0, len(ids), 25):
+                infos.extend(self._cd.batch_get_deployments(deploymentIds=ids[i : i + 25])["deploymentsInfo"])
+        except ClientError as exc:
+            raise translate(exc, f"listing deployments of {application}/{group}", _NOT_FOUND) from exc
+        return sorted((to_ref(i) for i in infos), key=lambda d: d.create_time, reverse=True)
+
+    def get(self, deployment_id: str) -> dict[str, Any]:
+        try:
+            return dict(self._cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"])
+        except ClientError as exc:
+            raise translate(exc, f"reading deployment {deployment_id}", _NOT_FOUND) from exc
+
+    def stop(self, deployment_id: str, auto_rollback: bool) -> str:
+        try:
+            response = self._cd.stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=auto_rollback)
+        except ClientError as exc:
+            raise translate(exc, f"stopping deployment {deployment_id}", _NOT_FOUND, RollbackFailed) from exc
+        return str(response.get("status", "Pending"))
+
+    def deploy(self, application: str, group: str, revision: dict[str, Any], config: str, description: str) -> str:
+        try:
+            response = self._cd.create_deployment(
+                applicationName=application,
+                deploymentGroupName=group,
+                revision=revision,
+                deploymentConfigName=config,
+                description=description[:250],
+            )
+        except ClientError as exc:
+            raise translate(exc, f"deploying {config} to {application}/{group}", _NOT_FOUND, RollbackFailed) from exc
+        return str(response["deploymentId"])

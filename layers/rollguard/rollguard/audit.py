@@ -1,0 +1,107 @@
+"""Append-only audit events: one per thing that happened, never updated, never deleted.
+
+Each event is written with ``attribute_not_exists`` so a retried write cannot overwrite history;
+the functions' IAM grants no UpdateItem/DeleteItem on the table. Query by incident (table key) or
+by target over time (GSI ``by_target``).
+"""
+
+import json
+import secrets
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, Field
+
+from rollguard import clock
+from rollguard.adapters.aws_errors import error_code, translate
+
+AUTOMATION = "rollguard-automation"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class AuditEvent(BaseModel):
+    incident_id: str
+    target_key: str
+    kind: str
+    actor: str = AUTOMATION
+    result: str = "ok"
+    reason: str = ""
+    summary: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    at: str = Field(default_factory=clock.iso)
+    event_key: str = ""
+
+    def model_post_init(self, _context: Any) -> None:
+        if not self.event_key:
+            # Time first so a query by incident comes back in order; the suffix keeps keys unique.
+            self.event_key = f"{self.at}#{self.kind}#{secrets.token_hex(3)}"
+
+
+def to_item(data: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB attribute map (floats as Decimal, empty strings kept)."""
+    plain = json.loads(json.dumps(data, default=str), parse_float=Decimal)
+    return {k: _serializer.serialize(v) for k, v in plain.items() if v is not None}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return int(value) if value == value.to_integral_value() else float(value)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | set):
+            return [plain(v) for v in value]
+        return value
+
+    return {k: plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def put_request(table: str, event: AuditEvent) -> dict[str, Any]:
+    return {
+        "TableName": table,
+        "Item": to_item(event.model_dump()),
+        "ConditionExpression": "attribute_not_exists(incident_id)",
+    }
+
+
+class AuditLog:
+    def __init__(self, dynamodb: Any, table: str):
+        self._db = dynamodb
+        self._table = table
+
+    def append(self, event: AuditEvent) -> bool:
+        """Write ``event``; False when an event with the same key already exists (a duplicate delivery)."""
+        try:
+            self._db.put_item(**put_request(self._table, event))
+            return True
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc, f"appending audit event {event.kind} to {self._table}") from exc
+
+    def for_incident(self, incident_id: str) -> list[dict[str, Any]]:
+        return self._query(
+            KeyConditionExpression="incident_id = :i", ExpressionAttributeValues={":i": {"S": incident_id}}
+        )
+
+    def for_target(self, target_key: str, since: str = "", until: str = "~") -> list[dict[str, Any]]:
+        return self._query(
+            IndexName="by_target",
+            KeyConditionExpression="target_key = :t AND #at BETWEEN :a AND :b",
+            ExpressionAttributeNames={"#at": "at"},
+            ExpressionAttributeValues={":t": {"S": target_key}, ":a": {"S": since}, ":b": {"S": until}},
+        )
+
+    def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        paginator = self._db.get_paginator("query")
+        try:
+            for page in paginator.paginate(TableName=self._table, **kwargs):
+                events.extend(from_item(item) for item in page["Items"])
+        except ClientError as exc:
+            raise translate(exc, f"reading audit events from {self._table}") from exc
+        return sorted(events, key=lambda e: (e["at"], e["event_key"]))

@@ -1,0 +1,29 @@
+"""The one source of "now" for the domain.
+
+On AWS it is the wall clock. The local sandbox swaps in a virtual clock so that a drill's
+verification windows pass in no real time while every timestamp stays consistent.
+"""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+_source: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
+
+
+def now() -> datetime:
+    return _source()
+
+
+def use(source: Callable[[], datetime]) -> None:
+    global _source
+    _source = source
+
+
+def reset() -> None:
+    use(lambda: datetime.now(UTC))
+
+
+def iso(moment: datetime | None = None) -> str:
+    """UTC timestamp with milliseconds and a Z suffix; sorts lexically."""
+    moment = moment or now()
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

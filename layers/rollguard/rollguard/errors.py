@@ -1,0 +1,41 @@
+"""Domain errors. A class name is the error name the state machine's Retry/Catch sees."""
+
+
+class RollguardError(Exception):
+    """Base class: a named, expected failure with a reason a human can act on."""
+
+
+class TransientAwsError(RollguardError):
+    """Throttling or a transient AWS fault that outlived botocore's retries; the ASL retries it."""
+
+
+class InvalidAlarmEvent(RollguardError):
+    """The event is not a well-formed CloudWatch alarm state change."""
+
+
+class PolicyInvalid(RollguardError):
+    """The policy file failed validation."""
+
+
+class TargetNotFound(RollguardError):
+    """The policy's target (application, deployment group, alarm) does not exist."""
+
+
+class PermissionDenied(RollguardError):
+    """AWS refused the call (AccessDenied and friends): Rollguard's IAM needs attention."""
+
+
+class NothingToRollBack(RollguardError):
+    """There is no succeeded revision to go back to."""
+
+
+class RollbackFailed(RollguardError):
+    """CodeDeploy rejected the rollback for a reason other than permissions or throttling."""
+
+
+class VerificationFailed(RollguardError):
+    """The verification data could not be read."""
+
+
+class AwsCallFailed(RollguardError):
+    """AWS refused a call for a reason that is neither throttling, permissions nor a missing resource."""

@@ -1,0 +1,115 @@
+"""What flows through the remediation state machine: the incident and what each step learned.
+
+Every task receives the whole execution state and returns one of these models; the state machine
+stores them under ``$.assessment`` and ``$.progress``. Each carries a one-line ``summary`` for the
+Step Functions console.
+"""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rollguard.policy import Policy
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class AlarmRef(_Model):
+    name: str
+    arn: str
+    region: str
+    account: str
+    state: str
+    reason: str = ""
+    state_timestamp: str
+    event_id: str
+    composite: bool = False
+
+
+class IncidentInput(_Model):
+    incident_id: str
+    opened_at: str
+    target_key: str
+    policy: Policy
+    alarm: AlarmRef
+
+
+class DeploymentRef(_Model):
+    deployment_id: str
+    status: str
+    revision: dict[str, Any]
+    revision_label: str
+    create_time: str
+    complete_time: str | None = None
+    compute_platform: str
+    creator: str = "user"
+    description: str = ""
+
+
+class Assessment(_Model):
+    decision: Literal["act", "no_action"]
+    reason: str
+    summary: str
+    bad: DeploymentRef | None = None
+    last_good: DeploymentRef | None = None
+    in_flight: bool = False
+
+
+class ActionRecord(_Model):
+    step: int
+    action: str
+    scope: str
+    started_at: str
+    result: str
+    deployment_ids: list[str] = Field(default_factory=list)
+    detail: str = ""
+    verdict: str | None = None
+
+
+Route = Literal["act", "wait_again", "resolve", "escalate"]
+
+
+class Progress(_Model):
+    step: int
+    action: str
+    scope: str
+    summary: str
+    wait_seconds: int
+    judge: Literal["slice", "aggregate"]
+    rollback_deployment_id: str | None = None
+    full_rollback_done: bool = False
+    extended: bool = False
+    actions: list[ActionRecord] = Field(default_factory=list)
+    verdict: str | None = None
+    reason: str = ""
+    next: Route | None = None
+    next_step: int | None = None
+
+
+class TaskError(_Model):
+    Error: str = "States.Unknown"
+    Cause: str = ""
+
+
+class ExecutionState(IncidentInput):
+    assessment: Assessment | None = None
+    progress: Progress | None = None
+    error: TaskError | None = None
+
+
+Outcome = Literal["resolved", "escalated", "closed_no_action"]
+
+
+class CloseRequest(_Model):
+    state: ExecutionState
+    outcome: Outcome
+
+
+class CloseResult(_Model):
+    incident_id: str
+    outcome: Outcome
+    reason: str
+    summary: str
+    notified: bool

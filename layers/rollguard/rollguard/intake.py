@@ -1,0 +1,165 @@
+"""Intake: one alarm event in, at most one remediation execution out.
+
+Garbage is rejected with a reason (never retried into a crash loop); alarms no policy claims are
+dropped; the first ALARM for a target opens an incident and starts its execution; later alarms for
+the same target are recorded on the open incident.
+"""
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ValidationError
+
+from rollguard import clock
+from rollguard.adapters.aws_errors import error_code, translate
+from rollguard.alarm_event import STATE_CHANGE, AlarmStateChange
+from rollguard.audit import AuditEvent, AuditLog
+from rollguard.incident import AlarmRef, IncidentInput
+from rollguard.policy import PolicyFile
+from rollguard.store import IncidentStore, execution_input_of
+
+logger = logging.getLogger(__name__)
+
+
+class IntakeResult(BaseModel):
+    status: Literal["opened", "joined", "duplicate", "ignored", "rejected"]
+    reason: str
+    incident_id: str | None = None
+    execution_arn: str | None = None
+
+
+@dataclass
+class IntakeDeps:
+    policies: PolicyFile
+    store: IncidentStore
+    audit: AuditLog
+    stepfunctions: Any
+    state_machine_arn: str
+
+
+def incident_id_for(policy_name: str, event_id: str, at: str) -> str:
+    """Readable, unique and a valid execution name (<= 80 chars): policy, UTC time, event hash."""
+    stamp = at.replace("-", "").replace(":", "")[:15] + "Z"
+    return f"{policy_name}-{stamp}-{hashlib.sha256(event_id.encode()).hexdigest()[:6]}"
+
+
+def _describe_validation(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "<event>"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
+    if not isinstance(raw, dict):
+        return _rejected(f"event is a {type(raw).__name__}, not a JSON object")
+    detail_type = raw.get("detail-type")
+    if detail_type != STATE_CHANGE:
+        return _ignored(f"detail-type {detail_type!r} is not {STATE_CHANGE!r}")
+    try:
+        event = AlarmStateChange.model_validate(raw)
+    except ValidationError as exc:
+        return _rejected(f"malformed alarm state change event {raw.get('id', '?')}: {_describe_validation(exc)}")
+
+    alarm = event.detail
+    if alarm.state.value != "ALARM":
+        return _ignored(f"alarm {alarm.alarmName} moved to {alarm.state.value}; only ALARM is acted on")
+    policy = deps.policies.match(alarm.alarmName)
+    if policy is None:
+        return _ignored(f"no policy claims alarm {alarm.alarmName}")
+
+    now = clock.iso()
+    incident_id = incident_id_for(policy.name, event.id, now)
+    target_key = policy.target.key
+    alarm_ref = AlarmRef(
+        name=alarm.alarmName,
+        arn=event.resources[0] if event.resources else "",
+        region=event.region,
+        account=event.account,
+        state=alarm.state.value,
+        reason=alarm.state.reason,
+        state_timestamp=alarm.state.timestamp,
+        event_id=event.id,
+        composite=alarm.composite,
+    )
+    received = AuditEvent(
+        incident_id=incident_id,
+        target_key=target_key,
+        kind="alarm_received",
+        summary=f"{alarm.alarmName} → ALARM: {alarm.state.reason}"[:500],
+        parameters={"alarm": alarm.alarmName, "event_id": event.id, "state_timestamp": alarm.state.timestamp},
+        event_key=f"alarm#{event.id}",  # stable: a redelivered event is recognised, not counted twice
+    )
+    execution_input = IncidentInput(
+        incident_id=incident_id, opened_at=now, target_key=target_key, policy=policy, alarm=alarm_ref
+    ).model_dump(mode="json")
+    incident = {
+        "incident_id": incident_id,
+        "target_key": target_key,
+        "policy": policy.name,
+        "status": "starting",
+        "opened_at": now,
+        "alarm": alarm.alarmName,
+        "alarm_count": 1,
+        "current_step": "opening",
+        "execution_input": json.dumps(execution_input),
+    }
+    opened = deps.store.open_or_join(incident, deps.policies.defaults.lock_ttl, received)
+
+    if opened.opened:
+        started = _start(deps, incident_id, execution_input)
+        logger.info("opened incident %s for %s (policy %s)", incident_id, target_key, policy.name)
+        return IntakeResult(
+            status="opened",
+            reason=f"{alarm.alarmName} opened an incident on {target_key}",
+            incident_id=incident_id,
+            execution_arn=started,
+        )
+
+    joined_id = opened.incident_id
+    fresh = deps.audit.append(received.model_copy(update={"incident_id": joined_id}))
+    if not fresh:
+        return IntakeResult(status="duplicate", reason=f"event {event.id} was already recorded", incident_id=joined_id)
+    deps.store.update(joined_id, add={"alarm_count": 1})
+    arn: str | None = None
+    if opened.status == "starting":
+        # The incident's execution failed to start earlier: this alarm retries the start (same name = idempotent).
+        current = deps.store.get(joined_id)
+        if current:
+            arn = _start(deps, joined_id, execution_input_of(current))
+    logger.info("alarm %s joined open incident %s", alarm.alarmName, joined_id)
+    return IntakeResult(
+        status="joined",
+        reason=f"{alarm.alarmName} recorded on open incident {joined_id}",
+        incident_id=joined_id,
+        execution_arn=arn,
+    )
+
+
+def _start(deps: IntakeDeps, incident_id: str, execution_input: dict[str, Any]) -> str:
+    try:
+        response = deps.stepfunctions.start_execution(
+            stateMachineArn=deps.state_machine_arn, name=incident_id, input=json.dumps(execution_input)
+        )
+        arn = str(response["executionArn"])
+    except ClientError as exc:
+        if error_code(exc) != "ExecutionAlreadyExists":
+            # Leave the incident "starting" and the lock held: the retried event (or the next alarm) starts it.
+            raise translate(exc, f"starting the remediation of incident {incident_id}") from exc
+        arn = f"{deps.state_machine_arn.replace(':stateMachine:', ':execution:')}:{incident_id}"
+    deps.store.update(incident_id, status="open", execution_arn=arn, current_step="assessing")
+    return arn
+
+
+def _rejected(reason: str) -> IntakeResult:
+    logger.error("rejected event: %s", reason)
+    return IntakeResult(status="rejected", reason=reason)
+
+
+def _ignored(reason: str) -> IntakeResult:
+    logger.info("ignored event: %s", reason)
+    return IntakeResult(status="ignored", reason=reason)

@@ -1,0 +1,233 @@
+"""The policy file: triggers, thresholds, target and ladder of actions in one YAML document.
+
+Validation is pydantic. ``load_policy_file`` returns a ``PolicyFile`` or raises ``PolicyFileInvalid``
+carrying one ``PolicyProblem`` (file, field path, reason) per problem found.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rollguard.durations import parse_duration
+from rollguard.errors import PolicyInvalid
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _seconds(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError("duration must be longer than zero")
+        return value
+    return parse_duration(value)
+
+
+Duration = Annotated[int, Field(description="seconds; written as '90s', '5m', '1h' in YAML")]
+
+
+class Defaults(_Strict):
+    mode: Literal["enforce"] = "enforce"
+    cooldown: Duration = 1800
+    max_actions_per_hour: int = Field(default=3, ge=1)
+    lock_ttl: Duration = 7200
+
+    _durations = field_validator("cooldown", "lock_ttl", mode="before")(_seconds)
+
+
+class Trigger(_Strict):
+    alarms: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(min_length=1)
+    require_change_within: Duration = 1800
+
+    _durations = field_validator("require_change_within", mode="before")(_seconds)
+
+
+class CodeDeployTarget(_Strict):
+    application: str = Field(min_length=1, max_length=100)
+    deployment_group: str = Field(min_length=1, max_length=100)
+
+
+class Target(_Strict):
+    codedeploy: CodeDeployTarget
+
+    @property
+    def key(self) -> str:
+        """One lock and one open incident per key."""
+        cd = self.codedeploy
+        return f"codedeploy:{cd.application}/{cd.deployment_group}"
+
+
+class SliceMetrics(_Strict):
+    """Per-revision metrics, used to judge the slice of traffic a canary step moved."""
+
+    namespace: str
+    errors_metric: str
+    requests_metric: str
+    dimensions: dict[str, str] = Field(default_factory=dict)
+    version_dimension: str
+    period: Duration = 60
+
+    _durations = field_validator("period", mode="before")(_seconds)
+
+
+class VerifySettings(_Strict):
+    min_requests: int = Field(default=50, ge=1)
+    max_error_rate: float = Field(default=0.05, gt=0, lt=1)
+    slice: SliceMetrics | None = None
+
+
+class StepVerify(_Strict):
+    window: Duration
+    extend_once: bool = True
+
+    _durations = field_validator("window", mode="before")(_seconds)
+
+
+class RollbackStep(_Strict):
+    action: Literal["rollback"]
+    scope: Literal["canary", "full"]
+    verify: StepVerify
+
+
+LadderStep = Annotated[RollbackStep, Field(discriminator="action")]
+
+
+class Escalation(_Strict):
+    runbook: str | None = None
+
+
+class Policy(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,47}$")
+    trigger: Trigger
+    target: Target
+    ladder: list[LadderStep] = Field(min_length=1, max_length=10)
+    verify: VerifySettings = VerifySettings()
+    escalate: Escalation = Escalation()
+
+    @model_validator(mode="after")
+    def _canary_needs_slice_metrics(self) -> Policy:
+        if any(step.scope == "canary" for step in self.ladder) and self.verify.slice is None:
+            raise ValueError("a canary step is judged on its slice of traffic: set verify.slice")
+        return self
+
+    def matches(self, alarm_name: str) -> bool:
+        return any(fnmatch.fnmatchcase(alarm_name, pattern) for pattern in self.trigger.alarms)
+
+
+class PolicyFile(_Strict):
+    version: Literal[1]
+    defaults: Defaults = Defaults()
+    policies: list[Policy] = Field(min_length=1)
+
+    def match(self, alarm_name: str) -> Policy | None:
+        return next((p for p in self.policies if p.matches(alarm_name)), None)
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    file: str
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.path or '<root>'}: {self.reason}"
+
+
+class PolicyFileInvalid(PolicyInvalid):
+    def __init__(self, problems: list[PolicyProblem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+_ACTIONS = ("rollback",)
+
+
+def _loc(parts: tuple[Any, ...]) -> str:
+    out = ""
+    for i, part in enumerate(parts):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in _ACTIONS and i > 0 and isinstance(parts[i - 1], int):
+            continue  # pydantic names the union member it tried; the reader wants the field path
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _reason(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "union_tag_invalid":
+        return f"unknown action {err['input'].get('action')!r} (known: {', '.join(_ACTIONS)})"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _cross_policy_problems(doc: PolicyFile, file: str) -> list[PolicyProblem]:
+    problems = []
+    seen: dict[str, int] = {}
+    for i, policy in enumerate(doc.policies):
+        if policy.name in seen:
+            problems.append(
+                PolicyProblem(
+                    file,
+                    f"policies[{i}].name",
+                    f"duplicate policy name {policy.name!r} (also policies[{seen[policy.name]}])",
+                )
+            )
+        seen.setdefault(policy.name, i)
+    for i, a in enumerate(doc.policies):
+        for j in range(i + 1, len(doc.policies)):
+            b = doc.policies[j]
+            for k, pattern in enumerate(b.trigger.alarms):
+                clash = (
+                    pattern in a.trigger.alarms
+                    or a.matches(pattern)
+                    or any(fnmatch.fnmatchcase(p, pattern) for p in a.trigger.alarms)
+                )
+                if clash:
+                    problems.append(
+                        PolicyProblem(
+                            file,
+                            f"policies[{j}].trigger.alarms[{k}]",
+                            f"alarm {pattern!r} is also claimed by policy {a.name!r}: one alarm, one policy",
+                        )
+                    )
+    return problems
+
+
+def parse_policy_document(text: str, file: str = "<policy>") -> PolicyFile:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PolicyFileInvalid(
+            [PolicyProblem(file, where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]
+        ) from None
+    if not isinstance(raw, dict):
+        raise PolicyFileInvalid([PolicyProblem(file, "", "a policy file is a mapping with 'version' and 'policies'")])
+    try:
+        doc = PolicyFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = [PolicyProblem(file, _loc(err["loc"]), _reason(err)) for err in exc.errors()]
+        raise PolicyFileInvalid(problems) from None
+    problems = _cross_policy_problems(doc, file)
+    if problems:
+        raise PolicyFileInvalid(problems)
+    return doc
+
+
+def load_policy_file(path: str | Path) -> PolicyFile:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyFileInvalid([PolicyProblem(str(path), "", f"cannot read: {exc.strerror}")]) from None
+    return parse_policy_document(text, str(path))

@@ -1,0 +1,59 @@
+"""Wiring for the Lambda handlers: settings → clients → adapters, built once per container."""
+
+from functools import cache
+
+from rollguard import clients
+from rollguard.adapters.cloudwatch import CloudWatch
+from rollguard.adapters.codedeploy import CodeDeploy
+from rollguard.adapters.notify import Notifier
+from rollguard.audit import AuditLog
+from rollguard.intake import IntakeDeps
+from rollguard.policy import PolicyFile, load_policy_file
+from rollguard.remediation import Deps
+from rollguard.settings import get_settings
+from rollguard.store import IncidentStore
+
+
+@cache
+def policies() -> PolicyFile:
+    return load_policy_file(get_settings().policy_file)
+
+
+def audit_log() -> AuditLog:
+    return AuditLog(clients.dynamodb(), get_settings().audit_table)
+
+
+def incident_store() -> IncidentStore:
+    s = get_settings()
+    return IncidentStore(clients.dynamodb(), s.incidents_table, s.locks_table, s.audit_table)
+
+
+@cache
+def intake_deps() -> IntakeDeps:
+    return IntakeDeps(
+        policies=policies(),
+        store=incident_store(),
+        audit=audit_log(),
+        stepfunctions=clients.client("stepfunctions"),
+        state_machine_arn=get_settings().state_machine_arn,
+    )
+
+
+@cache
+def remediation_deps() -> Deps:
+    return Deps(
+        codedeploy=CodeDeploy(clients.client("codedeploy")),
+        cloudwatch=CloudWatch(clients.client("cloudwatch")),
+        audit=audit_log(),
+        store=incident_store(),
+    )
+
+
+def notifier() -> Notifier:
+    return Notifier(clients.client("sns"), get_settings().escalation_topic_arn)
+
+
+def reset() -> None:
+    """Forget cached wiring (tests and the sandbox change the environment between runs)."""
+    for cached in (policies, intake_deps, remediation_deps, get_settings, clients.client):
+        cached.cache_clear()

@@ -1,0 +1,22 @@
+"""Settings from the Lambda environment, read once per container (never at import time)."""
+
+import os
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    incidents_table: str = Field(alias="INCIDENTS_TABLE")
+    audit_table: str = Field(alias="AUDIT_TABLE")
+    locks_table: str = Field(alias="LOCKS_TABLE")
+    state_machine_arn: str = Field(default="", alias="STATE_MACHINE_ARN")
+    escalation_topic_arn: str = Field(default="", alias="ESCALATION_TOPIC_ARN")
+    policy_file: str = Field(default="/opt/rollguard.yaml", alias="POLICY_FILE")
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings.model_validate(dict(os.environ))

@@ -1,0 +1,346 @@
+"""template.yaml: it lints clean, wires the ASL completely and grants each role exactly what it needs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import pytest
+from iam import REPO_ROOT, TEMPLATE_PATH, allowed_actions, policy_entries, resources_of_type
+
+FUNCTIONS = ["IntakeFunction", "AssessFunction", "ActFunction", "VerifyFunction", "CloseFunction"]
+STATE_MACHINE = "RemediationStateMachine"
+ROLE_OWNERS = [*FUNCTIONS, STATE_MACHINE]
+
+_ACCOUNT = "${AWS::Region}:${AWS::AccountId}"
+ALARMS = f"arn:${{AWS::Partition}}:cloudwatch:{_ACCOUNT}:alarm:${{AlarmNamePattern}}"
+DEPLOYMENT_GROUPS = f"arn:${{AWS::Partition}}:codedeploy:{_ACCOUNT}:deploymentgroup:${{CodeDeployApplicationPattern}}/*"
+DEPLOYMENT_CONFIGS = f"arn:${{AWS::Partition}}:codedeploy:{_ACCOUNT}:deploymentconfig:*"
+APPLICATIONS = f"arn:${{AWS::Partition}}:codedeploy:{_ACCOUNT}:application:${{CodeDeployApplicationPattern}}"
+INCIDENTS, AUDIT, LOCKS = "table:IncidentsTable", "table:AuditTable", "table:LocksTable"
+TOPIC = "topic:EscalationTopic"
+
+# What each function's code calls, and nothing more. Change this together with the handler.
+EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
+    "IntakeFunction": {
+        "dynamodb:PutItem": {INCIDENTS, LOCKS, AUDIT},
+        "dynamodb:GetItem": {INCIDENTS, LOCKS},
+        "dynamodb:UpdateItem": {INCIDENTS},
+        "dynamodb:DeleteItem": {LOCKS},
+        "dynamodb:ConditionCheckItem": {LOCKS, AUDIT},
+        "states:StartExecution": {"statemachine:RemediationStateMachine"},
+        "sqs:SendMessage": {"queue:IntakeDeadLetterQueue"},
+    },
+    "AssessFunction": {
+        "cloudwatch:DescribeAlarms": {ALARMS},
+        "codedeploy:GetDeploymentGroup": {DEPLOYMENT_GROUPS},
+        "codedeploy:ListDeployments": {DEPLOYMENT_GROUPS},
+        "codedeploy:GetDeployment": {DEPLOYMENT_GROUPS},
+        "codedeploy:BatchGetDeployments": {DEPLOYMENT_GROUPS},
+        "dynamodb:PutItem": {AUDIT},
+        "dynamodb:UpdateItem": {INCIDENTS},
+    },
+    "ActFunction": {
+        "codedeploy:CreateDeployment": {DEPLOYMENT_GROUPS},
+        "codedeploy:StopDeployment": {DEPLOYMENT_GROUPS},
+        "codedeploy:GetDeployment": {DEPLOYMENT_GROUPS},
+        "codedeploy:GetDeploymentConfig": {DEPLOYMENT_CONFIGS},
+        "codedeploy:GetApplicationRevision": {APPLICATIONS},
+        "dynamodb:PutItem": {AUDIT},
+        "dynamodb:UpdateItem": {INCIDENTS},
+    },
+    "VerifyFunction": {
+        "cloudwatch:DescribeAlarms": {ALARMS},
+        "cloudwatch:GetMetricData": {"*"},
+        "codedeploy:GetDeployment": {DEPLOYMENT_GROUPS},
+        "codedeploy:StopDeployment": {DEPLOYMENT_GROUPS},
+        "dynamodb:PutItem": {AUDIT},
+        "dynamodb:UpdateItem": {INCIDENTS},
+    },
+    "CloseFunction": {
+        "dynamodb:PutItem": {AUDIT},
+        "dynamodb:UpdateItem": {INCIDENTS},
+        "dynamodb:DeleteItem": {LOCKS},
+        "sns:Publish": {TOPIC},
+    },
+}
+
+# Actions without resource-level permissions: the only ones that may be granted on "*".
+STAR_RESOURCE_ALLOWED = {
+    "cloudwatch:GetMetricData",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+}
+
+# Rights that would let a role rewrite or erase audit history.
+AUDIT_FORBIDDEN = [
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQL*",
+]
+
+EXPECTED_OUTPUTS = [
+    "RemediationStateMachineArn",
+    "IncidentsTableName",
+    "AuditTableName",
+    "LocksTableName",
+    "EscalationTopicArn",
+    "IntakeFunctionName",
+    "IntakeDeadLetterQueueUrl",
+    "StepFunctionsConsoleUrl",
+]
+
+
+# ---------------------------------------------------------------------------- tools
+
+
+def _tool(name: str) -> Path:
+    """sam / cfn-lint from the tools venv the Makefile builds, else another known install."""
+    tools_bin = Path(os.environ.get("ROLLGUARD_TOOLS_BIN", REPO_ROOT / ".venv-tools" / "bin"))
+    candidates = [tools_bin / name, Path("/tmp/samvenv/bin") / name]
+    on_path = shutil.which(name)
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.skip(
+        f"{name} not found (looked in {tools_bin}, /tmp/samvenv/bin and PATH); "
+        "create .venv-tools (the Makefile does) or set ROLLGUARD_TOOLS_BIN"
+    )
+
+
+def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    env["SAM_CLI_TELEMETRY"] = "0"
+    return subprocess.run([str(a) for a in args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_sam_validate_lint() -> None:
+    result = _run(_tool("sam"), "validate", "--lint", "--template-file", TEMPLATE_PATH)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "is a valid SAM Template" in output, output
+
+
+def test_cfn_lint_has_no_findings() -> None:
+    result = _run(_tool("cfn-lint"), TEMPLATE_PATH)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "", result.stdout
+
+
+# ---------------------------------------------------------------------------- state machine wiring
+
+
+def test_every_asl_file_belongs_to_a_state_machine(template: dict[str, Any]) -> None:
+    referenced = {
+        (REPO_ROOT / sm["Properties"]["DefinitionUri"]).resolve()
+        for sm in resources_of_type(template, "AWS::Serverless::StateMachine").values()
+    }
+    asl_files = {p.resolve() for p in (REPO_ROOT / "statemachines").glob("*.asl.json")}
+    assert asl_files, "no statemachines/*.asl.json"
+    assert asl_files <= referenced, f"ASL files no state machine uses: {sorted(asl_files - referenced)}"
+
+
+def test_definition_substitutions_match_the_asl(template: dict[str, Any]) -> None:
+    state_machines = resources_of_type(template, "AWS::Serverless::StateMachine")
+    assert state_machines
+    for logical_id, state_machine in state_machines.items():
+        props = state_machine["Properties"]
+        asl_path = REPO_ROOT / props["DefinitionUri"]
+        assert asl_path.is_file(), f"{logical_id}: {asl_path} does not exist"
+        text = asl_path.read_text(encoding="utf-8")
+        json.loads(text)  # valid JSON even before substitution
+        used = set(re.findall(r"\$\{([^}]+)\}", text))
+        provided = set(props.get("DefinitionSubstitutions", {}))
+        missing, unused = sorted(used - provided), sorted(provided - used)
+        assert not missing, f"{asl_path.name}: placeholders never substituted: {missing}"
+        assert not unused, f"{logical_id}: substitutions the ASL never uses: {unused}"
+
+
+def test_state_machine_is_standard_logged_and_traced(template: dict[str, Any]) -> None:
+    props = template["Resources"][STATE_MACHINE]["Properties"]
+    assert props["Type"] == "STANDARD"  # task tokens and long waits need Standard
+    assert props["Logging"]["Level"] == "ALL"
+    assert props["Logging"]["IncludeExecutionData"] is True
+    assert props["Tracing"]["Enabled"] is True
+    (destination,) = props["Logging"]["Destinations"]
+    log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert "RetentionInDays" in template["Resources"][log_group_id]["Properties"]
+
+
+# ---------------------------------------------------------------------------- IAM
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_function_iam_is_exactly_what_the_code_needs(template: dict[str, Any], logical_id: str) -> None:
+    assert allowed_actions(template, logical_id) == EXPECTED_FUNCTION_IAM[logical_id]
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_functions_use_explicit_statements_only(template: dict[str, Any], logical_id: str) -> None:
+    for entry in policy_entries(template, logical_id):
+        assert isinstance(entry, dict) and "Statement" in entry, f"{logical_id}: broad policy entry {entry!r}"
+
+
+def test_state_machine_iam(template: dict[str, Any]) -> None:
+    granted = allowed_actions(template, STATE_MACHINE)
+    invoked = {f"function:{name}" for name in FUNCTIONS if name != "IntakeFunction"}
+    assert granted.pop("lambda:InvokeFunction") == invoked
+    assert granted.pop("dynamodb:DeleteItem") == {LOCKS}
+    assert granted.pop("sns:Publish") == {TOPIC}
+    # What is left is log delivery and tracing, which only exist on "*".
+    unscoped = {action for action in STAR_RESOURCE_ALLOWED if not action.startswith("cloudwatch:")}
+    assert granted == dict.fromkeys(unscoped, {"*"})
+
+
+def _touches_audit_table(resource: str) -> bool:
+    return resource == "*" or resource.startswith(AUDIT) or ":dynamodb:" in resource
+
+
+@pytest.mark.parametrize("logical_id", ROLE_OWNERS)
+def test_audit_table_is_append_only(template: dict[str, Any], logical_id: str) -> None:
+    for action, resources in allowed_actions(template, logical_id).items():
+        hits_audit = any(_touches_audit_table(r) for r in resources)
+        for forbidden in AUDIT_FORBIDDEN:
+            # Compare both ways so a granted wildcard ("dynamodb:Update*") is caught too.
+            overlaps = fnmatchcase(action.lower(), forbidden.lower()) or fnmatchcase(forbidden.lower(), action.lower())
+            assert not (overlaps and hits_audit), f"{logical_id} may {action} on the audit table"
+
+
+@pytest.mark.parametrize("logical_id", ROLE_OWNERS)
+def test_no_service_wide_actions(template: dict[str, Any], logical_id: str) -> None:
+    for action in allowed_actions(template, logical_id):
+        assert action != "*" and not action.endswith(":*"), f"{logical_id} grants {action}"
+
+
+@pytest.mark.parametrize("logical_id", ROLE_OWNERS)
+def test_star_resource_only_where_iam_cannot_scope(template: dict[str, Any], logical_id: str) -> None:
+    for action, resources in allowed_actions(template, logical_id).items():
+        if "*" in resources:
+            assert action in STAR_RESOURCE_ALLOWED, f"{logical_id} grants {action} on *"
+
+
+# ---------------------------------------------------------------------------- resources
+
+
+def test_tables_have_pitr_and_sse(template: dict[str, Any]) -> None:
+    tables = resources_of_type(template, "AWS::DynamoDB::Table")
+    assert set(tables) == {"IncidentsTable", "AuditTable", "LocksTable"}
+    for logical_id, table in tables.items():
+        props = table["Properties"]
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, logical_id
+        assert props["SSESpecification"]["SSEEnabled"] is True, logical_id
+        assert props["BillingMode"] == "PAY_PER_REQUEST", logical_id
+
+
+def test_history_tables_survive_stack_deletion(template: dict[str, Any]) -> None:
+    for logical_id in ("IncidentsTable", "AuditTable"):
+        resource = template["Resources"][logical_id]
+        assert resource["DeletionPolicy"] == "Retain", logical_id
+        assert resource["UpdateReplacePolicy"] == "Retain", logical_id
+
+
+def test_locks_expire(template: dict[str, Any]) -> None:
+    ttl = template["Resources"]["LocksTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expires_at_epoch", "Enabled": True}
+
+
+def _effective(template: dict[str, Any], logical_id: str, prop: str) -> Any:
+    own = template["Resources"][logical_id]["Properties"].get(prop)
+    return own if own is not None else template.get("Globals", {}).get("Function", {}).get(prop)
+
+
+def test_functions_are_python313_arm64_and_traced(template: dict[str, Any]) -> None:
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    assert sorted(functions) == sorted(FUNCTIONS)
+    for logical_id in functions:
+        assert _effective(template, logical_id, "Runtime") == "python3.13", logical_id
+        assert _effective(template, logical_id, "Architectures") == ["arm64"], logical_id
+        assert _effective(template, logical_id, "Tracing") == "Active", logical_id
+
+
+def test_only_intake_gets_the_policies_layer(template: dict[str, Any]) -> None:
+    global_layers = template["Globals"]["Function"]["Layers"]
+    assert {"Ref": "RollguardLayer"} in global_layers
+    for logical_id in FUNCTIONS:
+        # SAM appends a function's Layers to the global ones.
+        layers = global_layers + template["Resources"][logical_id]["Properties"].get("Layers", [])
+        assert layers.count({"Ref": "RollguardLayer"}) == 1, logical_id
+        assert ({"Ref": "PoliciesLayer"} in layers) == (logical_id == "IntakeFunction"), logical_id
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_each_function_has_a_log_group_with_retention(template: dict[str, Any], logical_id: str) -> None:
+    log_groups = resources_of_type(template, "AWS::Logs::LogGroup").values()
+    names = {lg["Properties"]["LogGroupName"].get("Fn::Sub"): lg["Properties"] for lg in log_groups}
+    props = names.get(f"/aws/lambda/${{{logical_id}}}")
+    assert props is not None, f"no /aws/lambda log group for {logical_id}"
+    assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_escalation_topic_is_encrypted(template: dict[str, Any]) -> None:
+    topics = resources_of_type(template, "AWS::SNS::Topic")
+    assert topics
+    for logical_id, topic in topics.items():
+        assert topic["Properties"].get("KmsMasterKeyId"), logical_id
+
+
+def test_queues_are_encrypted(template: dict[str, Any]) -> None:
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    assert "IntakeDeadLetterQueue" in queues
+    for logical_id, queue in queues.items():
+        props = queue["Properties"]
+        assert props.get("SqsManagedSseEnabled") is True or props.get("KmsMasterKeyId"), logical_id
+
+
+def test_intake_rule_matches_alarms_and_dead_letters(template: dict[str, Any]) -> None:
+    props = template["Resources"]["IntakeFunction"]["Properties"]
+    (event,) = props["Events"].values()
+    assert event["Type"] == "EventBridgeRule"
+    rule = event["Properties"]
+    assert rule["Pattern"] == {
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "detail": {"state": {"value": ["ALARM"]}},
+    }
+    dlq = {"Fn::GetAtt": ["IntakeDeadLetterQueue", "Arn"]}
+    assert rule["DeadLetterConfig"] == {"Arn": dlq}
+    assert props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"] == dlq
+
+
+def test_only_the_alarm_rule_may_dead_letter(template: dict[str, Any]) -> None:
+    policies = resources_of_type(template, "AWS::SQS::QueuePolicy").values()
+    (policy,) = [p for p in policies if {"Ref": "IntakeDeadLetterQueue"} in p["Properties"]["Queues"]]
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    # SAM names the rule it generates <Function><EventName>.
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["IntakeFunctionAlarmStateChange", "Arn"]}}
+    }
+
+
+def test_outputs_exist_with_descriptions(template: dict[str, Any]) -> None:
+    outputs = template.get("Outputs", {})
+    for name in EXPECTED_OUTPUTS:
+        assert name in outputs, f"missing output {name}"
+        assert outputs[name].get("Description"), f"output {name} has no Description"
