@@ -18,6 +18,7 @@ from rollguard.audit import AuditLog
 from rollguard.durations import format_duration
 
 from rollguard_cli.sandbox.runner import TABLES, Sandbox
+from rollguard_cli.sandbox.world import ServiceSpec
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class Stage:
         )
         self.current: str | None = None
 
-    def deploy(self, version: str) -> str:
+    def deploy(self, version: str, config: str = "CodeDeployDefault.LambdaAllAtOnce", settle: bool = True) -> str:
+        """Deploy ``version`` of the checkout function through CodeDeploy (Lambda AppSpec)."""
         spec = {
             "version": 0.0,
             "Resources": [
@@ -79,12 +81,13 @@ class Stage:
         deployment_id = self.sb.client("codedeploy").create_deployment(
             applicationName="checkout",
             deploymentGroupName="checkout-prod",
-            deploymentConfigName="CodeDeployDefault.LambdaAllAtOnce",
+            deploymentConfigName=config,
             revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(spec)}},
             description=f"release {version}",
         )["deploymentId"]
         self.current = version
-        self.sb.advance(60)  # an all-at-once Lambda deployment completes within its minute
+        if settle:
+            self.sb.advance(60)  # an all-at-once Lambda deployment completes within its minute
         return str(deployment_id)
 
     def behave(self, rate: Callable[[str], float | None]) -> None:
@@ -155,39 +158,45 @@ def _seconds_between(start: datetime, end_iso: str) -> float:
 
 
 def run_drill(name: str) -> dict[str, Any]:
-    scenario = SCENARIOS[name]
+    return run_scenario(SCENARIOS[name])
+
+
+def run_scenario(
+    scenario: Scenario,
+    service: ServiceSpec | None = None,
+    prepare: Callable[[Sandbox], None] | None = None,
+    policy_file: Path | None = None,
+) -> dict[str, Any]:
+    """Run ``scenario`` in a fresh sandbox; ``prepare`` may inject faults before the alarm fires."""
     wall = time.perf_counter()
-    stage_holder: list[Stage] = []
-    with Sandbox(error_model=lambda label, at: stage_holder[0].error_rate(label, at)) as sb:
-        stage = Stage(sb)
-        stage_holder.append(stage)
-        scenario.setup(stage)
+    stages: list[Stage] = []
+    sandbox = Sandbox(error_model=lambda label, at: stages[0].error_rate(label, at), service=service)
+    if policy_file is not None:
+        sandbox.policy_file = policy_file
+    with sandbox as sb:
+        stages.append(Stage(sb))
+        scenario.setup(stages[0])
+        if prepare is not None:
+            prepare(sb)
         incident_id = sb.run_until_incident(max_minutes=30)
         if incident_id is None:
-            raise RuntimeError(f"drill {name}: the alarm never opened an incident")
+            raise RuntimeError(f"drill {scenario.name}: the alarm never opened an incident")
         execution = sb.wait_for_execution(incident_id)
-        history = sb.history(incident_id)
-        audit = AuditLog(sb.client("dynamodb"), TABLES["AuditTable"]).for_incident(incident_id)
-        notifications = sb.notifications()
-        incident = sb.client("dynamodb").get_item(
-            TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}}
-        )["Item"]
-        lock_left = sb.client("dynamodb").scan(TableName=TABLES["LocksTable"])["Items"]
-        invocations = list(sb.log.invocations)
-        aws_calls = list(sb.log.aws_calls)
-    return summarise(
-        scenario,
-        incident_id,
-        execution,
-        history,
-        audit,
-        notifications,
-        incident,
-        lock_left,
-        invocations,
-        aws_calls,
-        time.perf_counter() - wall,
-    )
+        ddb = sb.client("dynamodb")
+        result = summarise(
+            scenario,
+            incident_id,
+            execution,
+            history=sb.history(incident_id),
+            audit=AuditLog(ddb, TABLES["AuditTable"]).for_incident(incident_id),
+            notifications=sb.notifications(),
+            incident=ddb.get_item(TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}})["Item"],
+            locks_left=ddb.scan(TableName=TABLES["LocksTable"])["Items"],
+            invocations=list(sb.log.invocations),
+            aws_calls=list(sb.log.aws_calls),
+            wall_s=time.perf_counter() - wall,
+        )
+    return result
 
 
 def _count_to_first_action(history: list[dict[str, Any]]) -> tuple[int, int]:

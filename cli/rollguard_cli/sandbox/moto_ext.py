@@ -6,7 +6,7 @@ request and response shapes — botocore serialises and parses them — so handl
 - CodeDeploy: ``StopDeployment`` (with automatic rollback as a new deployment and ``rollbackInfo``),
   deployment progress and traffic shifting (delegated to the World), one active deployment per group
   (``DeploymentLimitExceededException``), timestamps on the sandbox clock.
-- Step Functions: a ``Wait`` state advances the virtual clock instead of sleeping.
+- Step Functions: a ``Wait`` state and a ``Retry`` back-off advance the virtual clock instead of sleeping.
 - CloudWatch: reads (DescribeAlarms, GetMetricData, GetMetricStatistics) first bring the World up to
   the clock, since moto evaluates no alarms and publishes no metrics by itself.
 """
@@ -26,6 +26,7 @@ from moto.codedeploy import responses as cd_responses
 from moto.codedeploy.exceptions import CodeDeployException
 from moto.codedeploy.models import CodeDeployBackend
 from moto.core.responses import ActionResult
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from rollguard.adapters.codedeploy import revision_label
 
@@ -170,6 +171,14 @@ class MotoExtensions:
             ext.world.sync()
             ext.world.deliver()
 
+        class RetryBackoff:
+            """Stands in for the ``time`` module inside moto's retrier: back-off passes on the virtual clock."""
+
+            @staticmethod
+            def sleep(seconds: float) -> None:
+                ext.log.waits.append(float(seconds))
+                ext.clock.advance(seconds)
+
         def syncing(original: Callable[..., Any]) -> Callable[..., Any]:
             def read(response: Any) -> Any:
                 ext.world.sync()
@@ -185,6 +194,7 @@ class MotoExtensions:
                 (cd_responses.CodeDeployResponse, "stop_deployment", stop_response),
                 (cd_responses, "_deployment_info", deployment_info),
                 (WaitFunction, "_wait_interval", wait_interval),
+                (retrier_decl, "time", RetryBackoff),
                 (CloudWatchResponse, "describe_alarms", syncing(CloudWatchResponse.describe_alarms)),
                 (CloudWatchResponse, "get_metric_data", syncing(CloudWatchResponse.get_metric_data)),
                 (CloudWatchResponse, "get_metric_statistics", syncing(CloudWatchResponse.get_metric_statistics)),

@@ -7,12 +7,14 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import boto3
 import yaml
+from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 from rollguard import clock as domain_clock
 from rollguard import runtime
@@ -62,6 +64,30 @@ def load_handler(name: str) -> ModuleType:
     return module
 
 
+@dataclass
+class Fault:
+    """An AWS error answered in place of a real call (botocore raises it as the real ClientError)."""
+
+    operation: str
+    code: str
+    message: str
+    function: str | None
+    times: int
+    status: int
+    fired: int = 0
+
+    def matches(self, caller: str, operation: str) -> bool:
+        return operation == self.operation and self.fired < self.times and self.function in (None, caller)
+
+    def fire(self) -> tuple[AWSResponse, dict[str, Any]]:
+        self.fired += 1
+        parsed = {
+            "Error": {"Code": self.code, "Message": self.message},
+            "ResponseMetadata": {"HTTPStatusCode": self.status},
+        }
+        return AWSResponse("https://sandbox.invalid", self.status, {}, None), parsed
+
+
 class Sandbox:
     """``with Sandbox(error_model) as sb:`` — everything Rollguard needs, on moto, on a virtual clock."""
 
@@ -80,6 +106,7 @@ class Sandbox:
         self.log_stream = log_stream or io.StringIO()
         self.handlers: dict[str, Any] = {}
         self.delivered: list[dict[str, Any]] = []
+        self.faults: list[Fault] = []
         self._env: dict[str, str | None] = {}
         self._stack: list[Any] = []
 
@@ -153,9 +180,28 @@ class Sandbox:
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
         self._env.setdefault("POWERTOOLS_METRICS_DISABLED", None)
 
-    def _record_call(self, model: Any, **_: Any) -> None:
+    def _record_call(self, model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
         service = model.service_model.endpoint_prefix
-        self.log.aws_calls.append((self.log.caller(), service, model.name))
+        caller = self.log.caller()
+        self.log.aws_calls.append((caller, service, model.name))
+        for fault in self.faults:
+            if fault.matches(caller, model.name):
+                return fault.fire()
+        return None
+
+    def inject_fault(
+        self,
+        operation: str,
+        code: str,
+        message: str = "injected by the sandbox",
+        function: str | None = None,
+        times: int = 1_000_000,
+        status: int = 400,
+    ) -> "Fault":
+        """Make ``operation`` (called by ``function``, or by anyone) fail with AWS's error shape."""
+        fault = Fault(operation, code, message, function, times, status)
+        self.faults.append(fault)
+        return fault
 
     # ------------------------------------------------------------------ provisioning from template.yaml
 
@@ -257,8 +303,8 @@ class Sandbox:
     def run_until_incident(self, max_minutes: int = 60) -> str | None:
         """Let simulated minutes pass until an execution starts; its name (the incident id) or None."""
         sfn = self.client("stepfunctions")
-        for _ in range(max_minutes):
-            self.advance(60)
+        for _ in range(max_minutes * 6):
+            self.advance(10)
             executions = sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"]
             if executions:
                 return str(executions[0]["name"])

@@ -400,6 +400,7 @@ def verify(state: ExecutionState, deps: Deps) -> Progress:
     if actions:
         actions[-1] = actions[-1].model_copy(update={"verdict": verdict})
     summary = f"Step {progress.step + 1} verified: {verdict} — {why}. Next: {next_route}."
+    deps.store.update(state.incident_id, current_step=f"step {progress.step + 1} verified: {verdict}")
     _record(
         deps,
         state,

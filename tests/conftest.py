@@ -1,0 +1,44 @@
+"""Shared fixtures: the local sandbox (moto + the real handlers and state machine) and event files."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rollguard_cli.sandbox.moto_ext import LambdaContext
+from rollguard_cli.sandbox.runner import TABLES, Sandbox
+
+REPO = Path(__file__).resolve().parents[1]
+EVENTS = REPO / "events"
+
+
+def load_event(relative: str) -> dict[str, Any]:
+    return dict(json.loads((EVENTS / relative).read_text()))
+
+
+def context(name: str = "rollguard-intake") -> LambdaContext:
+    return LambdaContext(function_name=name, aws_request_id="test-request")
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(error_model=lambda label, at: 0.01) as sb:
+        yield sb
+
+
+def audit_events(sb: Sandbox, incident_id: str) -> list[dict[str, Any]]:
+    from rollguard.audit import AuditLog
+
+    return AuditLog(sb.client("dynamodb"), TABLES["AuditTable"]).for_incident(incident_id)
+
+
+def lock_items(sb: Sandbox) -> list[dict[str, Any]]:
+    return list(sb.client("dynamodb").scan(TableName=TABLES["LocksTable"])["Items"])
+
+
+def incident_item(sb: Sandbox, incident_id: str) -> dict[str, Any]:
+    from rollguard.audit import from_item
+
+    item = sb.client("dynamodb").get_item(TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}})
+    return from_item(item["Item"])
