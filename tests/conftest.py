@@ -42,3 +42,24 @@ def incident_item(sb: Sandbox, incident_id: str) -> dict[str, Any]:
 
     item = sb.client("dynamodb").get_item(TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}})
     return from_item(item["Item"])
+
+
+DRILLS = ("bad-deploy", "not-the-deploy", "no-recent-deploy")
+
+
+@pytest.fixture(scope="session")
+def drill_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Each drill once through the CLI (``rollguard drill NAME --json --out DIR``): exit code, JSON, folder."""
+    import contextlib
+    import io
+
+    from rollguard_cli.main import main
+
+    runs = {}
+    for name in DRILLS:
+        out = tmp_path_factory.mktemp(name)
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+            code = main(["drill", name, "--json", "--out", str(out)])
+        runs[name] = {"exit": code, "stdout": stdout.getvalue(), "out": out}
+    return runs

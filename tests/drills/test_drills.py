@@ -1,0 +1,94 @@
+"""The three drills end to end through the CLI, as `make drill` runs them."""
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import DRILLS
+
+pytestmark = pytest.mark.slow
+
+EXPECTED = {"bad-deploy": "resolved", "not-the-deploy": "escalated", "no-recent-deploy": "closed_no_action"}
+
+
+def document(run: dict[str, Any]) -> dict[str, Any]:
+    lines = run["stdout"].strip().splitlines()
+    assert len(lines) == 1, "--json prints exactly one JSON object on stdout"
+    return dict(json.loads(lines[0]))
+
+
+@pytest.mark.parametrize("name", DRILLS)
+def test_drill_exits_zero_with_its_expected_outcome(drill_runs: dict[str, Any], name: str) -> None:
+    run = drill_runs[name]
+    doc = document(run)
+
+    assert run["exit"] == 0
+    assert doc["scenario"] == name
+    assert doc["outcome"] == doc["expected_outcome"] == EXPECTED[name]
+    for key in (
+        "incident_id",
+        "actions",
+        "time_to_first_action_s",
+        "time_to_recovery_s",
+        "audit_events",
+        "state_transitions",
+    ):
+        assert key in doc
+    assert doc["lock_released"] is True
+
+
+def test_bad_deploy_reports_actions_and_times(drill_runs: dict[str, Any]) -> None:
+    doc = document(drill_runs["bad-deploy"])
+
+    assert [(a["action"], a["scope"], a["result"]) for a in doc["actions"]] == [
+        ("rollback", "canary", "ok"),
+        ("rollback", "full", "ok"),
+    ]
+    assert all(a["started_at"] for a in doc["actions"])
+    assert 0 < doc["time_to_first_action_s"] < 60, "the first action comes within a minute of the alarm"
+    assert doc["time_to_first_action_s"] < doc["time_to_recovery_s"] < 20 * 60
+    assert doc["state_transitions"] <= 40
+
+
+def test_escalation_and_no_action_have_no_recovery_time(drill_runs: dict[str, Any]) -> None:
+    escalated = document(drill_runs["not-the-deploy"])
+    untouched = document(drill_runs["no-recent-deploy"])
+
+    assert escalated["time_to_recovery_s"] is None and len(escalated["actions"]) == 1
+    assert untouched["actions"] == [] and untouched["time_to_first_action_s"] is None
+
+
+@pytest.mark.parametrize("name", DRILLS)
+def test_out_folder_holds_audit_events_history_and_timeline(drill_runs: dict[str, Any], name: str) -> None:
+    out = drill_runs[name]["out"]
+    audit = json.loads((out / "audit-events.json").read_text())
+    history = json.loads((out / "execution-history.json").read_text())
+
+    assert audit == document(drill_runs[name])["audit_events"]
+    assert history[0]["type"] == "ExecutionStarted" and history[-1]["type"] == "ExecutionSucceeded"
+    assert "Outcome:" in (out / "timeline.txt").read_text()
+
+
+@pytest.mark.parametrize("name", DRILLS)
+def test_every_audit_event_says_who_what_and_when(drill_runs: dict[str, Any], name: str) -> None:
+    for event in document(drill_runs[name])["audit_events"]:
+        assert event["actor"] == "rollguard-automation"
+        assert event["kind"] and event["target_key"] == "codedeploy:checkout/checkout-prod"
+        assert event["at"].endswith("Z") and event["result"]
+        assert event["summary"]
+
+
+def test_the_escalation_notification_carries_the_context(drill_runs: dict[str, Any]) -> None:
+    [message] = document(drill_runs["not-the-deploy"])["notifications"]
+
+    for fact in (
+        "ESCALATED",
+        "checkout-5xx-rate",
+        "checkout/checkout-prod",
+        "Action:",
+        "canary",
+        "https://wiki.example.com/runbooks/checkout",
+        "console.aws.amazon.com",
+    ):
+        assert fact in message
