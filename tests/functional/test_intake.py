@@ -25,11 +25,20 @@ def holding(sandbox: Sandbox) -> Sandbox:
     """Point the intake at a state machine that stays RUNNING (waits for a task token that never comes),
     so a test sees what the intake did while an incident is open."""
     sfn = sandbox.client("stepfunctions")
-    definition = {"StartAt": "Hold", "States": {"Hold": {
-        "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-        "Parameters": {"QueueUrl": sandbox.inbox_url, "MessageBody": {"token.$": "$$.Task.Token"}}, "End": True}}}
-    arn = sfn.create_state_machine(name="hold", definition=json.dumps(definition),
-                                   roleArn="arn:aws:iam::123456789012:role/rollguard-sandbox")["stateMachineArn"]
+    definition = {
+        "StartAt": "Hold",
+        "States": {
+            "Hold": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl": sandbox.inbox_url, "MessageBody": {"token.$": "$$.Task.Token"}},
+                "End": True,
+            }
+        },
+    }
+    arn = sfn.create_state_machine(
+        name="hold", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/rollguard-sandbox"
+    )["stateMachineArn"]
     sandbox.state_machine_arn = arn
     sandbox.set_env(STATE_MACHINE_ARN=arn)
     return sandbox
@@ -192,5 +201,3 @@ def test_a_failed_start_keeps_the_incident_and_the_next_alarm_starts_it(
     assert joined["status"] == "joined" and joined["execution_arn"]
     assert [e["name"] for e in executions(holding)] == [incident_id]
     assert incident_item(holding, incident_id)["status"] == "open"
-
-

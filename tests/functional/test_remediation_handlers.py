@@ -1,0 +1,152 @@
+"""The assess, act, verify and close handlers on moto, driven by the events in events/ — called one
+after another the way the state machine would, without the state machine."""
+
+import json
+from typing import Any
+
+import pytest
+
+from rollguard.errors import PermissionDenied, TargetNotFound
+from rollguard_cli.drills import Stage
+from rollguard_cli.sandbox.runner import TABLES, Sandbox
+from rollguard_cli.sandbox.world import aws_time
+from tests.conftest import audit_events, context, incident_item, load_event, lock_items
+
+
+def call(sb: Sandbox, name: str, event: dict[str, Any]) -> dict[str, Any]:
+    return dict(sb.handlers[f"rollguard-{name}"](event, context(f"rollguard-{name}")))
+
+
+def open_incident(sb: Sandbox, state: dict[str, Any]) -> None:
+    ddb = sb.client("dynamodb")
+    ddb.put_item(
+        TableName=TABLES["IncidentsTable"],
+        Item={
+            "incident_id": {"S": state["incident_id"]},
+            "target_key": {"S": state["target_key"]},
+            "status": {"S": "open"},
+            "opened_at": {"S": state["opened_at"]},
+        },
+    )
+    ddb.put_item(
+        TableName=TABLES["LocksTable"],
+        Item={
+            "target_key": {"S": state["target_key"]},
+            "incident_id": {"S": state["incident_id"]},
+            "expires_at_epoch": {"N": "4102444800"},
+        },
+    )
+
+
+@pytest.fixture
+def bad_deploy(sandbox: Sandbox) -> dict[str, Any]:
+    """Revision 7 is live and failing, revision 6 was good; the alarm is in ALARM. Returns the incident."""
+    sandbox.world.deliver_alarm_event = None  # no EventBridge: these tests call the handlers themselves
+    stage = Stage(sandbox)
+    sandbox.world.error_rate = stage.error_rate
+    stage.deploy("6")
+    sandbox.advance(20 * 60)
+    stage.behave(lambda v: 0.2 if v == "7" else None)
+    stage.deploy("7")
+    sandbox.advance(3 * 60)
+    state = load_event("assess/incident.json")
+    state["alarm"]["state_timestamp"] = aws_time(sandbox.clock.now())
+    open_incident(sandbox, state)
+    return state
+
+
+def test_assess_act_verify_close_chain_resolves_a_bad_deploy(sandbox: Sandbox, bad_deploy: dict[str, Any]) -> None:
+    state = dict(bad_deploy)
+    state["assessment"] = call(sandbox, "assess", state)
+    assert state["assessment"]["decision"] == "act"
+    assert state["assessment"]["bad"]["revision_label"] == "7"
+    assert state["assessment"]["last_good"]["revision_label"] == "6"
+
+    state["progress"] = call(sandbox, "act", state)
+    assert (state["progress"]["scope"], state["progress"]["judge"]) == ("canary", "slice")
+    canary = state["progress"]["rollback_deployment_id"]
+    assert (
+        sandbox.client("codedeploy").get_deployment(deploymentId=canary)["deploymentInfo"]["deploymentConfigName"]
+        == "CodeDeployDefault.LambdaCanary10Percent15Minutes"
+    )
+
+    sandbox.advance(state["progress"]["wait_seconds"])
+    state["progress"] = call(sandbox, "verify", state)
+    assert (state["progress"]["verdict"], state["progress"]["next"]) == ("recovered", "act")
+
+    state["progress"] = call(sandbox, "act", state)
+    assert state["progress"]["full_rollback_done"] is True
+    sandbox.advance(state["progress"]["wait_seconds"])
+    state["progress"] = call(sandbox, "verify", state)
+    assert (state["progress"]["verdict"], state["progress"]["next"]) == ("recovered", "resolve")
+
+    closed = call(sandbox, "close", {"state": state, "outcome": "resolved"})
+    assert closed["outcome"] == "resolved" and closed["notified"] is True
+    assert [e["kind"] for e in audit_events(sandbox, state["incident_id"])] == [
+        "assessed",
+        "action",
+        "verification",
+        "action",
+        "verification",
+        "incident_closed",
+    ]
+    assert incident_item(sandbox, state["incident_id"])["status"] == "resolved"
+    assert lock_items(sandbox) == []
+
+
+def test_act_denied_by_codedeploy_raises_the_named_error_and_records_the_failure(
+    sandbox: Sandbox, bad_deploy: dict[str, Any]
+) -> None:
+    state = dict(bad_deploy)
+    state["assessment"] = call(sandbox, "assess", state)
+    sandbox.inject_fault("CreateDeployment", "AccessDeniedException", "no codedeploy:CreateDeployment")
+
+    with pytest.raises(PermissionDenied, match="AccessDeniedException: no codedeploy:CreateDeployment"):
+        call(sandbox, "act", state)
+
+    [failed] = [e for e in audit_events(sandbox, state["incident_id"]) if e["kind"] == "action"]
+    assert failed["result"] == "failed" and failed["reason"].startswith("PermissionDenied: ")
+
+
+def test_assess_names_a_missing_deployment_group(sandbox: Sandbox, bad_deploy: dict[str, Any]) -> None:
+    state = json.loads(json.dumps(bad_deploy))
+    state["policy"]["target"]["codedeploy"]["deployment_group"] = "deleted-group"
+
+    with pytest.raises(TargetNotFound, match="checkout/deleted-group"):
+        call(sandbox, "assess", state)
+
+
+def test_verify_declares_nothing_from_missing_data(sandbox: Sandbox, bad_deploy: dict[str, Any]) -> None:
+    state = dict(bad_deploy)
+    state["assessment"] = call(sandbox, "assess", state)
+    state["progress"] = call(sandbox, "act", state)
+    state["assessment"]["last_good"]["revision_label"] = "a-version-nobody-serves"
+
+    state["progress"] = call(sandbox, "verify", state)
+
+    assert (state["progress"]["verdict"], state["progress"]["next"]) == ("inconclusive", "wait_again")
+
+
+def test_close_after_an_error_escalates_with_the_reason_and_releases_the_lock(sandbox: Sandbox) -> None:
+    request = load_event("close/escalated-after-error.json")
+    open_incident(sandbox, request["state"])
+
+    result = call(sandbox, "close", request)
+
+    assert result["outcome"] == "escalated"
+    assert result["reason"].startswith("PermissionDenied: deploying CodeDeployDefault.LambdaAllAtOnce")
+    assert lock_items(sandbox) == []
+    [message] = sandbox.notifications()
+    assert "ESCALATED" in message and "AccessDeniedException" in message
+    assert "https://wiki.example.com/runbooks/checkout" in message
+
+
+def test_close_twice_records_one_closing_event(sandbox: Sandbox) -> None:
+    request = load_event("close/escalated-after-error.json")
+    open_incident(sandbox, request["state"])
+
+    call(sandbox, "close", request)
+    call(sandbox, "close", request)  # the state machine's Retry may run it again
+
+    closing = [e for e in audit_events(sandbox, request["state"]["incident_id"]) if e["kind"] == "incident_closed"]
+    assert len(closing) == 1
