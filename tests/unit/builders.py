@@ -1,12 +1,11 @@
 """Plain data and helpers shared by the unit tests (the factory fixtures live in conftest.py)."""
 
 import copy
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"

@@ -5,9 +5,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-
 from rollguard.incident import DeploymentRef, ExecutionState, Progress
 from rollguard.policy import Policy
+
 from tests.unit.builders import ONSET, policy_dict
 
 

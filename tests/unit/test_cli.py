@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import pytest
-
 from rollguard.policy import load_policy_file
 from rollguard_cli.main import main
+
 from tests.unit.builders import POLICIES, as_yaml, document, policy_dict
 
 

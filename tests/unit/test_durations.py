@@ -1,7 +1,6 @@
 """Human durations in policy files: parsing, rejection messages, and formatting for people."""
 
 import pytest
-
 from rollguard.durations import format_duration, parse_duration
 
 

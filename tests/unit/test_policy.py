@@ -4,9 +4,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from rollguard.errors import PolicyInvalid
 from rollguard.policy import PolicyFile, PolicyFileInvalid, PolicyProblem, load_policy_file, parse_policy_document
+
 from tests.unit.builders import POLICIES, SANDBOX_DOCUMENT, as_yaml, document, policy_dict
 
 FILE = "policies/team.yaml"

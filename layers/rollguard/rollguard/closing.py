@@ -2,6 +2,7 @@
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from rollguard import clock
 from rollguard.adapters.notify import Notifier
@@ -60,7 +61,7 @@ def compose_message(state: ExecutionState, outcome: Outcome, reason: str) -> str
     region = state.alarm.region
     lines.append(
         f"Alarm:    https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
-        f"#alarmsV2:alarm/{state.alarm.name}"
+        f"#alarmsV2:alarm/{quote(state.alarm.name, safe='')}"
     )
     return "\n".join(lines)
 

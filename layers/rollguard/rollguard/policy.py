@@ -118,7 +118,10 @@ class Policy(_Strict):
         return self
 
     def matches(self, alarm_name: str) -> bool:
-        return any(fnmatch.fnmatchcase(alarm_name, pattern) for pattern in self.trigger.alarms)
+        # A literal name first: CloudWatch allows [ and ] in names, which fnmatch would read as a class.
+        return alarm_name in self.trigger.alarms or any(
+            fnmatch.fnmatchcase(alarm_name, pattern) for pattern in self.trigger.alarms
+        )
 
 
 class PolicyFile(_Strict):
@@ -230,4 +233,6 @@ def load_policy_file(path: str | Path) -> PolicyFile:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyFileInvalid([PolicyProblem(str(path), "", f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise PolicyFileInvalid([PolicyProblem(str(path), f"byte {exc.start}", "not UTF-8 text")]) from None
     return parse_policy_document(text, str(path))

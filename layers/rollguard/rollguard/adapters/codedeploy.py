@@ -42,20 +42,28 @@ def _iso(value: Any) -> str | None:
     return str(value)
 
 
+def _load_appspec(body: str) -> dict[str, Any]:
+    """AppSpec content is JSON or YAML; JSON first (YAML rejects tab-indented JSON)."""
+    try:
+        return dict(json.loads(body))
+    except json.JSONDecodeError:
+        return dict(yaml.safe_load(body) or {})
+
+
 def revision_label(revision: dict[str, Any]) -> str:
     """What a revision is called in per-version metrics: the Lambda version, ECS task definition, or artifact."""
     kind = revision.get("revisionType")
     if kind in {"AppSpecContent", "String"}:
         body = (revision.get("appSpecContent") or revision.get("string") or {}).get("content", "")
         try:
-            spec = yaml.safe_load(body) or {}
+            spec = _load_appspec(body)
             for resource in spec.get("Resources", []):
                 props = next(iter(resource.values())).get("Properties", {})
                 if "TargetVersion" in props:
                     return str(props["TargetVersion"])
                 if "TaskDefinition" in props:
                     return str(props["TaskDefinition"]).rsplit(":", 1)[-1]
-        except (yaml.YAMLError, AttributeError, StopIteration, TypeError):
+        except (yaml.YAMLError, AttributeError, StopIteration, TypeError, ValueError):
             pass
         return str(revision.get("appSpecContent", {}).get("sha256") or "appspec")
     if kind == "S3":
