@@ -12,6 +12,8 @@ Figures (see bench/README.md):
 """
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
@@ -20,6 +22,8 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 HANDLERS = ["intake", "assess", "act", "verify", "close"]
 ALARM = "checkout-5xx-rate"  # claimed by policies/sandbox.yaml
-LOCKS_TABLE = "rollguard-locks"
 TRANSITION_PRICE_USD = 0.025 / 1000  # Step Functions Standard, per state transition
 
 GOALS = {
@@ -104,6 +107,32 @@ def alarm_event(event_id: str) -> dict[str, Any]:
     }
 
 
+class EmptyTables:
+    """Deletes every item of the given DynamoDB tables (moto's TransactWriteItems deep-copies whole tables,
+    so its cost grows with their size: emptying them between rounds keeps every round alike)."""
+
+    def __init__(self, ddb: Any, tables: list[str]):
+        self.ddb = ddb
+        self.keys = {
+            t: [k["AttributeName"] for k in ddb.describe_table(TableName=t)["Table"]["KeySchema"]] for t in tables
+        }
+
+    def __call__(self) -> None:
+        for table, names in self.keys.items():
+            for item in self.ddb.scan(TableName=table)["Items"]:
+                self.ddb.delete_item(TableName=table, Key={n: item[n] for n in names})
+
+
+@contextlib.contextmanager
+def quiet_powertools_metrics() -> Iterator[None]:
+    """The bench calls handlers directly, so each invocation's EMF metrics line would land on stdout, and a
+    handler that records no metric warns. None of it is a figure; keep the table readable."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        warnings.filterwarnings("ignore", message="Dimension '.*' has already been added")
+        yield
+
+
 class StubStepFunctions:
     """Stands in for StartExecution so that opening an incident does not run the state machine."""
 
@@ -118,24 +147,23 @@ def bench_intake(sizes: Sizes) -> dict[str, Any]:
     """Open vs join latency, through the Lambda handler (Powertools decorators) and the domain function.
 
     Rounds interleave everything measured so drift on a shared machine hits all series alike: each round
-    frees the target's lock, opens one incident, then joins it ``joins_per_round`` times; even rounds go
-    through the handler, odd rounds call ``rollguard.intake.handle_alarm_event`` directly.
+    starts from empty tables (so the lock is free), opens one incident, then joins it ``joins_per_round``
+    times; even rounds go through the handler, odd rounds call ``rollguard.intake.handle_alarm_event``.
     """
     from rollguard import runtime
     from rollguard.intake import handle_alarm_event
     from rollguard_cli.sandbox.moto_ext import LambdaContext
-    from rollguard_cli.sandbox.runner import Sandbox
+    from rollguard_cli.sandbox.runner import TABLES, Sandbox
 
     samples: dict[str, list[int]] = {"handler_open": [], "handler_join": [], "domain_open": [], "domain_join": []}
-    with Sandbox(error_model=lambda label, at: 0.01) as sb:
+    with quiet_powertools_metrics(), Sandbox(error_model=lambda label, at: 0.01) as sb:
         handler = sb.handlers["rollguard-intake"]
         deps = runtime.intake_deps()  # cached: the handler uses this very object
         deps.stepfunctions = StubStepFunctions()
         policy = deps.policies.match(ALARM)
         if policy is None:
             raise RuntimeError(f"no policy in {sb.policy_file} claims {ALARM}")
-        lock_key = {"target_key": {"S": policy.target.key}}
-        ddb = sb.client("dynamodb")
+        empty_tables = EmptyTables(sb.client("dynamodb"), list(TABLES.values()))
         context = LambdaContext(function_name="rollguard-intake", aws_request_id="b-1")
 
         def via_handler(event: dict[str, Any]) -> str:
@@ -156,7 +184,7 @@ def bench_intake(sizes: Sizes) -> dict[str, Any]:
         total = sizes.intake_warmup_rounds + sizes.intake_rounds
         for i in range(total):
             layer, call = ("handler", via_handler) if i % 2 == 0 else ("domain", via_domain)
-            ddb.delete_item(TableName=LOCKS_TABLE, Key=lock_key)
+            empty_tables()
             opened = timed(call, "opened")
             joined = [timed(call, "joined") for _ in range(sizes.joins_per_round)]
             if i >= sizes.intake_warmup_rounds:
@@ -227,7 +255,8 @@ def bench_drills() -> dict[str, Any]:
 
     drills = {}
     for name in SCENARIOS:
-        result = run_drill(name)
+        with quiet_powertools_metrics():
+            result = run_drill(name)
         drills[name] = {
             key: result[key]
             for key in (
@@ -336,7 +365,8 @@ def render(results: dict[str, Any]) -> str:
             "",
             "[a] opening calls StartExecution; here a stub returns an executionArn, so the state machine does not",
             "    run in moto's thread during the measurement. Everything else (policy match, DynamoDB lock",
-            "    transaction, audit, incident update) runs against moto in-process, as do joins.",
+            "    transaction, audit, incident update) runs against moto in-process, as do joins. Tables are",
+            "    emptied between rounds: moto's TransactWriteItems copies whole tables, DynamoDB's cost does not grow.",
             "    Latency is dominated by botocore + moto serialisation; it is not AWS network latency.",
             "[b] each import measured in a fresh interpreter (perf_counter around the imports, interpreter start",
             "    excluded), with bytecode caches already written; runs interleaved boto3, intake, boto3, assess, ...",

@@ -2,19 +2,21 @@
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollguard.incident import ExecutionState
 from rollguard.remediation import act
 from rollguard.runtime import remediation_deps
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
 @logger.inject_lambda_context(correlation_id_path="incident_id")
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return act(ExecutionState.model_validate(event), remediation_deps()).model_dump(mode="json")
+    result = act(ExecutionState.model_validate(event), remediation_deps())
+    metrics.add_dimension(name="scope", value=str(result.scope))
+    metrics.add_metric(name="RemediationActions", unit=MetricUnit.Count, value=1)
+    return result.model_dump(mode="json")

@@ -201,3 +201,31 @@ def test_a_failed_start_keeps_the_incident_and_the_next_alarm_starts_it(
     assert joined["status"] == "joined" and joined["execution_arn"]
     assert [e["name"] for e in executions(holding)] == [incident_id]
     assert incident_item(holding, incident_id)["status"] == "open"
+
+
+def test_a_redelivery_of_the_event_whose_start_failed_starts_the_incident(
+    holding: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+    from rollguard import runtime
+    from rollguard.errors import TransientAwsError
+
+    deps = runtime.intake_deps()
+    real = deps.stepfunctions
+
+    class Throttled:
+        def start_execution(self, **kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "StartExecution")
+
+    event = load_event("intake/alarm.json")
+    monkeypatch.setattr(deps, "stepfunctions", Throttled())
+    with pytest.raises(TransientAwsError):
+        intake(holding, event)
+    monkeypatch.setattr(deps, "stepfunctions", real)
+
+    redelivered = intake(holding, event)  # Lambda's own retry of the async invocation
+
+    assert redelivered["status"] == "duplicate" and redelivered["execution_arn"]
+    [execution] = executions(holding)
+    assert execution["name"] == redelivered["incident_id"]
+    assert incident_item(holding, redelivered["incident_id"])["alarm_count"] == 1

@@ -5,11 +5,11 @@ import json
 from typing import Any
 
 import pytest
-
 from rollguard.errors import PermissionDenied, TargetNotFound
 from rollguard_cli.drills import Stage
 from rollguard_cli.sandbox.runner import TABLES, Sandbox
 from rollguard_cli.sandbox.world import aws_time
+
 from tests.conftest import audit_events, context, incident_item, load_event, lock_items
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from rollguard_cli.drills import SCENARIOS, Scenario, Stage, run_scenario
 from rollguard_cli.sandbox.runner import Sandbox
 from rollguard_cli.sandbox.world import ServiceSpec
+
 from tests.conftest import audit_events, context, load_event, lock_items
 
 pytestmark = pytest.mark.slow

@@ -29,7 +29,7 @@ EXPLAINED = {
         "sqs:SendMessage": "the Lambda service sends failed async invocations to the DLQ with the function's role",
     },
     "ActFunction": {
-        "codedeploy:GetDeploymentConfig": "CreateDeployment checks the deployment configuration with the caller's rights",
+        "codedeploy:GetDeploymentConfig": "CreateDeployment checks the deployment config with the caller's rights",
         "codedeploy:GetApplicationRevision": "CreateDeployment reads the revision with the caller's rights",
     },
 }

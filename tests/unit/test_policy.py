@@ -76,7 +76,7 @@ def test_durations_become_seconds(sandbox_file: PolicyFile) -> None:
 
 
 def test_unset_durations_take_their_defaults_in_seconds(sandbox_file: PolicyFile) -> None:
-    assert sandbox_file.defaults.cooldown == 1800
+    assert sandbox_file.defaults.mode == "enforce"
     assert sandbox_file.policies[0].verify.slice is not None
     assert sandbox_file.policies[0].verify.slice.period == 60
 

@@ -111,3 +111,35 @@ def test_an_unknown_revision_type_gets_a_stable_bounded_label() -> None:
     label = revision_label(revision)
     assert len(label) == 60
     assert label == revision_label(dict(reversed(list(revision.items()))))
+
+
+def test_retarget_points_a_lambda_appspec_current_version_at_what_is_live_now() -> None:
+    import json
+
+    from rollguard.adapters.codedeploy import retarget
+
+    spec = {
+        "version": 0.0,
+        "Resources": [
+            {
+                "fn": {
+                    "Type": "AWS::Lambda::Function",
+                    "Properties": {"Name": "checkout", "Alias": "live", "CurrentVersion": "5", "TargetVersion": "6"},
+                }
+            }
+        ],
+    }
+    good = {"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(spec), "sha256": "x"}}
+
+    moved = retarget(good, "7")
+
+    props = json.loads(moved["appSpecContent"]["content"])["Resources"][0]["fn"]["Properties"]
+    assert (props["CurrentVersion"], props["TargetVersion"]) == ("7", "6")
+    assert "sha256" not in moved["appSpecContent"], "the old digest would not match the new content"
+
+
+def test_retarget_leaves_other_revision_types_alone() -> None:
+    from rollguard.adapters.codedeploy import retarget
+
+    s3 = {"revisionType": "S3", "s3Location": {"bucket": "b", "key": "k", "bundleType": "zip"}}
+    assert retarget(s3, "7") is s3

@@ -11,6 +11,7 @@ request and response shapes — botocore serialises and parses them — so handl
   the clock, since moto evaluates no alarms and publishes no metrics by itself.
 """
 
+import contextlib
 import json
 import threading
 import traceback
@@ -79,8 +80,11 @@ class CallLog:
 
 
 class MotoExtensions:
-    def __init__(self, clock: VirtualClock, world: World, handlers: dict[str, Handler], log: CallLog):
+    def __init__(
+        self, clock: VirtualClock, world: World, handlers: dict[str, Handler], log: CallLog, stdout: Any
+    ) -> None:
         self.clock, self.world, self.handlers, self.log = clock, world, handlers, log
+        self.stdout = stdout  # where a handler's prints (Powertools' EMF metrics) go, as CloudWatch Logs would
         self._requests = 0
 
     @contextmanager
@@ -210,7 +214,8 @@ class MotoExtensions:
         record: dict[str, Any] = {"function": name, "at": self.clock.now().isoformat(), "error": None}
         self.log.invocations.append(record)
         try:
-            result = self.handlers[name](event, context)
+            with contextlib.redirect_stdout(self.stdout):
+                result = self.handlers[name](event, context)
             return json.dumps(result).encode("utf-8")
         except Exception as exc:  # noqa: BLE001 - the Lambda service reports any handler exception this way
             record["error"] = type(exc).__name__

@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 import yaml
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto import mock_aws
 from rollguard import clock as domain_clock
 from rollguard import runtime
@@ -85,7 +85,7 @@ class Fault:
             "Error": {"Code": self.code, "Message": self.message},
             "ResponseMetadata": {"HTTPStatusCode": self.status},
         }
-        return AWSResponse("https://sandbox.invalid", self.status, {}, None), parsed
+        return AWSResponse("https://sandbox.invalid", self.status, HTTPHeaders(), None), parsed
 
 
 class Sandbox:
@@ -136,7 +136,8 @@ class Sandbox:
         mocked.start()
         self._stack.append(mocked.stop)
         boto3.setup_default_session(region_name=REGION)
-        boto3.DEFAULT_SESSION.events.register("before-call", self._record_call)  # type: ignore[union-attr]
+        # A before-call handler that returns (response, parsed) answers in place of AWS: fault injection.
+        boto3.DEFAULT_SESSION.events.register("before-call", self._record_call)  # type: ignore[union-attr,arg-type]
         domain_clock.use(self.clock.now)
         self._stack.append(domain_clock.reset)
         runtime.reset()
@@ -144,7 +145,7 @@ class Sandbox:
         for name in FUNCTIONS:
             self.handlers[name] = load_handler(name).lambda_handler
         self._route_logs()
-        ext = MotoExtensions(self.clock, self.world, self.handlers, self.log)
+        ext = MotoExtensions(self.clock, self.world, self.handlers, self.log, self.log_stream)
         patches = ext.installed()
         patches.__enter__()
         self._stack.append(lambda: patches.__exit__(None, None, None))
@@ -173,12 +174,11 @@ class Sandbox:
         runtime.reset()
 
     def _route_logs(self) -> None:
-        """Powertools logs JSON to stdout; in the sandbox it goes to ``log_stream`` (stdout stays the CLI's)."""
+        """Powertools logs JSON to stdout; in the sandbox it goes to ``log_stream`` (stdout stays the CLI's).
+        Metrics (EMF, printed) are redirected there per invocation by the Lambda router."""
         for handler in logging.getLogger("rollguard").handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(self.log_stream)  # type: ignore[arg-type]
-        os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-        self._env.setdefault("POWERTOOLS_METRICS_DISABLED", None)
 
     def _record_call(self, model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
         service = model.service_model.endpoint_prefix

@@ -122,15 +122,22 @@ def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
 
     joined_id = opened.incident_id
     fresh = deps.audit.append(received.model_copy(update={"incident_id": joined_id}))
-    if not fresh:
-        return IntakeResult(status="duplicate", reason=f"event {event.id} was already recorded", incident_id=joined_id)
-    deps.store.update(joined_id, add={"alarm_count": 1})
+    if fresh:
+        deps.store.update(joined_id, add={"alarm_count": 1})
     arn: str | None = None
     if opened.status == "starting":
-        # The incident's execution failed to start earlier: this alarm retries the start (same name = idempotent).
+        # The incident's execution failed to start earlier: a redelivery of that event or any later alarm
+        # retries the start (same execution name, so at most one execution).
         current = deps.store.get(joined_id)
         if current:
             arn = _start(deps, joined_id, execution_input_of(current))
+    if not fresh:
+        return IntakeResult(
+            status="duplicate",
+            reason=f"event {event.id} was already recorded",
+            incident_id=joined_id,
+            execution_arn=arn,
+        )
     logger.info("alarm %s joined open incident %s", alarm.alarmName, joined_id)
     return IntakeResult(
         status="joined",

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rollguard.durations import parse_duration
@@ -30,16 +29,18 @@ def _seconds(value: Any) -> int:
     return parse_duration(value)
 
 
+# The canary configurations Rollguard deploys (adapters/codedeploy.py) shift the rest after 15 minutes:
+# the verdict must come before that.
+CANARY_INTERVAL_SECONDS = 15 * 60
+
 Duration = Annotated[int, Field(description="seconds; written as '90s', '5m', '1h' in YAML")]
 
 
 class Defaults(_Strict):
     mode: Literal["enforce"] = "enforce"
-    cooldown: Duration = 1800
-    max_actions_per_hour: int = Field(default=3, ge=1)
     lock_ttl: Duration = 7200
 
-    _durations = field_validator("cooldown", "lock_ttl", mode="before")(_seconds)
+    _durations = field_validator("lock_ttl", mode="before")(_seconds)
 
 
 class Trigger(_Strict):
@@ -115,6 +116,15 @@ class Policy(_Strict):
     def _canary_needs_slice_metrics(self) -> Policy:
         if any(step.scope == "canary" for step in self.ladder) and self.verify.slice is None:
             raise ValueError("a canary step is judged on its slice of traffic: set verify.slice")
+        for i, step in enumerate(self.ladder):
+            longest = step.verify.window * (2 if step.verify.extend_once else 1)
+            if step.scope == "canary" and longest >= CANARY_INTERVAL_SECONDS:
+                raise ValueError(
+                    f"ladder[{i}]: a canary verified for up to {longest // 60}m (window, extended once) "
+                    f"would end after CodeDeploy's {CANARY_INTERVAL_SECONDS // 60}m canary interval "
+                    "has moved all traffic; "
+                    "shorten verify.window or set extend_once: false"
+                )
         return self
 
     def matches(self, alarm_name: str) -> bool:
@@ -206,6 +216,8 @@ def _cross_policy_problems(doc: PolicyFile, file: str) -> list[PolicyProblem]:
 
 
 def parse_policy_document(text: str, file: str = "<policy>") -> PolicyFile:
+    import yaml  # only the intake and the CLI parse YAML; the other handlers skip the import
+
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

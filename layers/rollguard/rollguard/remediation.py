@@ -6,11 +6,11 @@ the step functions around them fetch facts through the adapters and write the au
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from rollguard import clock
 from rollguard.adapters.cloudwatch import AlarmInfo, CloudWatch, breaches
-from rollguard.adapters.codedeploy import CANARY_CONFIG, FULL_CONFIG, IN_FLIGHT, CodeDeploy
+from rollguard.adapters.codedeploy import CANARY_CONFIG, FULL_CONFIG, IN_FLIGHT, CodeDeploy, retarget
 from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import AuditEvent, AuditLog
 from rollguard.durations import format_duration
@@ -173,6 +173,11 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
     canary_id = previous.rollback_deployment_id if previous else None
     ids: list[str] = []
     mark = f"{ROLLGUARD_MARK} {state.incident_id}"
+    bad_label = assessment.bad.revision_label
+
+    def back_to(good: DeploymentRef) -> dict[str, Any]:
+        return retarget(good.revision, bad_label)
+
     try:
         bad_live = deps.codedeploy.get(assessment.bad.deployment_id)
         if bad_live.get("status") in IN_FLIGHT:
@@ -187,7 +192,11 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
         elif step.scope == "canary":
             good = _last_good(assessment)
             new_rollback = deps.codedeploy.deploy(
-                cd.application, cd.deployment_group, good.revision, CANARY_CONFIG[platform], f"{mark}: canary rollback"
+                cd.application,
+                cd.deployment_group,
+                retarget(good.revision, assessment.bad.revision_label),
+                CANARY_CONFIG[platform],
+                f"{mark}: canary rollback",
             )
             ids = [assessment.bad.deployment_id, new_rollback]
             detail = f"canary rollback {new_rollback} to revision {good.revision_label} ({CANARY_CONFIG[platform]})"
@@ -198,7 +207,11 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
                 # CodeDeploy cannot hurry a canary along: stop it where it is, then move everything at once.
                 deps.codedeploy.stop(canary_id, auto_rollback=False)
             new_rollback = deps.codedeploy.deploy(
-                cd.application, cd.deployment_group, good.revision, FULL_CONFIG[platform], f"{mark}: full rollback"
+                cd.application,
+                cd.deployment_group,
+                retarget(good.revision, assessment.bad.revision_label),
+                FULL_CONFIG[platform],
+                f"{mark}: full rollback",
             )
             ids = [assessment.bad.deployment_id, *([canary_id] if canary_id else []), new_rollback]
             verb = "widened canary to a full rollback" if canary_id else "full rollback"

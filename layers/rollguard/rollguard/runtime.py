@@ -1,35 +1,49 @@
-"""Wiring for the Lambda handlers: settings → clients → adapters, built once per container."""
+"""Wiring for the Lambda handlers: settings → clients → adapters, built once per container.
+
+Imports happen inside the factories so that each handler pays at cold start only for what it uses.
+"""
+
+from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 from rollguard import clients
-from rollguard.adapters.cloudwatch import CloudWatch
-from rollguard.adapters.codedeploy import CodeDeploy
-from rollguard.adapters.notify import Notifier
-from rollguard.audit import AuditLog
-from rollguard.intake import IntakeDeps
-from rollguard.policy import PolicyFile, load_policy_file
-from rollguard.remediation import Deps
 from rollguard.settings import get_settings
-from rollguard.store import IncidentStore
+
+if TYPE_CHECKING:
+    from rollguard.adapters.notify import Notifier
+    from rollguard.audit import AuditLog
+    from rollguard.intake import IntakeDeps
+    from rollguard.policy import PolicyFile
+    from rollguard.remediation import Deps
+    from rollguard.store import IncidentStore
 
 
 @cache
 def policies() -> PolicyFile:
+    from rollguard.policy import load_policy_file
+
     return load_policy_file(get_settings().policy_file)
 
 
 def audit_log() -> AuditLog:
+    from rollguard.audit import AuditLog
+
     return AuditLog(clients.dynamodb(), get_settings().audit_table)
 
 
 def incident_store() -> IncidentStore:
+    from rollguard.store import IncidentStore
+
     s = get_settings()
     return IncidentStore(clients.dynamodb(), s.incidents_table, s.locks_table, s.audit_table)
 
 
 @cache
 def intake_deps() -> IntakeDeps:
+    from rollguard.intake import IntakeDeps
+
     return IntakeDeps(
         policies=policies(),
         store=incident_store(),
@@ -41,6 +55,10 @@ def intake_deps() -> IntakeDeps:
 
 @cache
 def remediation_deps() -> Deps:
+    from rollguard.adapters.cloudwatch import CloudWatch
+    from rollguard.adapters.codedeploy import CodeDeploy
+    from rollguard.remediation import Deps
+
     return Deps(
         codedeploy=CodeDeploy(clients.client("codedeploy")),
         cloudwatch=CloudWatch(clients.client("cloudwatch")),
@@ -50,6 +68,8 @@ def remediation_deps() -> Deps:
 
 
 def notifier() -> Notifier:
+    from rollguard.adapters.notify import Notifier
+
     return Notifier(clients.client("sns"), get_settings().escalation_topic_arn)
 
 

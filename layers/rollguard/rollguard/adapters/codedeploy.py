@@ -4,7 +4,6 @@ import json
 from datetime import datetime
 from typing import Any
 
-import yaml
 from botocore.exceptions import ClientError
 
 from rollguard.adapters.aws_errors import translate
@@ -47,7 +46,12 @@ def _load_appspec(body: str) -> dict[str, Any]:
     try:
         return dict(json.loads(body))
     except json.JSONDecodeError:
-        return dict(yaml.safe_load(body) or {})
+        import yaml  # rare: most AppSpecs sent by pipelines are JSON
+
+        try:
+            return dict(yaml.safe_load(body) or {})
+        except yaml.YAMLError:
+            return {}
 
 
 def revision_label(revision: dict[str, Any]) -> str:
@@ -63,7 +67,7 @@ def revision_label(revision: dict[str, Any]) -> str:
                     return str(props["TargetVersion"])
                 if "TaskDefinition" in props:
                     return str(props["TaskDefinition"]).rsplit(":", 1)[-1]
-        except (yaml.YAMLError, AttributeError, StopIteration, TypeError, ValueError):
+        except (AttributeError, StopIteration, TypeError, ValueError):
             pass
         return str(revision.get("appSpecContent", {}).get("sha256") or "appspec")
     if kind == "S3":
@@ -72,6 +76,28 @@ def revision_label(revision: dict[str, Any]) -> str:
     if kind == "GitHub":
         return str(revision.get("gitHubLocation", {}).get("commitId", "?"))[:12]
     return json.dumps(revision, sort_keys=True)[:60]
+
+
+def retarget(revision: dict[str, Any], live_label: str) -> dict[str, Any]:
+    """The revision to deploy to go back to ``revision`` from what is live now.
+
+    A Lambda AppSpec names the alias's current version as well as the target; the last-known-good
+    deployment's AppSpec names the version that was current back then, so Rollguard rewrites it to the
+    version live now. Other revision types are deployed as they are.
+    """
+    if revision.get("revisionType") != "AppSpecContent":
+        return revision
+    spec = _load_appspec(revision.get("appSpecContent", {}).get("content", ""))
+    changed = False
+    for resource in spec.get("Resources", []):
+        for body in resource.values():
+            props = body.get("Properties", {}) if isinstance(body, dict) else {}
+            if "TargetVersion" in props and "CurrentVersion" in props:
+                props["CurrentVersion"] = live_label
+                changed = True
+    if not changed:
+        return revision
+    return {"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(spec)}}
 
 
 def to_ref(info: dict[str, Any]) -> DeploymentRef:
