@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rollguard.errors import TransientAwsError
 from rollguard_cli.sandbox.runner import Sandbox
 
 from tests.conftest import EVENTS, audit_events, context, incident_item, load_event, lock_items
@@ -174,28 +175,19 @@ def test_an_invalid_policy_file_fails_loudly_so_the_event_is_retried_then_dead_l
     assert lock_items(sandbox) == []
 
 
-def test_a_failed_start_keeps_the_incident_and_the_next_alarm_starts_it(
-    holding: Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from botocore.exceptions import ClientError
-    from rollguard import runtime
-    from rollguard.errors import TransientAwsError
+def fail_first_start(sb: Sandbox) -> None:
+    """StartExecution is throttled once (beyond botocore's retries): the intake raises TransientAwsError."""
+    sb.inject_fault("StartExecution", "ThrottlingException", "Rate exceeded", times=1)
 
-    deps = runtime.intake_deps()
-    real = deps.stepfunctions
 
-    class Throttled:
-        def start_execution(self, **kwargs: Any) -> Any:
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "StartExecution")
-
-    monkeypatch.setattr(deps, "stepfunctions", Throttled())
+def test_a_failed_start_keeps_the_incident_and_the_next_alarm_starts_it(holding: Sandbox) -> None:
+    fail_first_start(holding)
     with pytest.raises(TransientAwsError, match="ThrottlingException"):
         intake(holding, load_event("intake/alarm.json"))
     [lock] = lock_items(holding)
     incident_id = lock["incident_id"]["S"]
     assert incident_item(holding, incident_id)["status"] == "starting"
 
-    monkeypatch.setattr(deps, "stepfunctions", real)
     joined = intake(holding, {**load_event("intake/alarm.json"), "id": "a-later-alarm"})
 
     assert joined["status"] == "joined" and joined["execution_arn"]
@@ -203,25 +195,11 @@ def test_a_failed_start_keeps_the_incident_and_the_next_alarm_starts_it(
     assert incident_item(holding, incident_id)["status"] == "open"
 
 
-def test_a_redelivery_of_the_event_whose_start_failed_starts_the_incident(
-    holding: Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from botocore.exceptions import ClientError
-    from rollguard import runtime
-    from rollguard.errors import TransientAwsError
-
-    deps = runtime.intake_deps()
-    real = deps.stepfunctions
-
-    class Throttled:
-        def start_execution(self, **kwargs: Any) -> Any:
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "StartExecution")
-
+def test_a_redelivery_of_the_event_whose_start_failed_starts_the_incident(holding: Sandbox) -> None:
     event = load_event("intake/alarm.json")
-    monkeypatch.setattr(deps, "stepfunctions", Throttled())
+    fail_first_start(holding)
     with pytest.raises(TransientAwsError):
         intake(holding, event)
-    monkeypatch.setattr(deps, "stepfunctions", real)
 
     redelivered = intake(holding, event)  # Lambda's own retry of the async invocation
 

@@ -6,7 +6,7 @@ the step functions around them fetch facts through the adapters and write the au
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from rollguard import clock
 from rollguard.adapters.cloudwatch import AlarmInfo, CloudWatch, breaches
@@ -173,10 +173,13 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
     canary_id = previous.rollback_deployment_id if previous else None
     ids: list[str] = []
     mark = f"{ROLLGUARD_MARK} {state.incident_id}"
-    bad_label = assessment.bad.revision_label
+    bad = assessment.bad
 
-    def back_to(good: DeploymentRef) -> dict[str, Any]:
-        return retarget(good.revision, bad_label)
+    def roll_back(config: str, what: str) -> tuple[str, DeploymentRef]:
+        """Deploy the last-known-good revision with ``config``; the new deployment's id and that revision."""
+        good = _last_good(assessment)
+        revision = retarget(good.revision, bad.revision_label)
+        return deps.codedeploy.deploy(cd.application, cd.deployment_group, revision, config, f"{mark}: {what}"), good
 
     try:
         bad_live = deps.codedeploy.get(assessment.bad.deployment_id)
@@ -190,29 +193,16 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
             detail = f"stopped in-flight deployment {assessment.bad.deployment_id} with automatic rollback"
             judge, done, new_rollback = "aggregate", True, rollback_id
         elif step.scope == "canary":
-            good = _last_good(assessment)
-            new_rollback = deps.codedeploy.deploy(
-                cd.application,
-                cd.deployment_group,
-                retarget(good.revision, assessment.bad.revision_label),
-                CANARY_CONFIG[platform],
-                f"{mark}: canary rollback",
-            )
+            new_rollback, good = roll_back(CANARY_CONFIG[platform], "canary rollback")
             ids = [assessment.bad.deployment_id, new_rollback]
             detail = f"canary rollback {new_rollback} to revision {good.revision_label} ({CANARY_CONFIG[platform]})"
             judge = "slice"
         else:
-            good = _last_good(assessment)
+            _last_good(assessment)  # fail before stopping anything if there is nowhere to go
             if canary_id and deps.codedeploy.get(canary_id).get("status") in IN_FLIGHT:
                 # CodeDeploy cannot hurry a canary along: stop it where it is, then move everything at once.
                 deps.codedeploy.stop(canary_id, auto_rollback=False)
-            new_rollback = deps.codedeploy.deploy(
-                cd.application,
-                cd.deployment_group,
-                retarget(good.revision, assessment.bad.revision_label),
-                FULL_CONFIG[platform],
-                f"{mark}: full rollback",
-            )
+            new_rollback, good = roll_back(FULL_CONFIG[platform], "full rollback")
             ids = [assessment.bad.deployment_id, *([canary_id] if canary_id else []), new_rollback]
             verb = "widened canary to a full rollback" if canary_id else "full rollback"
             detail = f"{verb} {new_rollback} to revision {good.revision_label} ({FULL_CONFIG[platform]})"
