@@ -150,3 +150,23 @@ def test_close_twice_records_one_closing_event(sandbox: Sandbox) -> None:
 
     closing = [e for e in audit_events(sandbox, request["state"]["incident_id"]) if e["kind"] == "incident_closed"]
     assert len(closing) == 1
+
+
+def test_audit_events_are_queryable_by_target_over_time(sandbox: Sandbox, bad_deploy: dict[str, Any]) -> None:
+    from rollguard.audit import AuditLog
+
+    state = dict(bad_deploy)
+    before = sandbox.clock.now().isoformat()
+    state["assessment"] = call(sandbox, "assess", state)
+    sandbox.advance(600)
+    middle = sandbox.clock.now().isoformat()
+    state["progress"] = call(sandbox, "act", state)
+
+    log = AuditLog(sandbox.client("dynamodb"), TABLES["AuditTable"])
+    everything = log.for_target("codedeploy:checkout/checkout-prod")
+    early = log.for_target("codedeploy:checkout/checkout-prod", until=middle)
+
+    assert [e["kind"] for e in everything] == ["assessed", "action"]
+    assert [e["kind"] for e in early] == ["assessed"]
+    assert all(e["at"] >= before[:19] for e in everything)
+    assert log.for_target("codedeploy:other/group") == []

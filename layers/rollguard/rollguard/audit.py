@@ -88,12 +88,26 @@ class AuditLog:
             KeyConditionExpression="incident_id = :i", ExpressionAttributeValues={":i": {"S": incident_id}}
         )
 
-    def for_target(self, target_key: str, since: str = "", until: str = "~") -> list[dict[str, Any]]:
+    def for_target(self, target_key: str, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
+        """Events for ``target_key`` with ``since <= at <= until`` (ISO timestamps; either bound may be open)."""
+        values: dict[str, Any] = {":t": {"S": target_key}}
+        condition = "target_key = :t"
+        if since and until:
+            condition += " AND #at BETWEEN :a AND :b"
+        elif since:
+            condition += " AND #at >= :a"
+        elif until:
+            condition += " AND #at <= :b"
+        if since:
+            values[":a"] = {"S": since}
+        if until:
+            values[":b"] = {"S": until}
+        names = {"#at": "at"} if since or until else None
         return self._query(
             IndexName="by_target",
-            KeyConditionExpression="target_key = :t AND #at BETWEEN :a AND :b",
-            ExpressionAttributeNames={"#at": "at"},
-            ExpressionAttributeValues={":t": {"S": target_key}, ":a": {"S": since}, ":b": {"S": until}},
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            **({"ExpressionAttributeNames": names} if names else {}),
         )
 
     def _query(self, **kwargs: Any) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from aws_lambda_powertools.utilities.parser import parse
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
@@ -61,7 +62,7 @@ def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
     if detail_type != STATE_CHANGE:
         return _ignored(f"detail-type {detail_type!r} is not {STATE_CHANGE!r}")
     try:
-        event = AlarmStateChange.model_validate(raw)
+        event = parse(event=raw, model=AlarmStateChange)
     except ValidationError as exc:
         return _rejected(f"malformed alarm state change event {raw.get('id', '?')}: {_describe_validation(exc)}")
 
