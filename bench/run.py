@@ -156,7 +156,7 @@ def bench_intake(sizes: Sizes) -> dict[str, Any]:
     from rollguard_cli.sandbox.runner import TABLES, Sandbox
 
     samples: dict[str, list[int]] = {"handler_open": [], "handler_join": [], "domain_open": [], "domain_join": []}
-    with quiet_powertools_metrics(), Sandbox(error_model=lambda label, at: 0.01) as sb:
+    with quiet_powertools_metrics(), Sandbox(error_model=lambda label, at, config: 0.01) as sb:
         handler = sb.handlers["rollguard-intake"]
         deps = runtime.intake_deps()  # cached: the handler uses this very object
         deps.stepfunctions = StubStepFunctions()

@@ -132,7 +132,7 @@ def test_too_little_traffic_is_inconclusive_extends_once_then_escalates() -> Non
 def _in_flight_bad_deploy(stage: Stage) -> None:
     stage.deploy("6")
     stage.sb.advance(20 * 60)
-    stage.behave(lambda v: 0.30 if v == "7" else None)
+    stage.behave(lambda v, live: 0.30 if v == "7" else None)
     stage.deploy("7", config="Custom.LambdaCanary50Percent30Minutes", settle=False)
 
 

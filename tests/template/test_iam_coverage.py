@@ -18,6 +18,7 @@ FUNCTIONS = {
     "rollguard-act": "ActFunction",
     "rollguard-verify": "VerifyFunction",
     "rollguard-close": "CloseFunction",
+    "rollguard-journal": "JournalFunction",
 }
 SERVICE_PREFIX = {"monitoring": "cloudwatch"}
 # A call authorised by other actions than its own name.
@@ -29,6 +30,7 @@ EXPLAINED = {
         "sqs:SendMessage": "the Lambda service sends failed async invocations to the DLQ with the function's role",
     },
     "ActFunction": {
+        "appconfig:StopDeployment": "config_revert of a deployment still in progress (tests/unit, tests/functional)",
         "codedeploy:GetDeploymentConfig": "CreateDeployment checks the deployment config with the caller's rights",
         "codedeploy:GetApplicationRevision": "CreateDeployment reads the revision with the caller's rights",
     },

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from iam import REPO_ROOT, TEMPLATE_PATH, allowed_actions, policy_entries, resources_of_type
 
-FUNCTIONS = ["IntakeFunction", "AssessFunction", "ActFunction", "VerifyFunction", "CloseFunction"]
+FUNCTIONS = ["IntakeFunction", "AssessFunction", "ActFunction", "VerifyFunction", "CloseFunction", "JournalFunction"]
 STATE_MACHINE = "RemediationStateMachine"
 ROLE_OWNERS = [*FUNCTIONS, STATE_MACHINE]
 
@@ -25,6 +25,10 @@ DEPLOYMENT_CONFIGS = f"arn:${{AWS::Partition}}:codedeploy:{_ACCOUNT}:deploymentc
 APPLICATIONS = f"arn:${{AWS::Partition}}:codedeploy:{_ACCOUNT}:application:${{CodeDeployApplicationPattern}}"
 INCIDENTS, AUDIT, LOCKS = "table:IncidentsTable", "table:AuditTable", "table:LocksTable"
 TOPIC = "topic:EscalationTopic"
+CHANGES = "table:ChangesTable"
+APPCONFIG_APPS = "arn:${AWS::Partition}:appconfig:*:${AWS::AccountId}:application/*"
+APPCONFIG_STRATEGIES = "arn:${AWS::Partition}:appconfig:*:${AWS::AccountId}:deploymentstrategy/*"
+APPCONFIG_CHANGE = {APPCONFIG_APPS, APPCONFIG_STRATEGIES}
 
 # What each function's code calls, and nothing more. Change this together with the handler.
 EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
@@ -40,6 +44,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "codedeploy:GetDeploymentGroup": {DEPLOYMENT_GROUPS},
         "codedeploy:ListDeployments": {DEPLOYMENT_GROUPS},
         "codedeploy:BatchGetDeployments": {DEPLOYMENT_GROUPS},
+        "dynamodb:Query": {f"{CHANGES}/index/by_time"},
         "dynamodb:PutItem": {AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS},
     },
@@ -49,6 +54,22 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "codedeploy:GetDeployment": {DEPLOYMENT_GROUPS},
         "codedeploy:GetDeploymentConfig": {DEPLOYMENT_CONFIGS},
         "codedeploy:GetApplicationRevision": {APPLICATIONS},
+        **{
+            f"appconfig:{action}": APPCONFIG_CHANGE
+            for action in (
+                "ListEnvironments",
+                "ListConfigurationProfiles",
+                "ListHostedConfigurationVersions",
+                "GetHostedConfigurationVersion",
+                "CreateHostedConfigurationVersion",
+                "StartDeployment",
+                "GetDeployment",
+                "ListDeployments",
+                "StopDeployment",
+            )
+        },
+        "appconfig:ListApplications": {"*"},
+        "appconfig:ListDeploymentStrategies": {"*"},
         "dynamodb:PutItem": {AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS},
     },
@@ -66,11 +87,17 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "dynamodb:DeleteItem": {LOCKS},
         "sns:Publish": {TOPIC},
     },
+    "JournalFunction": {
+        "dynamodb:UpdateItem": {CHANGES},
+        "appconfig:GetConfigurationProfile": {APPCONFIG_APPS},
+    },
 }
 
 # Actions without resource-level permissions: the only ones that may be granted on "*".
 STAR_RESOURCE_ALLOWED = {
     "cloudwatch:GetMetricData",
+    "appconfig:ListApplications",
+    "appconfig:ListDeploymentStrategies",
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
     "logs:UpdateLogDelivery",
@@ -200,12 +227,12 @@ def test_functions_use_explicit_statements_only(template: dict[str, Any], logica
 
 def test_state_machine_iam(template: dict[str, Any]) -> None:
     granted = allowed_actions(template, STATE_MACHINE)
-    invoked = {f"function:{name}" for name in FUNCTIONS if name != "IntakeFunction"}
+    invoked = {f"function:{name}" for name in FUNCTIONS if name not in {"IntakeFunction", "JournalFunction"}}
     assert granted.pop("lambda:InvokeFunction") == invoked
     assert granted.pop("dynamodb:DeleteItem") == {LOCKS}
     assert granted.pop("sns:Publish") == {TOPIC}
     # What is left is log delivery and tracing, which only exist on "*".
-    unscoped = {action for action in STAR_RESOURCE_ALLOWED if not action.startswith("cloudwatch:")}
+    unscoped = {action for action in STAR_RESOURCE_ALLOWED if action.split(":")[0] in {"logs", "xray"}}
     assert granted == dict.fromkeys(unscoped, {"*"})
 
 
@@ -241,7 +268,7 @@ def test_star_resource_only_where_iam_cannot_scope(template: dict[str, Any], log
 
 def test_tables_have_pitr_and_sse(template: dict[str, Any]) -> None:
     tables = resources_of_type(template, "AWS::DynamoDB::Table")
-    assert set(tables) == {"IncidentsTable", "AuditTable", "LocksTable"}
+    assert set(tables) == {"IncidentsTable", "AuditTable", "LocksTable", "ChangesTable"}
     for logical_id, table in tables.items():
         props = table["Properties"]
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, logical_id
