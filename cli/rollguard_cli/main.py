@@ -1,9 +1,11 @@
-"""``rollguard``: the operator CLI (policy check, drills)."""
+"""``rollguard``: the operator CLI (policy check, drills, flag hygiene)."""
 
 import argparse
 import json
 import sys
 from pathlib import Path
+
+from rollguard_cli import flags_cli
 
 
 def _policy_check(paths: list[str]) -> int:
@@ -64,9 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     drill.add_argument("--list", action="store_true", help="list the scenarios")
     drill.add_argument("--json", action="store_true", help="one JSON object on stdout")
     drill.add_argument("--out", metavar="DIR", help="write audit events, execution history and timeline here")
+    flags_cli.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "policy":
         return _policy_check(args.paths)
+    if args.command == "flags":
+        return flags_cli.run(args)
     return _drill(args)
 
 

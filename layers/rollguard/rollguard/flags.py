@@ -82,7 +82,7 @@ class FlagDefinition(_Tolerant):
 
 class Variant(_Tolerant):
     name: str
-    enabled: bool = False
+    enabled: bool = Field(default=False, strict=True)
     rule: str | None = None
     attribute_values: dict[str, Any] = Field(default_factory=dict, alias="attributeValues")
 
@@ -90,7 +90,8 @@ class Variant(_Tolerant):
 class FlagValue(_Tolerant):
     """``values[<flag>]``: ``enabled``, AppConfig's own ``_``-keys, and every attribute value (the extras)."""
 
-    enabled: bool | None = None
+    # Strict: AppConfig only takes JSON booleans, so "yes" must not quietly read as on.
+    enabled: bool | None = Field(default=None, strict=True)
     created_at: str | None = Field(default=None, alias="_createdAt")
     updated_at: str | None = Field(default=None, alias="_updatedAt")
     variants: list[Variant] = Field(default_factory=list, alias="_variants")
