@@ -1,4 +1,5 @@
-"""Flag hygiene on moto's AppConfig: the adapter and `rollguard flags` against a profile.
+"""Flag hygiene on moto's AppConfig: the adapter, `rollguard flags` against a profile, and the weekly
+report function publishing to SNS (read back through an SQS subscription).
 
 moto 5.2.5 implements applications, configuration profiles and hosted versions, but not
 ListApplications nor ListHostedConfigurationVersions (it raises NotImplementedError). `AppConfigOnMoto`
@@ -9,6 +10,7 @@ extensions cover them; every other call is moto's.
 import contextlib
 import io
 import json
+import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,13 +24,19 @@ from moto import mock_aws
 from rollguard import clock, runtime
 from rollguard.adapters.appconfig_flags import AppConfigFlags
 from rollguard.errors import PermissionDenied, TargetNotFound, TransientAwsError
+from rollguard.flag_report import FlagProfilesInvalid
 from rollguard.flags import FlagDocumentInvalid
 from rollguard_cli.main import main
+from rollguard_cli.sandbox.runner import load_handler
+
+from tests.conftest import context, load_event
+from tests.template.iam import allowed_actions, load_template
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "policies" / "flags" / "checkout-flags.json"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+# The time of events/flag_report/scheduled.json: the report is judged as of then.
 SCHEDULED = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 _VERSIONS_PATH = re.compile(r"/applications/([^/]+)/configurationprofiles/([^/]+)/hostedconfigurationversions")
 
@@ -285,3 +293,120 @@ def test_flags_stale_when_aws_refuses_exits_2(aws: AppConfigOnMoto, checkout_fla
     code, out, err = rollguard("flags", "stale", *APPCONFIG_SOURCE, "--fail-on-stale")
     assert (code, out) == (2, "")
     assert err == "error: listing AppConfig applications: AccessDeniedException: injected\n"
+
+
+# ---------------------------------------------------------------------------- the weekly report function
+
+
+@contextlib.contextmanager
+def report_logs() -> Iterator[list[logging.LogRecord]]:
+    """The domain's log records (Powertools' logger does not propagate to pytest's caplog)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(level=logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("rollguard.flag_report")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@pytest.fixture
+def report_function(aws: AppConfigOnMoto, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """The function's environment as the template gives it: the escalation topic, read through SQS."""
+    sns, sqs = aws.client("sns"), aws.client("sqs")
+    topic = sns.create_topic(Name="rollguard-escalations")["TopicArn"]
+    inbox = sqs.create_queue(QueueName="oncall-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
+    for key, value in {
+        "ESCALATION_TOPIC_ARN": topic,
+        "INCIDENTS_TABLE": "unused",
+        "AUDIT_TABLE": "unused",
+        "LOCKS_TABLE": "unused",
+        "POWERTOOLS_SERVICE_NAME": "rollguard",
+        "POWERTOOLS_METRICS_NAMESPACE": "Rollguard",
+        "LOG_LEVEL": "INFO",
+    }.items():
+        monkeypatch.setenv(key, value)
+    runtime.reset()
+    handler = load_handler("flag_report").lambda_handler
+
+    def invoke(profiles: list[dict[str, str]]) -> dict[str, Any]:
+        monkeypatch.setenv("FLAG_PROFILES", json.dumps(profiles))
+        runtime.reset()
+        aws.calls.clear()
+        with contextlib.redirect_stdout(io.StringIO()):  # Powertools' JSON logs and metrics
+            return dict(handler(load_event("flag_report/scheduled.json"), context("rollguard-flag-report")))
+
+    def inbox_messages() -> list[dict[str, Any]]:
+        received = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        return [json.loads(m["Body"]) for m in received.get("Messages", [])]
+
+    yield {"invoke": invoke, "inbox": inbox_messages, "topic": topic}
+
+
+def test_the_weekly_report_publishes_one_line_per_finding(
+    aws: AppConfigOnMoto, checkout_flags: tuple[str, str], report_function: dict[str, Any]
+) -> None:
+    result = report_function["invoke"]([{"application": "checkout", "profile": "flags"}])
+    assert (result["published"], result["stale_flags"], result["findings"], result["errors"]) == (True, 1, 3, 0)
+    assert result["as_of"] == "2026-11-30T09:00:00Z"
+
+    (message,) = report_function["inbox"]()
+    assert message["Subject"] == "[Rollguard] Flag hygiene: 1 stale flag(s) in 1 profile(s)"
+    assert message["MessageAttributes"]["kind"] == {"Type": "String", "Value": "flag_hygiene"}
+    lines = message["Message"].splitlines()
+    assert lines[0] == "Rollguard flag hygiene report as of 2026-11-30: 3 finding(s) on 1 flag(s)."
+    assert [line for line in lines if line.startswith("checkout/flags")] == [
+        "checkout/flags v2: holiday-banner: expired: expired on 2026-01-15 (319 days ago)",
+        "checkout/flags v2: holiday-banner: too_old: created 2025-11-20, 374 days ago: "
+        "past the 30-day lifetime of a release flag",
+        "checkout/flags v2: holiday-banner: ownerless: no owner attribute: nobody to ask whether it can go",
+    ]
+
+
+def test_the_weekly_report_skips_publishing_when_nothing_is_stale(
+    aws: AppConfigOnMoto, report_function: dict[str, Any]
+) -> None:
+    aws.create_profile("checkout", "flags", older_document())  # new-pricing alone, 14 days old: healthy
+    with report_logs() as logs:
+        result = report_function["invoke"]([{"application": "checkout", "profile": "flags"}])
+    assert (result["published"], result["message_id"], result["findings"]) == (False, None, 0)
+    assert "sns:Publish" not in aws.calls
+    assert report_function["inbox"]() == []
+    assert [r.getMessage() for r in logs] == ["nothing stale in 1 profile(s): nothing published"]
+
+
+def test_an_unreadable_profile_is_reported_next_to_the_others_findings(
+    aws: AppConfigOnMoto, checkout_flags: tuple[str, str], report_function: dict[str, Any]
+) -> None:
+    result = report_function["invoke"](
+        [{"application": "payments", "profile": "flags"}, {"application": "checkout", "profile": "flags"}]
+    )
+    assert (result["published"], result["errors"], result["stale_flags"]) == (True, 1, 1)
+    (message,) = report_function["inbox"]()
+    assert message["Subject"].endswith(", 1 unreadable")
+    body = message["Message"]
+    assert "payments/flags: cannot read: TargetNotFound: no AppConfig application named or identified by" in body
+    assert "checkout/flags v2: holiday-banner: expired: " in body
+
+
+def test_an_invalid_flag_profiles_setting_fails_the_invocation(report_function: dict[str, Any]) -> None:
+    with pytest.raises(FlagProfilesInvalid, match="FLAG_PROFILES must be a JSON list"):
+        report_function["invoke"]([{"app": "checkout"}])
+
+
+def test_the_report_functions_iam_covers_its_calls_and_nothing_more(
+    aws: AppConfigOnMoto, checkout_flags: tuple[str, str], report_function: dict[str, Any]
+) -> None:
+    # No drill runs this function, so tests/template/test_iam_coverage.py leaves it to this test.
+    report_function["invoke"]([{"application": "checkout", "profile": "flags"}])
+    made = set(aws.calls)
+    granted = set(allowed_actions(load_template(), "FlagReportFunction"))
+    assert made - granted == set(), "FlagReportFunction calls AWS without permission"
+    assert granted - made == set(), "FlagReportFunction is granted actions it never uses"

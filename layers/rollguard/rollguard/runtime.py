@@ -14,6 +14,7 @@ from rollguard.settings import get_settings
 if TYPE_CHECKING:
     from rollguard.adapters.notify import Notifier
     from rollguard.audit import AuditLog
+    from rollguard.flag_report import FlagReportDeps
     from rollguard.intake import IntakeDeps
     from rollguard.policy import PolicyFile
     from rollguard.remediation import Deps
@@ -71,6 +72,18 @@ def notifier() -> Notifier:
     from rollguard.adapters.notify import Notifier
 
     return Notifier(clients.client("sns"), get_settings().escalation_topic_arn)
+
+
+def flag_report_deps() -> FlagReportDeps:
+    # Not cached: the function runs once a week, and FLAG_PROFILES is re-read each time.
+    from rollguard.adapters.appconfig_flags import AppConfigFlags
+    from rollguard.flag_report import FlagReportDeps, parse_profiles
+
+    return FlagReportDeps(
+        reader=AppConfigFlags(clients.client("appconfig")),
+        notifier=notifier(),
+        profiles=parse_profiles(get_settings().flag_profiles),
+    )
 
 
 def reset() -> None:

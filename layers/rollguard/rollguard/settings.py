@@ -15,6 +15,7 @@ class Settings(BaseModel):
     state_machine_arn: str = Field(default="", alias="STATE_MACHINE_ARN")
     escalation_topic_arn: str = Field(default="", alias="ESCALATION_TOPIC_ARN")
     policy_file: str = Field(default="/opt/rollguard.yaml", alias="POLICY_FILE")
+    flag_profiles: str = Field(default="[]", alias="FLAG_PROFILES")  # JSON: [{"application", "profile"}]
 
 
 @cache
