@@ -20,6 +20,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     scheduled = parse(event=event, model=EventBridgeModel)
     # Judged as of the scheduled time, so a retried invocation reports exactly the same findings.
     report = publish_flag_report(flag_report_deps(), as_of=scheduled.time)
-    metrics.add_metric(name="StaleFlags", unit=MetricUnit.Count, value=report.stale_flags)
-    metrics.add_metric(name="UnreadableFlagProfiles", unit=MetricUnit.Count, value=report.errors)
+    metrics.add_metric(name="StaleFlags", unit=MetricUnit.Count, value=report.stale_flag_count)
+    metrics.add_metric(name="UnreadableFlagProfiles", unit=MetricUnit.Count, value=report.unreadable_count)
     return report.model_dump(mode="json")

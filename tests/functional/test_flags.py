@@ -354,7 +354,8 @@ def test_the_weekly_report_publishes_one_line_per_finding(
     aws: AppConfigOnMoto, checkout_flags: tuple[str, str], report_function: dict[str, Any]
 ) -> None:
     result = report_function["invoke"]([{"application": "checkout", "profile": "flags"}])
-    assert (result["published"], result["stale_flags"], result["findings"], result["errors"]) == (True, 1, 3, 0)
+    counts = (result["stale_flag_count"], result["finding_count"], result["unreadable_count"])
+    assert (result["published"], counts) == (True, (1, 3, 0))
     assert result["as_of"] == "2026-11-30T09:00:00Z"
 
     (message,) = report_function["inbox"]()
@@ -376,7 +377,7 @@ def test_the_weekly_report_skips_publishing_when_nothing_is_stale(
     aws.create_profile("checkout", "flags", older_document())  # new-pricing alone, 14 days old: healthy
     with report_logs() as logs:
         result = report_function["invoke"]([{"application": "checkout", "profile": "flags"}])
-    assert (result["published"], result["message_id"], result["findings"]) == (False, None, 0)
+    assert (result["published"], result["message_id"], result["finding_count"]) == (False, None, 0)
     assert "sns:Publish" not in aws.calls
     assert report_function["inbox"]() == []
     assert [r.getMessage() for r in logs] == ["nothing stale in 1 profile(s): nothing published"]
@@ -388,7 +389,8 @@ def test_an_unreadable_profile_is_reported_next_to_the_others_findings(
     result = report_function["invoke"](
         [{"application": "payments", "profile": "flags"}, {"application": "checkout", "profile": "flags"}]
     )
-    assert (result["published"], result["errors"], result["stale_flags"]) == (True, 1, 1)
+    assert (result["published"], result["unreadable_count"], result["stale_flag_count"]) == (True, 1, 1)
+    assert result["profiles"][0]["error"].startswith("TargetNotFound: no AppConfig application named")
     (message,) = report_function["inbox"]()
     assert message["Subject"].endswith(", 1 unreadable")
     body = message["Message"]

@@ -53,9 +53,10 @@ class ProfileResult(BaseModel):
 class FlagReport(BaseModel):
     as_of: datetime
     profiles: list[ProfileResult]
-    findings: int
-    stale_flags: int
-    errors: int
+    # Counts; the findings themselves are in `profiles`.
+    finding_count: int
+    stale_flag_count: int
+    unreadable_count: int
     published: bool = False
     message_id: str | None = None
     summary: str = ""
@@ -90,9 +91,9 @@ def build_report(profiles: list[ProfileRef], reader: AppConfigFlags, as_of: date
     return FlagReport(
         as_of=as_of,
         profiles=results,
-        findings=sum(len(r.findings) for r in results),
-        stale_flags=sum(len({f.flag for f in r.findings}) for r in results),
-        errors=sum(r.error is not None for r in results),
+        finding_count=sum(len(r.findings) for r in results),
+        stale_flag_count=sum(len({f.flag for f in r.findings}) for r in results),
+        unreadable_count=sum(r.error is not None for r in results),
     )
 
 
@@ -102,12 +103,12 @@ def _named(exc: Exception) -> str:
 
 def render(report: FlagReport) -> tuple[str, str]:
     """Subject and plain-text body: one line per finding, each naming its profile, so lines can be grepped."""
-    subject = f"[Rollguard] Flag hygiene: {report.stale_flags} stale flag(s) in {len(report.profiles)} profile(s)"
-    if report.errors:
-        subject += f", {report.errors} unreadable"
+    subject = f"[Rollguard] Flag hygiene: {report.stale_flag_count} stale flag(s) in {len(report.profiles)} profile(s)"
+    if report.unreadable_count:
+        subject += f", {report.unreadable_count} unreadable"
     lines = [
         f"Rollguard flag hygiene report as of {report.as_of.date().isoformat()}: "
-        f"{report.findings} finding(s) on {report.stale_flags} flag(s).",
+        f"{report.finding_count} finding(s) on {report.stale_flag_count} flag(s).",
         "",
     ]
     for result in report.profiles:
@@ -124,7 +125,7 @@ def render(report: FlagReport) -> tuple[str, str]:
 
 def publish_flag_report(deps: FlagReportDeps, as_of: datetime) -> FlagReport:
     report = build_report(deps.profiles, deps.reader, as_of)
-    if not report.findings and not report.errors:
+    if not report.finding_count and not report.unreadable_count:
         if deps.profiles:
             report.summary = f"nothing stale in {len(report.profiles)} profile(s): nothing published"
             logger.info(report.summary)
