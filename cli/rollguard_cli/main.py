@@ -1,4 +1,4 @@
-"""``rollguard``: the operator CLI (policy check, drills)."""
+"""``rollguard``: the operator CLI (policy check, drills, flag hygiene)."""
 
 import argparse
 import json
@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rollguard.policy import LadderStep
+
+from rollguard_cli import flags_cli
 
 
 def _policy_check(paths: list[str]) -> int:
@@ -83,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     drill.add_argument("--list", action="store_true", help="list the scenarios")
     drill.add_argument("--json", action="store_true", help="one JSON object on stdout")
     drill.add_argument("--out", metavar="DIR", help="write audit events, execution history and timeline here")
+    flags_cli.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "policy":
         return _policy_check(args.paths)
+    if args.command == "flags":
+        return flags_cli.run(args)
     return _drill(args)
 
 

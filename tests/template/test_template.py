@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from iam import REPO_ROOT, TEMPLATE_PATH, allowed_actions, policy_entries, resources_of_type
 
-FUNCTIONS = ["IntakeFunction", "AssessFunction", "ActFunction", "VerifyFunction", "CloseFunction", "JournalFunction"]
+REMEDIATION_FUNCTIONS = ["AssessFunction", "ActFunction", "VerifyFunction", "CloseFunction"]
+FUNCTIONS = ["IntakeFunction", *REMEDIATION_FUNCTIONS, "JournalFunction", "FlagReportFunction"]
 STATE_MACHINE = "RemediationStateMachine"
 ROLE_OWNERS = [*FUNCTIONS, STATE_MACHINE]
 
@@ -29,6 +30,8 @@ CHANGES = "table:ChangesTable"
 APPCONFIG_APPS = "arn:${AWS::Partition}:appconfig:*:${AWS::AccountId}:application/*"
 APPCONFIG_STRATEGIES = "arn:${AWS::Partition}:appconfig:*:${AWS::AccountId}:deploymentstrategy/*"
 APPCONFIG_CHANGE = {APPCONFIG_APPS, APPCONFIG_STRATEGIES}
+# Every AppConfig application's sub-resources (profiles, hosted versions): ids, not names, are in the ARN.
+APPCONFIG_APPLICATIONS = f"arn:${{AWS::Partition}}:appconfig:{_ACCOUNT}:application/*"
 
 # What each function's code calls, and nothing more. Change this together with the handler.
 EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
@@ -90,6 +93,13 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
     "JournalFunction": {
         "dynamodb:UpdateItem": {CHANGES},
         "appconfig:GetConfigurationProfile": {APPCONFIG_APPS},
+    },
+    "FlagReportFunction": {
+        "appconfig:ListApplications": {"*"},
+        "appconfig:ListConfigurationProfiles": {APPCONFIG_APPLICATIONS},
+        "appconfig:ListHostedConfigurationVersions": {APPCONFIG_APPLICATIONS},
+        "appconfig:GetHostedConfigurationVersion": {APPCONFIG_APPLICATIONS},
+        "sns:Publish": {TOPIC},
     },
 }
 
@@ -227,12 +237,12 @@ def test_functions_use_explicit_statements_only(template: dict[str, Any], logica
 
 def test_state_machine_iam(template: dict[str, Any]) -> None:
     granted = allowed_actions(template, STATE_MACHINE)
-    invoked = {f"function:{name}" for name in FUNCTIONS if name not in {"IntakeFunction", "JournalFunction"}}
+    invoked = {f"function:{name}" for name in REMEDIATION_FUNCTIONS}
     assert granted.pop("lambda:InvokeFunction") == invoked
     assert granted.pop("dynamodb:DeleteItem") == {LOCKS}
     assert granted.pop("sns:Publish") == {TOPIC}
     # What is left is log delivery and tracing, which only exist on "*".
-    unscoped = {action for action in STAR_RESOURCE_ALLOWED if action.split(":")[0] in {"logs", "xray"}}
+    unscoped = {action for action in STAR_RESOURCE_ALLOWED if action.startswith(("logs:", "xray:"))}
     assert granted == dict.fromkeys(unscoped, {"*"})
 
 
@@ -349,6 +359,16 @@ def test_intake_rule_matches_alarms_and_dead_letters(template: dict[str, Any]) -
     dlq = {"Fn::GetAtt": ["IntakeDeadLetterQueue", "Arn"]}
     assert rule["DeadLetterConfig"] == {"Arn": dlq}
     assert props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"] == dlq
+
+
+def test_flag_report_runs_weekly_on_the_flag_profiles_parameter(template: dict[str, Any]) -> None:
+    props = template["Resources"]["FlagReportFunction"]["Properties"]
+    (event,) = props["Events"].values()
+    assert (event["Type"], event["Properties"]["Schedule"]) == ("Schedule", "rate(7 days)")
+    variables = props["Environment"]["Variables"]
+    assert variables == {"ESCALATION_TOPIC_ARN": {"Ref": "EscalationTopic"}, "FLAG_PROFILES": {"Ref": "FlagProfiles"}}
+    # The default checks nothing, and is valid JSON for the function.
+    assert json.loads(template["Parameters"]["FlagProfiles"]["Default"]) == []
 
 
 def test_only_the_alarm_rule_may_dead_letter(template: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from rollguard.settings import get_settings
 if TYPE_CHECKING:
     from rollguard.adapters.notify import Notifier
     from rollguard.audit import AuditLog
+    from rollguard.flag_report import FlagReportDeps
     from rollguard.intake import IntakeDeps
     from rollguard.journal import Journal
     from rollguard.policy import PolicyFile
@@ -91,6 +92,18 @@ def journal_profile_type() -> object:
     from rollguard.journal import profile_type_from
 
     return profile_type_from(lambda region: clients.client("appconfig", region))
+
+
+def flag_report_deps() -> FlagReportDeps:
+    # Not cached: the function runs once a week, and FLAG_PROFILES is re-read each time.
+    from rollguard.adapters.appconfig_flags import AppConfigFlags
+    from rollguard.flag_report import FlagReportDeps, parse_profiles
+
+    return FlagReportDeps(
+        reader=AppConfigFlags(clients.client("appconfig")),
+        notifier=notifier(),
+        profiles=parse_profiles(get_settings().flag_profiles),
+    )
 
 
 def reset() -> None:

@@ -18,6 +18,7 @@ class Settings(BaseModel):
     changes_table: str = Field(default="", alias="CHANGES_TABLE")
     appconfig_strategy: str = Field(default="Rollguard-Immediate", alias="APPCONFIG_STRATEGY")
     region: str = Field(default="us-east-1", alias="AWS_REGION")
+    flag_profiles: str = Field(default="[]", alias="FLAG_PROFILES")  # JSON: [{"application", "profile"}]
 
 
 @cache
