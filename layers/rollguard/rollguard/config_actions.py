@@ -186,3 +186,33 @@ def flipped_flags(appconfig: AppConfig, ids: ProfileIds, version: int, deploymen
         for name in set(before) | set(after)
         if bool(before.get(name, {}).get("enabled", False)) != bool(after.get(name, {}).get("enabled", False))
     }
+
+
+def undo(
+    appconfig: AppConfig, ref: ProfileRef, results: list[RegionResult], strategy: str, why: str
+) -> list[RegionResult]:
+    """Put back what an action replaced: redeploy each changed region's previous version."""
+    undone = []
+    for result in results:
+        if not result.ok or result.previous_version is None or result.previous_version == result.new_version:
+            continue
+        try:
+            ids = appconfig.resolve(result.region, ref.application, ref.environment, ref.profile)
+            description = f"Rollguard: undo — back to version {result.previous_version} ({why})"
+            number = appconfig.deploy(
+                ids, appconfig.strategy_id(result.region, strategy), result.previous_version, description
+            )
+            state = appconfig.wait_live(ids, number)
+            undone.append(
+                RegionResult(
+                    result.region,
+                    True,
+                    f"redeployed version {result.previous_version}, deployment {number} {state}",
+                    result.new_version,
+                    result.previous_version,
+                    number,
+                )
+            )
+        except RollguardError as exc:
+            undone.append(RegionResult(result.region, False, f"{type(exc).__name__}: {exc}", error=exc))
+    return undone
