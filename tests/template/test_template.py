@@ -73,6 +73,8 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         },
         "appconfig:ListApplications": {"*"},
         "appconfig:ListDeploymentStrategies": {"*"},
+        "dynamodb:Query": {f"{AUDIT}/index/by_target"},
+        "dynamodb:GetItem": {LOCKS},
         "dynamodb:PutItem": {AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS},
     },

@@ -98,7 +98,7 @@ def test_the_message_gives_the_reason_the_alarm_and_its_state(resolved: Executio
 
 def test_the_message_names_the_target_and_policy(resolved: ExecutionState) -> None:
     message = compose_message(resolved, "resolved", "recovered")
-    assert "Target:   CodeDeploy checkout/checkout-prod (policy checkout-5xx)" in message
+    assert "Target:   codedeploy:checkout/checkout-prod (policy checkout-5xx)" in message
 
 
 def test_the_message_summarises_the_suspect_change(resolved: ExecutionState) -> None:

@@ -137,6 +137,7 @@ class Sandbox:
         self.handlers: dict[str, Any] = {}
         self.delivered: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
+        self.published: list[dict[str, Any]] = []  # every SNS Publish, as sent
         self.appconfig = AppConfigDeployments(self.clock, publish=self.world.enqueue)
         self._env: dict[str, str | None] = {}
         self._stack: list[Any] = []
@@ -231,6 +232,8 @@ class Sandbox:
         region = getattr(request_signer, "_region_name", REGION)
         caller = self.log.caller()
         self.log.aws_calls.append((caller, service, model.name))
+        if service == "sns" and model.name == "Publish":
+            self.published.append(dict(context.get("sandbox_params", {})))
         for fault in self.faults:
             if fault.matches(caller, model.name, region):
                 return fault.fire()
@@ -392,6 +395,18 @@ class Sandbox:
         return [event for page in pages for event in page["events"]]
 
     def notifications(self) -> list[str]:
+        """What an email subscriber of the escalation topic received (subject and body), in order."""
+        texts = []
+        for params in self.published:
+            body = params.get("Message", "")
+            if params.get("MessageStructure") == "json":
+                per_protocol = json.loads(body)
+                body = per_protocol.get("email", per_protocol["default"])
+            texts.append(f"Subject: {params.get('Subject', '')}\n\n{body}")
+        return texts
+
+    def chat_notifications(self) -> list[str]:
+        """What a chat integration (an SQS/HTTPS subscriber: the topic's default message) received."""
         sqs = self.client("sqs")
         messages: list[str] = []
         while True:

@@ -32,16 +32,39 @@ def closing_reason(state: ExecutionState, outcome: Outcome) -> str:
     return outcome
 
 
-def compose_message(state: ExecutionState, outcome: Outcome, reason: str) -> str:
+def _links(state: ExecutionState, execution_arn: str | None) -> list[tuple[str, str]]:
+    region = state.alarm.region
+    console = f"https://{region}.console.aws.amazon.com"
+    links = [("Alarm", f"{console}/cloudwatch/home?region={region}#alarmsV2:alarm/{quote(state.alarm.name, safe='')}")]
+    if execution_arn:
+        links.append(("Execution", f"{console}/states/home?region={region}#/v2/executions/details/{execution_arn}"))
+    bad = state.assessment.bad if state.assessment else None
+    if bad is not None:
+        links.append(("Deployment", f"{console}/codesuite/codedeploy/deployments/{bad.deployment_id}?region={region}"))
+    return links
+
+
+_NEXT = {
+    "resolved": "Nothing urgent; review the incident and fix forward (the rollback or revert stays until you do).",
+    "escalated": "A human decides: Rollguard has stopped acting on this target.",
+    "closed_no_action": "Investigate the alarm; Rollguard found no recent change it may undo.",
+}
+
+
+def compose_message(state: ExecutionState, outcome: Outcome, reason: str, execution_arn: str | None = None) -> str:
     """Plain text for email; every fact an on-call engineer needs to pick the incident up."""
-    cd = state.policy.target.codedeploy
+    shadow = state.policy.mode == "shadow"
     lines = [
-        f"Rollguard incident {state.incident_id}: {_HEADLINE[outcome]}",
+        f"Rollguard incident {state.incident_id}: {_HEADLINE[outcome]}{' [SHADOW]' if shadow else ''}",
         "",
+    ]
+    if shadow:
+        lines += ["SHADOW MODE: nothing was changed; the actions below are what Rollguard would have done.", ""]
+    lines += [
         f"Why:      {reason}",
         f"Alarm:    {state.alarm.name} ({state.alarm.state} at {state.alarm.state_timestamp})",
         f"          {state.alarm.reason}",
-        f"Target:   CodeDeploy {cd.application}/{cd.deployment_group} (policy {state.policy.name})",
+        f"Target:   {state.target_key} (policy {state.policy.name})",
     ]
     if state.assessment is not None:
         lines.append(f"Change:   {state.assessment.summary}")
@@ -50,20 +73,51 @@ def compose_message(state: ExecutionState, outcome: Outcome, reason: str) -> str
             f"Action:   step {action.step + 1} {action.action} {action.scope} at {action.started_at}: "
             f"{action.detail} → {action.verdict or action.result}"
         )
-    nexts = {
-        "resolved": "Nothing; review the incident and fix forward.",
-        "escalated": "A human decides: the automation has stopped acting on this target.",
-        "closed_no_action": "Investigate the alarm; Rollguard found nothing it may undo.",
-    }
-    lines.append(f"Next:     {nexts[outcome]}")
+    lines.append(f"Next:     {_NEXT[outcome]}")
     if state.policy.escalate.runbook:
         lines.append(f"Runbook:  {state.policy.escalate.runbook}")
-    region = state.alarm.region
-    lines.append(
-        f"Alarm:    https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
-        f"#alarmsV2:alarm/{quote(state.alarm.name, safe='')}"
-    )
+    lines += ["Links:", *(f"  {name:<11} {url}" for name, url in _links(state, execution_arn))]
     return "\n".join(lines)
+
+
+def compose_chat(
+    state: ExecutionState, outcome: Outcome, reason: str, execution_arn: str | None = None
+) -> dict[str, Any]:
+    """The same facts as an AWS Chatbot custom notification (version 1.0), for Slack/Teams/Chime channels."""
+    shadow = " [SHADOW]" if state.policy.mode == "shadow" else ""
+    actions = [
+        f"• step {a.step + 1} `{a.action} {a.scope}` → *{a.verdict or a.result}*: {a.detail}"
+        for a in (state.progress.actions if state.progress else [])
+    ]
+    description = "\n".join(
+        [
+            f"*Why:* {reason}",
+            f"*Alarm:* `{state.alarm.name}` — {state.alarm.reason}",
+            f"*Target:* `{state.target_key}` (policy `{state.policy.name}`)",
+            *([f"*Change:* {state.assessment.summary}"] if state.assessment else []),
+            *actions,
+        ]
+    )
+    steps = [_NEXT[outcome], *([f"Runbook: {state.policy.escalate.runbook}"] if state.policy.escalate.runbook else [])]
+    steps += [f"{name}: {url}" for name, url in _links(state, execution_arn)]
+    return {
+        "version": "1.0",
+        "source": "custom",
+        "id": state.incident_id,
+        "content": {
+            "textType": "client-markdown",
+            "title": f"Rollguard {state.policy.name}: {_HEADLINE[outcome]}{shadow}",
+            "description": description[:8000],
+            "nextSteps": steps,
+            "keywords": [outcome, state.policy.name, *(["shadow"] if shadow else [])],
+        },
+        "metadata": {
+            "threadId": state.incident_id,
+            "summary": f"{_HEADLINE[outcome]}: {reason}"[:200],
+            "eventType": "RollguardIncidentClosed",
+            "additionalContext": {"incident_id": state.incident_id, "outcome": outcome},
+        },
+    }
 
 
 def close(request: CloseRequest, audit: AuditLog, store: IncidentStore, notifier: Notifier | None) -> CloseResult:
@@ -87,9 +141,20 @@ def close(request: CloseRequest, audit: AuditLog, store: IncidentStore, notifier
     )
     notified = False
     if notifier is not None:
-        subject = f"[Rollguard] {_HEADLINE[outcome]}: {state.policy.name}"
-        attributes: dict[str, Any] = {"outcome": outcome, "policy": state.policy.name, "incident_id": state.incident_id}
-        notifier.publish(subject, compose_message(state, outcome, reason), attributes)
+        shadow = "[SHADOW] " if state.policy.mode == "shadow" else ""
+        subject = f"[Rollguard] {shadow}{_HEADLINE[outcome]}: {state.policy.name}"
+        attributes: dict[str, Any] = {
+            "outcome": outcome,
+            "policy": state.policy.name,
+            "incident_id": state.incident_id,
+            "mode": state.policy.mode or "enforce",
+        }
+        notifier.publish(
+            subject,
+            compose_message(state, outcome, reason, request.execution_arn),
+            attributes,
+            chat=compose_chat(state, outcome, reason, request.execution_arn),
+        )
         notified = True
     return CloseResult(
         incident_id=state.incident_id,

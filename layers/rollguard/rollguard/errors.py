@@ -55,3 +55,7 @@ class FlagNotFound(RollguardError):
 
 class PartiallyFailed(RollguardError):
     """The action succeeded in some regions and failed in others; the reason lists each region."""
+
+
+class ActionBlocked(RollguardError):
+    """A safety brake (pause, freeze window, cooldown, hourly cap, rollback-once) stopped the action."""

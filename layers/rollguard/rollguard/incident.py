@@ -108,6 +108,7 @@ Outcome = Literal["resolved", "escalated", "closed_no_action"]
 class CloseRequest(_Model):
     state: ExecutionState
     outcome: Outcome
+    execution_arn: str | None = None  # $$.Execution.Id, for the console link
 
 
 class CloseResult(_Model):

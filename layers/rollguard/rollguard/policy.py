@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,9 +37,40 @@ CANARY_INTERVAL_SECONDS = 15 * 60
 Duration = Annotated[int, Field(description="seconds; written as '90s', '5m', '1h' in YAML")]
 
 
+Mode = Literal["enforce", "shadow"]
+
+
+class FreezeWindow(_Strict):
+    """No automated action between start and end (UTC ISO timestamps): a brake, not a silence."""
+
+    start: datetime
+    end: datetime
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FreezeWindow:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("freeze window times need a timezone, e.g. 2026-12-24T00:00:00Z")
+        if self.end <= self.start:
+            raise ValueError("a freeze window must end after it starts")
+        return self
+
+
+class Brakes(_Strict):
+    """Limits on automation per target; a brake that stops an action escalates with its reason."""
+
+    cooldown: Duration = 1800  # after an action on a target, other incidents on it may not act for this long
+    max_actions_per_hour: int = Field(default=3, ge=1)
+    rollback_once: bool = True  # a deployment is rolled back by at most one incident
+    freeze: list[FreezeWindow] = Field(default_factory=list)
+
+    _durations = field_validator("cooldown", mode="before")(_seconds)
+
+
 class Defaults(_Strict):
-    mode: Literal["enforce"] = "enforce"
+    mode: Mode = "enforce"
     lock_ttl: Duration = 7200
+    brakes: Brakes = Brakes()
 
     _durations = field_validator("lock_ttl", mode="before")(_seconds)
 
@@ -168,6 +200,12 @@ class Policy(_Strict):
     ladder: list[LadderStep] = Field(min_length=1, max_length=10)
     verify: VerifySettings = VerifySettings()
     escalate: Escalation = Escalation()
+    mode: Mode | None = None  # shadow: the whole path runs, actions are recorded as "would have", never executed
+    brakes: Brakes | None = None
+
+    def with_defaults(self, defaults: Defaults) -> Policy:
+        """The policy as an incident runs it: the file's defaults filled in (the execution input is self-contained)."""
+        return self.model_copy(update={"mode": self.mode or defaults.mode, "brakes": self.brakes or defaults.brakes})
 
     @model_validator(mode="after")
     def _steps_fit_the_target(self) -> Policy:
@@ -204,7 +242,8 @@ class PolicyFile(_Strict):
     policies: list[Policy] = Field(min_length=1)
 
     def match(self, alarm_name: str) -> Policy | None:
-        return next((p for p in self.policies if p.matches(alarm_name)), None)
+        policy = next((p for p in self.policies if p.matches(alarm_name)), None)
+        return policy.with_defaults(self.defaults) if policy else None
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,11 @@ from rollguard.adapters.cloudwatch import AlarmInfo, CloudWatch, breaches
 from rollguard.adapters.codedeploy import CANARY_CONFIG, FULL_CONFIG, IN_FLIGHT, CodeDeploy, retarget
 from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import AuditEvent, AuditLog
+from rollguard.brakes import brake_reason, history_window
 from rollguard.config_actions import RegionResult, flipped_flags, require_success, revert_profile, set_flag
+from rollguard.control import Control
 from rollguard.durations import format_duration
-from rollguard.errors import NothingToRollBack, RollguardError
+from rollguard.errors import ActionBlocked, NothingToRollBack, RollguardError
 from rollguard.incident import (
     ActionRecord,
     Assessment,
@@ -27,12 +29,14 @@ from rollguard.incident import (
 )
 from rollguard.journal import Change, Journal, appconfig_scope, codedeploy_scope
 from rollguard.policy import (
+    Brakes,
     ConfigRevertStep,
     FlagRef,
     FlagStep,
     LadderStep,
     Policy,
     ProfileRef,
+    RevertRecentChangeStep,
     RollbackStep,
     SliceMetrics,
 )
@@ -55,6 +59,7 @@ class Deps:
     journal: Journal | None = None
     appconfig_strategy: str = "Rollguard-Immediate"
     region: str = "us-east-1"
+    control: Control | None = None
 
 
 def _record(
@@ -259,6 +264,23 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
     index = previous.next_step if previous and previous.next_step is not None else 0
     step = state.policy.ladder[index]
     started_at = clock.iso()
+    blocked = _brake(step, state, deps)
+    if blocked:
+        _record(
+            deps,
+            state,
+            "action",
+            f"{step.action} {step.scope} blocked: {blocked}",
+            result="blocked",
+            reason=blocked,
+            step=index,
+            action=step.action,
+            scope=step.scope,
+            started_at=started_at,
+        )
+        raise ActionBlocked(blocked)
+    if state.policy.mode == "shadow":
+        return _shadow(step, index, started_at, state, deps)
     try:
         outcome = _take_step(step, state, deps)
     except RollguardError as exc:
@@ -314,6 +336,90 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
     )
 
 
+def _rolls_back(step: LadderStep, state: ExecutionState) -> str | None:
+    """The deployment this step would roll back, if it is a rollback."""
+    assessment = state.assessment
+    if assessment is None or assessment.bad is None:
+        return None
+    if isinstance(step, RollbackStep):
+        return assessment.bad.deployment_id
+    if isinstance(step, RevertRecentChangeStep):
+        pending = _pending_changes(state)
+        if pending and pending[0].kind == "deploy":
+            return assessment.bad.deployment_id
+    return None
+
+
+def _brake(step: LadderStep, state: ExecutionState, deps: Deps) -> str | None:
+    brakes = state.policy.brakes or Brakes()
+    now = clock.now()
+    rolls_back = _rolls_back(step, state)
+    since = now - history_window(brakes)
+    if rolls_back and state.assessment and state.assessment.bad:
+        since = min(since, parse_aws_time(state.assessment.bad.create_time))
+    return brake_reason(
+        brakes=brakes,
+        now=now,
+        incident_id=state.incident_id,
+        target_key=state.target_key,
+        pause=deps.control.paused() if deps.control else None,
+        recent_events=deps.audit.for_target(state.target_key, since=clock.iso(since)),
+        rolls_back=rolls_back,
+    )
+
+
+def _shadow(step: LadderStep, index: int, started_at: str, state: ExecutionState, deps: Deps) -> Progress:
+    """Shadow mode: record what would have been done, change nothing, and let the rest of the path run."""
+    would = f"would have: {_describe(step, state)}"
+    previous = state.progress
+    _record(
+        deps,
+        state,
+        "action",
+        would,
+        result="shadow",
+        step=index,
+        action=step.action,
+        scope=step.scope,
+        started_at=started_at,
+        ladder_action=step.action,
+    )
+    record = ActionRecord(
+        step=index, action=step.action, scope=step.scope, started_at=started_at, result="shadow", detail=would
+    )
+    return Progress(
+        step=index,
+        action=step.action,
+        scope=step.scope,
+        wait_seconds=step.verify.window,
+        judge="aggregate",
+        actions=[*(previous.actions if previous else []), record],
+        reverted=[*(previous.reverted if previous else [])],
+        summary=f"Step {index + 1} (shadow): {would}; verifying for {format_duration(step.verify.window)}.",
+    )
+
+
+def _describe(step: LadderStep, state: ExecutionState) -> str:
+    bad = state.assessment.bad if state.assessment else None
+    match step:
+        case RollbackStep():
+            if bad is None:
+                return f"{step.scope} rollback (no CodeDeploy deployment in scope)"
+            return f"{step.scope} rollback of deployment {bad.deployment_id} (revision {bad.revision_label})"
+        case FlagStep():
+            return f"turn {step.flag.name} {'on' if step.action == 'flag_on' else 'off'} in {step.flag.profile}"
+        case ConfigRevertStep():
+            return f"revert {step.config.profile} in {step.config.environment}"
+        case _:
+            pending = _pending_changes(state)
+            return f"undo {pending[0].describe()}" if pending else "undo a recent change (none left)"
+
+
+def _pending_changes(state: ExecutionState) -> list[Change]:
+    done = state.progress.reverted if state.progress else []
+    return [c for c in (state.assessment.changes if state.assessment else []) if c.change_id not in done]
+
+
 def _take_step(step: LadderStep, state: ExecutionState, deps: Deps) -> StepOutcome:
     why = f"incident {state.incident_id} ({state.alarm.name})"
     match step:
@@ -350,9 +456,7 @@ def _config_outcome(action: str, what: str, results: list[RegionResult], reverte
 
 def _revert_recent_change(state: ExecutionState, deps: Deps, why: str) -> StepOutcome:
     """Undo the newest change in scope not yet reverted: a rollback, a flag flip back, or a config revert."""
-    assert state.assessment is not None
-    done = state.progress.reverted if state.progress else []
-    pending = [c for c in state.assessment.changes if c.change_id not in done]
+    pending = _pending_changes(state)
     if not pending:
         raise NothingToRollBack("every change in scope before the alarm has already been reverted")
     change = pending[0]

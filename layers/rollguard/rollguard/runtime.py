@@ -14,6 +14,7 @@ from rollguard.settings import get_settings
 if TYPE_CHECKING:
     from rollguard.adapters.notify import Notifier
     from rollguard.audit import AuditLog
+    from rollguard.control import Control
     from rollguard.flag_report import FlagReportDeps
     from rollguard.intake import IntakeDeps
     from rollguard.journal import Journal
@@ -72,7 +73,14 @@ def remediation_deps() -> Deps:
         journal=journal(),
         appconfig_strategy=s.appconfig_strategy,
         region=s.region,
+        control=control(),
     )
+
+
+def control() -> Control:
+    from rollguard.control import Control
+
+    return Control(clients.dynamodb(), get_settings().locks_table)
 
 
 def journal() -> Journal | None:

@@ -1,5 +1,6 @@
 """SNS notifications to the escalation topic."""
 
+import json
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -12,12 +13,21 @@ class Notifier:
         self._sns = client
         self._topic = topic_arn
 
-    def publish(self, subject: str, message: str, attributes: dict[str, str]) -> str:
+    def publish(
+        self, subject: str, message: str, attributes: dict[str, str], chat: dict[str, Any] | None = None
+    ) -> str:
+        """``message`` is plain text. With ``chat`` (an AWS Chatbot custom notification), email subscribers get the
+        text and every other protocol (chat integrations, queues) gets the JSON."""
+        structure = {}
+        if chat is not None:
+            message = json.dumps({"default": json.dumps(chat), "email": message})
+            structure = {"MessageStructure": "json"}
         try:
             response = self._sns.publish(
                 TopicArn=self._topic,
                 Subject=subject[:100],
                 Message=message,
+                **structure,
                 MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
             )
         except ClientError as exc:
