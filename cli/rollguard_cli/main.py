@@ -1,9 +1,11 @@
-"""``rollguard``: the operator CLI (policy check, drills)."""
+"""``rollguard``: the operator CLI (policy check, drills, incident review)."""
 
 import argparse
 import json
 import sys
 from pathlib import Path
+
+from rollguard_cli import review_commands
 
 
 def _policy_check(paths: list[str]) -> int:
@@ -64,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     drill.add_argument("--list", action="store_true", help="list the scenarios")
     drill.add_argument("--json", action="store_true", help="one JSON object on stdout")
     drill.add_argument("--out", metavar="DIR", help="write audit events, execution history and timeline here")
+    review_commands.add_commands(commands)
     args = parser.parse_args(argv)
+    if hasattr(args, "handler"):
+        return review_commands.run(args)
     if args.command == "policy":
         return _policy_check(args.paths)
     return _drill(args)
