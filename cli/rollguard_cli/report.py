@@ -519,14 +519,17 @@ def render_html(report: Report) -> str:
     )
 
 
-def render(review: Review, fmt: str) -> str:
-    report = build_report(review)
+DRILL_NOTE = "A drill on the local sandbox: every incident time in this report is simulated."
+
+
+def render(review: Review, fmt: str, note: str = "") -> str:
+    report = build_report(review, note=note)
     return render_html(report) if fmt == "html" else render_markdown(report)
 
 
 def write_reports(folder: Path, incident_id: str) -> None:
     """report.md and report.html of a drill's --out folder, read back the way `rollguard report --from` reads."""
     review = load_review(FolderSource(folder), incident_id)
-    report = build_report(review, note="A drill on the local sandbox: every incident time in this report is simulated.")
+    report = build_report(review, note=DRILL_NOTE)
     (folder / "report.md").write_text(render_markdown(report), encoding="utf-8")
     (folder / "report.html").write_text(render_html(report), encoding="utf-8")

@@ -174,9 +174,10 @@ def _timeline(args: argparse.Namespace, source: Source) -> int:
 
 
 def _report(args: argparse.Namespace, source: Source) -> int:
-    from rollguard_cli.report import render
+    from rollguard_cli.report import DRILL_NOTE, render
 
-    text = render(load_review(source, args.incident_id), args.format)
+    # Only drills write --from folders, and their clock is the sandbox's: say so in the draft.
+    text = render(load_review(source, args.incident_id), args.format, note=DRILL_NOTE if args.folder else "")
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"wrote {args.out}")
