@@ -75,6 +75,9 @@ class MetricSeries(BaseModel):
 
     alarm: str
     label: str
+    namespace: str | None = None  # None for a metric-math alarm: its series is an expression
+    metric_name: str | None = None
+    dimensions: dict[str, str] = Field(default_factory=dict)
     statistic: str = ""
     period: int = 60
     threshold: float | None = None
@@ -134,11 +137,17 @@ def read_alarm_metric(cloudwatch: Any, alarm_name: str, start: datetime, end: da
         label = f"{metric['Namespace']}/{metric['MetricName']}" + (f" ({dims})" if dims else "")
         queries = [{"Id": "alarm_metric", "MetricStat": stat, "ReturnData": True}]
         statistic = str(stat["Stat"])
+        identity: dict[str, Any] = {
+            "namespace": metric["Namespace"],
+            "metric_name": metric["MetricName"],
+            "dimensions": {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])},
+        }
     else:
         queries = [dict(q) for q in alarm.metrics]
         returned = next((q for q in queries if q.get("ReturnData", True)), {})
         label = str(returned.get("Label") or returned.get("Expression") or "metric math")
         statistic = "expression"
+        identity = {}
     period = alarm.period
     first, last = _aligned(start, period, up=False), _aligned(end, period, up=True)
     points: dict[str, list[tuple[datetime, float]]] = {}
@@ -153,6 +162,7 @@ def read_alarm_metric(cloudwatch: Any, alarm_name: str, start: datetime, end: da
     return MetricSeries(
         alarm=alarm_name,
         label=label,
+        **identity,
         statistic=statistic,
         period=period,
         threshold=alarm.threshold,

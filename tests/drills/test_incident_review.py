@@ -53,6 +53,11 @@ def test_every_drill_folder_holds_the_metric_and_both_reports(drill_runs: dict[s
         "GreaterThanThreshold",
     )
     assert metric["label"] == "Checkout/ErrorRate (Service=checkout)" and metric["period"] == 60
+    assert (metric["namespace"], metric["metric_name"], metric["dimensions"]) == (
+        "Checkout",
+        "ErrorRate",
+        {"Service": "checkout"},
+    )
     stamps = [parse_aws_time(t) for t, _ in metric["datapoints"]]
     assert (onset - stamps[0]).total_seconds() == pytest.approx(15 * 60, abs=60)  # from ~15 min before the alarm
     assert parse_aws_time(metric["end"]) >= closed  # to the close
