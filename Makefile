@@ -36,7 +36,7 @@ drill: $(BIN)/.installed
 	$(BIN)/rollguard drill $(SCENARIO)
 
 drills: $(BIN)/.installed
-	for s in bad-deploy not-the-deploy no-recent-deploy; do $(BIN)/rollguard drill $$s || exit 1; done
+	for s in $$($(BIN)/rollguard drill --list | cut -d' ' -f1); do $(BIN)/rollguard drill $$s || exit 1; done
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -156,7 +156,7 @@ def bench_intake(sizes: Sizes) -> dict[str, Any]:
     from rollguard_cli.sandbox.runner import TABLES, Sandbox
 
     samples: dict[str, list[int]] = {"handler_open": [], "handler_join": [], "domain_open": [], "domain_join": []}
-    with quiet_powertools_metrics(), Sandbox(error_model=lambda label, at: 0.01) as sb:
+    with quiet_powertools_metrics(), Sandbox(error_model=lambda label, at, config: 0.01) as sb:
         handler = sb.handlers["rollguard-intake"]
         deps = runtime.intake_deps()  # cached: the handler uses this very object
         deps.stepfunctions = StubStepFunctions()
@@ -338,8 +338,19 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     suite = results["drills"]["suite"]
     for name, d in suite["drills"].items():
         check = "as expected" if d["passed"] else f"expected {d['expected_outcome']}; FAILED"
+        first = (
+            f"; first action after {d['transitions_to_first_action']} transitions / "
+            f"{d['invocations_to_first_action']} invocations"
+            if d["transitions_to_first_action"]
+            else ""
+        )
         table.append(
-            (f"drill {name}: wall time", f"{d['wall_time_s']:.2f} s", "-", f"outcome {d['outcome']} ({check})")
+            (
+                f"drill {name}: wall time",
+                f"{d['wall_time_s']:.2f} s",
+                "-",
+                f"outcome {d['outcome']} ({check}); {d['state_transitions']} transitions{first}",
+            )
         )
     table.append(
         ("drill suite: total wall time", f"{suite['total_wall_time_s']:.2f} s", "-", f"{len(suite['drills'])} drills")

@@ -23,7 +23,7 @@ def context(name: str = "rollguard-intake") -> LambdaContext:
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(error_model=lambda label, at: 0.01) as sb:
+    with Sandbox(error_model=lambda label, at, config: 0.01) as sb:
         yield sb
 
 
@@ -44,7 +44,15 @@ def incident_item(sb: Sandbox, incident_id: str) -> dict[str, Any]:
     return from_item(item["Item"])
 
 
-DRILLS = ("bad-deploy", "not-the-deploy", "no-recent-deploy")
+DRILLS = (
+    "bad-deploy",
+    "not-the-deploy",
+    "no-recent-deploy",
+    "flag-kill-switch",
+    "config-drift",
+    "blame-the-flag",
+    "blame-the-deploy",
+)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from rollguard.audit import AuditLog, from_item
 from rollguard.durations import format_duration
 
 from rollguard_cli.review import INCIDENT_FILE, LEAD_IN, METRIC_FILE, alarm_onset, read_alarm_metric
-from rollguard_cli.sandbox.runner import TABLES, Sandbox
+from rollguard_cli.sandbox.runner import REPO, TABLES, Sandbox
 from rollguard_cli.sandbox.world import ServiceSpec
 
 
@@ -27,8 +27,33 @@ class Scenario:
     name: str
     description: str
     expected_outcome: str
-    # Given the sandbox (to deploy) returns the error model; see _setup_* below.
+    # Deploys revisions and pushes configuration, and says how the service behaves (Stage.behave).
     setup: Callable[["Stage"], None]
+    policy: str = "sandbox.yaml"  # in policies/
+
+
+class Live:
+    """The configuration the simulated service has loaded through its AppConfig agent."""
+
+    def __init__(self, config: dict[str, Any]):
+        self.config = config
+
+    def flag(self, name: str, profile: str = "checkout-flags") -> bool:
+        return bool(self.config.get(profile, {}).get("values", {}).get(name, {}).get("enabled", False))
+
+    def setting(self, key: str, profile: str = "checkout-settings") -> Any:
+        return self.config.get(profile, {}).get(key)
+
+
+FLAGS = {
+    "version": "1",
+    "flags": {
+        "new-pricing": {"name": "new-pricing", "description": "New pricing engine"},
+        "checkout-kill-switch": {"name": "checkout-kill-switch", "description": "Disables checkout"},
+    },
+    "values": {"new-pricing": {"enabled": False}, "checkout-kill-switch": {"enabled": False}},
+}
+SETTINGS = {"timeout_ms": 2000, "retries": 2}
 
 
 class Stage:
@@ -36,7 +61,7 @@ class Stage:
 
     def __init__(self, sandbox: Sandbox):
         self.sb = sandbox
-        self.rates: list[tuple[datetime, Callable[[str], float | None]]] = []
+        self.rates: list[tuple[datetime, Callable[[str, Live], float | None]]] = []
         cd = sandbox.client("codedeploy")
         cd.create_application(applicationName="checkout", computePlatform="Lambda")
         cd.create_deployment_group(
@@ -91,22 +116,71 @@ class Stage:
             self.sb.advance(60)  # an all-at-once Lambda deployment completes within its minute
         return str(deployment_id)
 
-    def behave(self, rate: Callable[[str], float | None]) -> None:
-        """From now on, ``rate(version)`` is the error rate (None: no change from before)."""
+    def behave(self, rate: Callable[[str, Live], float | None]) -> None:
+        """From now on, ``rate(version, live_config)`` is the error rate (None: no change from before)."""
         self.rates.append((self.sb.clock.now(), rate))
 
-    def error_rate(self, label: str, at: datetime) -> float:
-        value = 0.01
+    def error_rate(self, label: str, at: datetime, config: dict[str, Any]) -> float:
+        value, live = 0.01, Live(config)
         for since, rate in self.rates:
-            if at >= since and (override := rate(label)) is not None:
+            if at >= since and (override := rate(label, live)) is not None:
                 value = override
         return value
+
+    # ------------------------------------------------------------------ AppConfig
+
+    def appconfig(self) -> None:
+        """The checkout application's flags and settings profiles in AppConfig, deployed to prod, and the
+        strategy Rollguard's stack creates."""
+        ac = self.sb.client("appconfig")
+        self.app_id = ac.create_application(Name="checkout")["Id"]
+        self.env_id = ac.create_environment(ApplicationId=self.app_id, Name="prod")["Id"]
+        self.profiles = {
+            name: ac.create_configuration_profile(
+                ApplicationId=self.app_id, Name=name, LocationUri="hosted", Type=kind
+            )["Id"]
+            for name, kind in (("checkout-flags", "AWS.AppConfig.FeatureFlags"), ("checkout-settings", "AWS.Freeform"))
+        }
+        self.strategy_id = ac.create_deployment_strategy(
+            Name="Rollguard-Immediate",
+            DeploymentDurationInMinutes=0,
+            GrowthFactor=100,
+            FinalBakeTimeInMinutes=0,
+            ReplicateTo="NONE",
+        )["Id"]
+        self.push("checkout-flags", FLAGS)
+        self.push("checkout-settings", SETTINGS)
+
+    def push(self, profile: str, document: dict[str, Any]) -> int:
+        """A person changes configuration: a new hosted version, deployed at once; settles for a minute."""
+        ac = self.sb.client("appconfig")
+        version = ac.create_hosted_configuration_version(
+            ApplicationId=self.app_id,
+            ConfigurationProfileId=self.profiles[profile],
+            Content=json.dumps(document).encode(),
+            ContentType="application/json",
+        )["VersionNumber"]
+        ac.start_deployment(
+            ApplicationId=self.app_id,
+            EnvironmentId=self.env_id,
+            DeploymentStrategyId=self.strategy_id,
+            ConfigurationProfileId=self.profiles[profile],
+            ConfigurationVersion=str(version),
+            Description=f"{profile} by a human",
+        )
+        self.sb.advance(60)
+        return int(version)
+
+    def flip(self, flag: str, enabled: bool) -> int:
+        document = json.loads(json.dumps(FLAGS))
+        document["values"][flag]["enabled"] = enabled
+        return self.push("checkout-flags", document)
 
 
 def _bad_deploy(stage: Stage) -> None:
     stage.deploy("6")
     stage.sb.advance(20 * 60)
-    stage.behave(lambda v: 0.20 if v == "7" else None)
+    stage.behave(lambda v, live: 0.20 if v == "7" else None)
     stage.deploy("7")
 
 
@@ -115,7 +189,7 @@ def _not_the_deploy(stage: Stage) -> None:
     stage.sb.advance(20 * 60)
     stage.deploy("7")
     stage.sb.advance(3 * 60)
-    stage.behave(lambda v: 0.20)  # a downstream dependency fails: every revision suffers alike
+    stage.behave(lambda v, live: 0.20)  # a downstream dependency fails: every revision suffers alike
 
 
 def _no_recent_deploy(stage: Stage) -> None:
@@ -123,7 +197,43 @@ def _no_recent_deploy(stage: Stage) -> None:
     stage.sb.advance(60 * 60)
     stage.deploy("7")
     stage.sb.advance(2 * 60 * 60)
-    stage.behave(lambda v: 0.20)
+    stage.behave(lambda v, live: 0.20)
+
+
+def _flag_kill_switch(stage: Stage) -> None:
+    stage.appconfig()
+    stage.deploy("6")
+    stage.sb.advance(45 * 60)
+    stage.behave(lambda v, live: 0.15 if live.flag("new-pricing") else None)  # the new pricing engine leaks errors
+    stage.flip("new-pricing", True)
+
+
+def _config_drift(stage: Stage) -> None:
+    stage.appconfig()
+    stage.deploy("6")
+    stage.sb.advance(45 * 60)
+    stage.behave(lambda v, live: 0.25 if (live.setting("timeout_ms") or 0) < 100 else None)
+    stage.push("checkout-settings", {**SETTINGS, "timeout_ms": 50})  # a typo: 50 ms instead of 500
+
+
+def _blame_the_flag(stage: Stage) -> None:
+    stage.appconfig()
+    stage.deploy("6")
+    stage.sb.advance(20 * 60)
+    stage.deploy("7")  # a healthy release
+    stage.sb.advance(10 * 60)
+    stage.behave(lambda v, live: 0.15 if live.flag("new-pricing") else None)
+    stage.flip("new-pricing", True)  # the later change is the culprit
+
+
+def _blame_the_deploy(stage: Stage) -> None:
+    stage.appconfig()
+    stage.deploy("6")
+    stage.sb.advance(20 * 60)
+    stage.flip("new-pricing", True)  # harmless on its own
+    stage.sb.advance(10 * 60)
+    stage.behave(lambda v, live: 0.20 if v == "7" else None)
+    stage.deploy("7")  # the later change is the culprit
 
 
 SCENARIOS = {
@@ -154,6 +264,47 @@ SCENARIOS = {
 }
 
 
+SCENARIOS.update(
+    {
+        s.name: s
+        for s in [
+            Scenario(
+                "flag-kill-switch",
+                "Turning on the new-pricing flag leaks 15% errors; Rollguard turns the flag off "
+                "and the alarm recovers, without rolling anything back.",
+                "resolved",
+                _flag_kill_switch,
+                "sandbox-kill-switch.yaml",
+            ),
+            Scenario(
+                "config-drift",
+                "A configuration push sets a 50 ms timeout; Rollguard redeploys the previous "
+                "configuration version and the alarm recovers.",
+                "resolved",
+                _config_drift,
+                "sandbox-config.yaml",
+            ),
+            Scenario(
+                "blame-the-flag",
+                "A healthy release, then a flag flip that breaks checkout; revert_recent_change "
+                "undoes the most recent change first — the flag — and that recovers.",
+                "resolved",
+                _blame_the_flag,
+                "sandbox-blame.yaml",
+            ),
+            Scenario(
+                "blame-the-deploy",
+                "A harmless flag flip, then a bad release; revert_recent_change rolls the "
+                "release back first and that recovers.",
+                "resolved",
+                _blame_the_deploy,
+                "sandbox-blame.yaml",
+            ),
+        ]
+    }
+)
+
+
 def _seconds_between(start: datetime, end_iso: str) -> float:
     return round((parse_aws_time(end_iso) - start).total_seconds(), 1)
 
@@ -171,9 +322,11 @@ def run_scenario(
     """Run ``scenario`` in a fresh sandbox; ``prepare`` may inject faults before the alarm fires."""
     wall = time.perf_counter()
     stages: list[Stage] = []
-    sandbox = Sandbox(error_model=lambda label, at: stages[0].error_rate(label, at), service=service)
-    if policy_file is not None:
-        sandbox.policy_file = policy_file
+    sandbox = Sandbox(
+        error_model=lambda label, at, config: stages[0].error_rate(label, at, config),
+        service=service,
+        policy_file=policy_file or REPO / "policies" / scenario.policy,
+    )
     with sandbox as sb:
         stages.append(Stage(sb))
         scenario.setup(stages[0])

@@ -1,15 +1,19 @@
-"""``rollguard``: the operator CLI (policy check, drills, incident review)."""
+"""``rollguard``: the operator CLI (policy check, drills, flag hygiene, incident review)."""
 
 import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rollguard_cli import review_commands
+if TYPE_CHECKING:
+    from rollguard.policy import LadderStep
+
+from rollguard_cli import flags_cli, review_commands
 
 
 def _policy_check(paths: list[str]) -> int:
-    from rollguard.policy import PolicyFileInvalid, load_policy_file
+    from rollguard.policy import PolicyFileInvalid, load_policy_file, policy_warnings
 
     files = [f for p in paths for f in (sorted(Path(p).glob("*.y*ml")) if Path(p).is_dir() else [Path(p)])]
     if not files:
@@ -24,14 +28,29 @@ def _policy_check(paths: list[str]) -> int:
             for problem in exc.problems:
                 print(f"error: {problem}", file=sys.stderr)
             continue
+        for warning in policy_warnings(doc, str(file)):
+            print(f"warning: {warning}", file=sys.stderr)
         for policy in doc.policies:
-            cd = policy.target.codedeploy
-            ladder = " → ".join(f"{s.action} {s.scope} ({s.verify.window}s)" for s in policy.ladder)
+            ladder = " → ".join(_describe_step(s) for s in policy.ladder)
             print(
-                f"ok: {file}: {policy.name}: alarms {', '.join(policy.trigger.alarms)} → "
-                f"codedeploy {cd.application}/{cd.deployment_group}: {ladder}"
+                f"ok: {file}: {policy.name}: alarms {', '.join(policy.trigger.alarms)} → {policy.target.key}: {ladder}"
             )
     return status
+
+
+def _describe_step(step: "LadderStep") -> str:
+    from rollguard.policy import ConfigRevertStep, FlagStep, RollbackStep
+
+    match step:
+        case RollbackStep():
+            what = f"rollback {step.scope}"
+        case FlagStep():
+            what = f"{step.action} {step.flag.name}"
+        case ConfigRevertStep():
+            what = f"config_revert {step.config.profile}"
+        case _:
+            what = step.action
+    return f"{what} ({step.verify.window}s)"
 
 
 def _drill(args: argparse.Namespace) -> int:
@@ -66,12 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     drill.add_argument("--list", action="store_true", help="list the scenarios")
     drill.add_argument("--json", action="store_true", help="one JSON object on stdout")
     drill.add_argument("--out", metavar="DIR", help="write audit events, execution history and timeline here")
+    flags_cli.add_parser(commands)
     review_commands.add_commands(commands)
     args = parser.parse_args(argv)
     if hasattr(args, "handler"):
         return review_commands.run(args)
     if args.command == "policy":
         return _policy_check(args.paths)
+    if args.command == "flags":
+        return flags_cli.run(args)
     return _drill(args)
 
 

@@ -9,7 +9,15 @@ from tests.conftest import DRILLS
 
 pytestmark = pytest.mark.slow
 
-EXPECTED = {"bad-deploy": "resolved", "not-the-deploy": "escalated", "no-recent-deploy": "closed_no_action"}
+EXPECTED = {
+    "bad-deploy": "resolved",
+    "not-the-deploy": "escalated",
+    "no-recent-deploy": "closed_no_action",
+    "flag-kill-switch": "resolved",
+    "config-drift": "resolved",
+    "blame-the-flag": "resolved",
+    "blame-the-deploy": "resolved",
+}
 
 
 def document(run: dict[str, Any]) -> dict[str, Any]:
@@ -92,3 +100,29 @@ def test_the_escalation_notification_carries_the_context(drill_runs: dict[str, A
         "console.aws.amazon.com",
     ):
         assert fact in message
+
+
+@pytest.mark.parametrize(
+    ("name", "actions"),
+    [
+        ("flag-kill-switch", [("flag_off", "recovered")]),
+        ("config-drift", [("config_revert", "recovered")]),
+        ("blame-the-flag", [("flag_off", "recovered")]),
+        ("blame-the-deploy", [("rollback", "recovered")]),
+    ],
+)
+def test_change_drills_undo_exactly_the_culprit(drill_runs: dict[str, Any], name: str, actions: list[Any]) -> None:
+    doc = document(drill_runs[name])
+
+    assert [(a["action"], a["verdict"]) for a in doc["actions"]] == actions
+    assert not any(a["action"] == "rollback" for a in doc["actions"]) or name == "blame-the-deploy"
+
+
+def test_revert_recent_change_names_what_it_chose(drill_runs: dict[str, Any]) -> None:
+    [action] = [e for e in document(drill_runs["blame-the-flag"])["audit_events"] if e["kind"] == "action"]
+
+    assert action["parameters"]["ladder_action"] == "revert_recent_change"
+    assert action["parameters"]["action"] == "flag_off"
+    assert action["parameters"]["reverted_change"]
+    [region] = action["parameters"]["regions"]
+    assert region["ok"] and region["new_version"] == region["previous_version"] + 1

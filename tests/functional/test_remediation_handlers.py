@@ -41,12 +41,12 @@ def open_incident(sb: Sandbox, state: dict[str, Any]) -> None:
 @pytest.fixture
 def bad_deploy(sandbox: Sandbox) -> dict[str, Any]:
     """Revision 7 is live and failing, revision 6 was good; the alarm is in ALARM. Returns the incident."""
-    sandbox.world.deliver_alarm_event = None  # no EventBridge: these tests call the handlers themselves
+    sandbox.world.publish = None  # no EventBridge: these tests call the handlers themselves
     stage = Stage(sandbox)
     sandbox.world.error_rate = stage.error_rate
     stage.deploy("6")
     sandbox.advance(20 * 60)
-    stage.behave(lambda v: 0.2 if v == "7" else None)
+    stage.behave(lambda v, live: 0.2 if v == "7" else None)
     stage.deploy("7")
     sandbox.advance(3 * 60)
     state = load_event("assess/incident.json")

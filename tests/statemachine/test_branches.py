@@ -132,7 +132,7 @@ def test_too_little_traffic_is_inconclusive_extends_once_then_escalates() -> Non
 def _in_flight_bad_deploy(stage: Stage) -> None:
     stage.deploy("6")
     stage.sb.advance(20 * 60)
-    stage.behave(lambda v: 0.30 if v == "7" else None)
+    stage.behave(lambda v, live: 0.30 if v == "7" else None)
     stage.deploy("7", config="Custom.LambdaCanary50Percent30Minutes", settle=False)
 
 
@@ -216,3 +216,38 @@ def test_when_closing_itself_fails_the_fallback_frees_the_lock_and_tells_on_call
     assert states(result)[-3:] == ["Release the lock (fallback)", "Tell on-call that closing failed", "Closing failed"]
     assert result["lock_released"]
     assert any("could not be closed normally" in n for n in result["notifications"])
+
+
+def test_a_flag_step_that_appconfig_refuses_escalates_with_the_reason() -> None:
+    def deny(sb: Sandbox) -> None:
+        sb.inject_fault(
+            "StartDeployment", "AccessDeniedException", "no appconfig:StartDeployment", function="rollguard-act"
+        )
+
+    result = run_scenario(SCENARIOS["flag-kill-switch"], prepare=deny)
+
+    assert states(result)[-1] == "Record the failure and escalate"
+    [failed] = [e for e in result["audit_events"] if e["kind"] == "action"]
+    assert failed["result"] == "failed" and failed["parameters"]["action"] == "flag_off"
+    assert closed(result)["reason"].startswith("PermissionDenied: ")
+    assert_closed_cleanly(result, "escalated")
+
+
+def test_revert_recent_change_takes_the_next_change_when_the_first_revert_does_not_recover() -> None:
+    # blame-the-deploy's changes: the bad release (newest), then a flag flip. Make the flag the real culprit
+    # too, so undoing the release alone does not recover and the second step undoes the flag.
+    def flag_also_bad(stage: Stage) -> None:
+        from rollguard_cli.drills import _blame_the_deploy
+
+        _blame_the_deploy(stage)
+        stage.behave(lambda v, live: 0.2 if live.flag("new-pricing") else None)
+
+    scenario = Scenario("both", "two culprits", "resolved", flag_also_bad, "sandbox-blame.yaml")
+
+    result = run_scenario(scenario)
+
+    assert [(a["action"], a["verdict"]) for a in result["actions"]] == [
+        ("rollback", "not_recovered"),
+        ("flag_off", "recovered"),
+    ]
+    assert_closed_cleanly(result, "resolved")

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from iam import REPO_ROOT, TEMPLATE_PATH, allowed_actions, policy_entries, resources_of_type
 
-FUNCTIONS = ["IntakeFunction", "AssessFunction", "ActFunction", "VerifyFunction", "CloseFunction"]
+REMEDIATION_FUNCTIONS = ["AssessFunction", "ActFunction", "VerifyFunction", "CloseFunction"]
+FUNCTIONS = ["IntakeFunction", *REMEDIATION_FUNCTIONS, "JournalFunction", "FlagReportFunction"]
 STATE_MACHINE = "RemediationStateMachine"
 ROLE_OWNERS = [*FUNCTIONS, STATE_MACHINE]
 
@@ -25,6 +26,12 @@ DEPLOYMENT_CONFIGS = f"arn:${{AWS::Partition}}:codedeploy:{_ACCOUNT}:deploymentc
 APPLICATIONS = f"arn:${{AWS::Partition}}:codedeploy:{_ACCOUNT}:application:${{CodeDeployApplicationPattern}}"
 INCIDENTS, AUDIT, LOCKS = "table:IncidentsTable", "table:AuditTable", "table:LocksTable"
 TOPIC = "topic:EscalationTopic"
+CHANGES = "table:ChangesTable"
+APPCONFIG_APPS = "arn:${AWS::Partition}:appconfig:*:${AWS::AccountId}:application/*"
+APPCONFIG_STRATEGIES = "arn:${AWS::Partition}:appconfig:*:${AWS::AccountId}:deploymentstrategy/*"
+APPCONFIG_CHANGE = {APPCONFIG_APPS, APPCONFIG_STRATEGIES}
+# Every AppConfig application's sub-resources (profiles, hosted versions): ids, not names, are in the ARN.
+APPCONFIG_APPLICATIONS = f"arn:${{AWS::Partition}}:appconfig:{_ACCOUNT}:application/*"
 
 # What each function's code calls, and nothing more. Change this together with the handler.
 EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
@@ -40,6 +47,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "codedeploy:GetDeploymentGroup": {DEPLOYMENT_GROUPS},
         "codedeploy:ListDeployments": {DEPLOYMENT_GROUPS},
         "codedeploy:BatchGetDeployments": {DEPLOYMENT_GROUPS},
+        "dynamodb:Query": {f"{CHANGES}/index/by_time"},
         "dynamodb:PutItem": {AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS},
     },
@@ -49,6 +57,22 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "codedeploy:GetDeployment": {DEPLOYMENT_GROUPS},
         "codedeploy:GetDeploymentConfig": {DEPLOYMENT_CONFIGS},
         "codedeploy:GetApplicationRevision": {APPLICATIONS},
+        **{
+            f"appconfig:{action}": APPCONFIG_CHANGE
+            for action in (
+                "ListEnvironments",
+                "ListConfigurationProfiles",
+                "ListHostedConfigurationVersions",
+                "GetHostedConfigurationVersion",
+                "CreateHostedConfigurationVersion",
+                "StartDeployment",
+                "GetDeployment",
+                "ListDeployments",
+                "StopDeployment",
+            )
+        },
+        "appconfig:ListApplications": {"*"},
+        "appconfig:ListDeploymentStrategies": {"*"},
         "dynamodb:PutItem": {AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS},
     },
@@ -66,11 +90,24 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "dynamodb:DeleteItem": {LOCKS},
         "sns:Publish": {TOPIC},
     },
+    "JournalFunction": {
+        "dynamodb:UpdateItem": {CHANGES},
+        "appconfig:GetConfigurationProfile": {APPCONFIG_APPS},
+    },
+    "FlagReportFunction": {
+        "appconfig:ListApplications": {"*"},
+        "appconfig:ListConfigurationProfiles": {APPCONFIG_APPLICATIONS},
+        "appconfig:ListHostedConfigurationVersions": {APPCONFIG_APPLICATIONS},
+        "appconfig:GetHostedConfigurationVersion": {APPCONFIG_APPLICATIONS},
+        "sns:Publish": {TOPIC},
+    },
 }
 
 # Actions without resource-level permissions: the only ones that may be granted on "*".
 STAR_RESOURCE_ALLOWED = {
     "cloudwatch:GetMetricData",
+    "appconfig:ListApplications",
+    "appconfig:ListDeploymentStrategies",
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
     "logs:UpdateLogDelivery",
@@ -200,12 +237,12 @@ def test_functions_use_explicit_statements_only(template: dict[str, Any], logica
 
 def test_state_machine_iam(template: dict[str, Any]) -> None:
     granted = allowed_actions(template, STATE_MACHINE)
-    invoked = {f"function:{name}" for name in FUNCTIONS if name != "IntakeFunction"}
+    invoked = {f"function:{name}" for name in REMEDIATION_FUNCTIONS}
     assert granted.pop("lambda:InvokeFunction") == invoked
     assert granted.pop("dynamodb:DeleteItem") == {LOCKS}
     assert granted.pop("sns:Publish") == {TOPIC}
     # What is left is log delivery and tracing, which only exist on "*".
-    unscoped = {action for action in STAR_RESOURCE_ALLOWED if not action.startswith("cloudwatch:")}
+    unscoped = {action for action in STAR_RESOURCE_ALLOWED if action.startswith(("logs:", "xray:"))}
     assert granted == dict.fromkeys(unscoped, {"*"})
 
 
@@ -241,7 +278,7 @@ def test_star_resource_only_where_iam_cannot_scope(template: dict[str, Any], log
 
 def test_tables_have_pitr_and_sse(template: dict[str, Any]) -> None:
     tables = resources_of_type(template, "AWS::DynamoDB::Table")
-    assert set(tables) == {"IncidentsTable", "AuditTable", "LocksTable"}
+    assert set(tables) == {"IncidentsTable", "AuditTable", "LocksTable", "ChangesTable"}
     for logical_id, table in tables.items():
         props = table["Properties"]
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, logical_id
@@ -322,6 +359,16 @@ def test_intake_rule_matches_alarms_and_dead_letters(template: dict[str, Any]) -
     dlq = {"Fn::GetAtt": ["IntakeDeadLetterQueue", "Arn"]}
     assert rule["DeadLetterConfig"] == {"Arn": dlq}
     assert props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"] == dlq
+
+
+def test_flag_report_runs_weekly_on_the_flag_profiles_parameter(template: dict[str, Any]) -> None:
+    props = template["Resources"]["FlagReportFunction"]["Properties"]
+    (event,) = props["Events"].values()
+    assert (event["Type"], event["Properties"]["Schedule"]) == ("Schedule", "rate(7 days)")
+    variables = props["Environment"]["Variables"]
+    assert variables == {"ESCALATION_TOPIC_ARN": {"Ref": "EscalationTopic"}, "FLAG_PROFILES": {"Ref": "FlagProfiles"}}
+    # The default checks nothing, and is valid JSON for the function.
+    assert json.loads(template["Parameters"]["FlagProfiles"]["Default"]) == []
 
 
 def test_only_the_alarm_rule_may_dead_letter(template: dict[str, Any]) -> None:

@@ -29,9 +29,9 @@ def test_policy_check_of_the_shipped_policy_prints_one_ok_line_per_policy(capsys
     out, err = capsys.readouterr()
     assert err == ""
     assert lines(out) == [
-        f"ok: {path}: checkout-5xx: alarms checkout-5xx-rate, checkout-p99-* → codedeploy checkout/checkout-prod: "
+        f"ok: {path}: checkout-5xx: alarms checkout-5xx-rate, checkout-p99-* → codedeploy:checkout/checkout-prod: "
         "rollback canary (300s) → rollback full (300s)",
-        f"ok: {path}: payments-errors: alarms payments-api-5xx → codedeploy payments/payments-ecs-prod: "
+        f"ok: {path}: payments-errors: alarms payments-api-5xx → codedeploy:payments/payments-ecs-prod: "
         "rollback full (600s)",
     ]
 
@@ -64,7 +64,8 @@ def test_policy_check_of_a_bad_file_exits_2_with_one_error_line_per_problem(
     out, err = capsys.readouterr()
     assert out == ""
     assert sorted(lines(err)) == [
-        f"error: {bad_policy_file}: policies[0].ladder[0]: unknown action 'restart' (known: rollback)",
+        f"error: {bad_policy_file}: policies[0].ladder[0]: unknown action 'restart' "
+        "(known: rollback, flag_off, flag_on, config_revert, revert_recent_change)",
         f"error: {bad_policy_file}: policies[0].target: Field required",
     ]
 
@@ -124,6 +125,10 @@ def test_drill_list_names_every_scenario_with_its_expected_outcome(capsys: pytes
         "bad-deploy": "resolved",
         "not-the-deploy": "escalated",
         "no-recent-deploy": "closed_no_action",
+        "flag-kill-switch": "resolved",
+        "config-drift": "resolved",
+        "blame-the-flag": "resolved",
+        "blame-the-deploy": "resolved",
     }
 
 

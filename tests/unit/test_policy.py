@@ -354,3 +354,38 @@ def test_the_error_message_lists_every_problem_as_file_path_reason() -> None:
 def test_policy_file_invalid_is_the_policy_invalid_domain_error() -> None:
     with pytest.raises(PolicyInvalid):
         parse_policy_document("[]", FILE)
+
+
+def test_a_flag_window_shorter_than_deploy_plus_poll_is_a_warning_not_an_error() -> None:
+    from rollguard.policy import policy_warnings
+
+    text = """
+version: 1
+policies:
+  - name: flags
+    trigger: {alarms: [a]}
+    target: {appconfig: {application: app, environment: prod}}
+    verify: {appconfig_poll_interval: 90s}
+    ladder:
+      - {action: flag_off, flag: {application: app, environment: prod, profile: flags, name: f}, verify: {window: 60s}}
+      - {action: revert_recent_change, verify: {window: 5m}}
+"""
+    doc = parse_policy_document(text, "p.yaml")
+
+    [warning] = policy_warnings(doc, "p.yaml")
+    assert warning.path == "policies[0].ladder[0].verify.window"
+    assert "60s is shorter" in warning.reason and "poll interval (90s)" in warning.reason
+
+
+def test_a_rollback_step_needs_a_codedeploy_target() -> None:
+    text = """
+version: 1
+policies:
+  - name: flags
+    trigger: {alarms: [a]}
+    target: {appconfig: {application: app, environment: prod}}
+    ladder: [{action: rollback, scope: full, verify: {window: 5m}}]
+"""
+    with pytest.raises(PolicyFileInvalid) as caught:
+        parse_policy_document(text, "p.yaml")
+    assert "a rollback needs target.codedeploy" in str(caught.value)

@@ -47,7 +47,11 @@ def test_inconclusive_escalates_at_once_when_the_step_may_not_extend(
 
 
 def test_a_recovered_canary_widens_to_the_next_step(canary_then_full: Policy, make_progress: MakeProgress) -> None:
-    assert route(make_progress(), "recovered", canary_then_full) == ("act", 1, "recovered: widening to the next step")
+    assert route(make_progress(), "recovered", canary_then_full) == (
+        "act",
+        1,
+        "the canary slice recovered: widening to the next step",
+    )
 
 
 def test_recovered_after_the_last_step_resolves(canary_then_full: Policy, make_progress: MakeProgress) -> None:

@@ -9,6 +9,9 @@ request and response shapes — botocore serialises and parses them — so handl
 - Step Functions: a ``Wait`` state and a ``Retry`` back-off advance the virtual clock instead of sleeping.
 - CloudWatch: reads (DescribeAlarms, GetMetricData, GetMetricStatistics) first bring the World up to
   the clock, since moto evaluates no alarms and publishes no metrics by itself.
+
+AppConfig's deployment side, which moto lacks entirely, is the other half of this boundary: sandbox/appconfig.py
+answers those operations from a botocore before-call hook (installed by runner.py), in AppConfig's shapes.
 """
 
 import contextlib

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +20,7 @@ from moto import mock_aws
 from rollguard import clock as domain_clock
 from rollguard import runtime
 
+from rollguard_cli.sandbox.appconfig import AppConfigDeployments
 from rollguard_cli.sandbox.clock import VirtualClock
 from rollguard_cli.sandbox.moto_ext import CallLog, MotoExtensions
 from rollguard_cli.sandbox.world import ErrorModel, ServiceSpec, World
@@ -27,13 +29,19 @@ REPO = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 FUNCTIONS = {
+    "journal": "JournalFunction",
     "intake": "IntakeFunction",
     "assess": "AssessFunction",
     "act": "ActFunction",
     "verify": "VerifyFunction",
     "close": "CloseFunction",
 }
-TABLES = {"IncidentsTable": "rollguard-incidents", "AuditTable": "rollguard-audit", "LocksTable": "rollguard-locks"}
+TABLES = {
+    "IncidentsTable": "rollguard-incidents",
+    "AuditTable": "rollguard-audit",
+    "LocksTable": "rollguard-locks",
+    "ChangesTable": "rollguard-changes",
+}
 
 
 def load_template(path: Path = REPO / "template.yaml") -> dict[str, Any]:
@@ -64,6 +72,20 @@ def load_handler(name: str) -> ModuleType:
     return module
 
 
+def matches_pattern(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    """EventBridge's exact-value matching (the subset Rollguard's rules use): every key present, and its
+    value one of the listed values, recursively."""
+    for key, expected in pattern.items():
+        if key not in event:
+            return False
+        if isinstance(expected, dict):
+            if not isinstance(event[key], dict) or not matches_pattern(expected, event[key]):
+                return False
+        elif event[key] not in expected:
+            return False
+    return True
+
+
 @dataclass
 class Fault:
     """An AWS error answered in place of a real call (botocore raises it as the real ClientError)."""
@@ -74,18 +96,26 @@ class Fault:
     function: str | None
     times: int
     status: int
+    region: str | None = None
     fired: int = 0
 
-    def matches(self, caller: str, operation: str) -> bool:
-        return operation == self.operation and self.fired < self.times and self.function in (None, caller)
+    def matches(self, caller: str, operation: str, region: str) -> bool:
+        return (
+            operation == self.operation
+            and self.fired < self.times
+            and self.function in (None, caller)
+            and self.region in (None, region)
+        )
 
     def fire(self) -> tuple[AWSResponse, dict[str, Any]]:
         self.fired += 1
-        parsed = {
-            "Error": {"Code": self.code, "Message": self.message},
-            "ResponseMetadata": {"HTTPStatusCode": self.status},
-        }
-        return AWSResponse("https://sandbox.invalid", self.status, HTTPHeaders(), None), parsed
+        return _answer(self.status, {"Error": {"Code": self.code, "Message": self.message}})
+
+
+def _answer(status: int, parsed: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
+    """What a botocore before-call handler returns to answer in place of AWS."""
+    parsed.setdefault("ResponseMetadata", {"HTTPStatusCode": status})
+    return AWSResponse("https://sandbox.invalid", status, HTTPHeaders(), None), parsed
 
 
 class Sandbox:
@@ -107,6 +137,7 @@ class Sandbox:
         self.handlers: dict[str, Any] = {}
         self.delivered: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
+        self.appconfig = AppConfigDeployments(self.clock, publish=self.world.enqueue)
         self._env: dict[str, str | None] = {}
         self._stack: list[Any] = []
 
@@ -124,6 +155,8 @@ class Sandbox:
                 "INCIDENTS_TABLE": TABLES["IncidentsTable"],
                 "AUDIT_TABLE": TABLES["AuditTable"],
                 "LOCKS_TABLE": TABLES["LocksTable"],
+                "CHANGES_TABLE": TABLES["ChangesTable"],
+                "APPCONFIG_STRATEGY": "Rollguard-Immediate",
                 "POLICY_FILE": str(self.policy_file),
                 "POWERTOOLS_SERVICE_NAME": "rollguard",
                 "POWERTOOLS_METRICS_NAMESPACE": "Rollguard",
@@ -132,11 +165,17 @@ class Sandbox:
                 "LOG_LEVEL": "INFO",
             }
         )
+        # Powertools warns when a handler that raised flushed no metric; the sandbox reports the error instead.
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        self._stack.append(lambda: self._warnings.__exit__(None, None, None))
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         mocked = mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
         mocked.start()
         self._stack.append(mocked.stop)
         boto3.setup_default_session(region_name=REGION)
         # A before-call handler that returns (response, parsed) answers in place of AWS: fault injection.
+        boto3.DEFAULT_SESSION.events.register("before-parameter-build", self._keep_params)  # type: ignore[union-attr]
         boto3.DEFAULT_SESSION.events.register("before-call", self._record_call)  # type: ignore[union-attr,arg-type]
         domain_clock.use(self.clock.now)
         self._stack.append(domain_clock.reset)
@@ -180,13 +219,25 @@ class Sandbox:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(self.log_stream)  # type: ignore[arg-type]
 
-    def _record_call(self, model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+    @staticmethod
+    def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        """before-call sees the serialised request; keep the API parameters for the AppConfig answers."""
+        context["sandbox_params"] = dict(params)
+
+    def _record_call(
+        self, model: Any, context: dict[str, Any], request_signer: Any, **_: Any
+    ) -> tuple[AWSResponse, dict[str, Any]] | None:
         service = model.service_model.endpoint_prefix
+        region = getattr(request_signer, "_region_name", REGION)
         caller = self.log.caller()
         self.log.aws_calls.append((caller, service, model.name))
         for fault in self.faults:
-            if fault.matches(caller, model.name):
+            if fault.matches(caller, model.name, region):
                 return fault.fire()
+        if service == "appconfig":
+            answered = self.appconfig.answer(region, model.name, context.get("sandbox_params", {}))
+            if answered is not None:
+                return _answer(*answered)
         return None
 
     def inject_fault(
@@ -197,9 +248,11 @@ class Sandbox:
         function: str | None = None,
         times: int = 1_000_000,
         status: int = 400,
+        region: str | None = None,
     ) -> "Fault":
-        """Make ``operation`` (called by ``function``, or by anyone) fail with AWS's error shape."""
-        fault = Fault(operation, code, message, function, times, status)
+        """Make ``operation`` (called by ``function``, or by anyone, in ``region`` or any) fail with AWS's
+        error shape."""
+        fault = Fault(operation, code, message, function, times, status, region)
         self.faults.append(fault)
         return fault
 
@@ -214,9 +267,8 @@ class Sandbox:
         ddb = self.client("dynamodb")
         for logical, name in TABLES.items():
             props = resources[logical]["Properties"]
-            kwargs = {
-                k: props[k] for k in ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes") if k in props
-            }
+            indexes = ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+            kwargs = {k: props[k] for k in indexes if k in props}
             ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **kwargs)
         sns = self.client("sns")
         self.topic_arn = sns.create_topic(Name="rollguard-escalations")["TopicArn"]
@@ -283,15 +335,26 @@ class Sandbox:
 
         self.world.cloudwatch_backend = cloudwatch_backends[ACCOUNT][REGION]
         self.world.codedeploy_backend = codedeploy_backends[ACCOUNT][REGION]
-        self.world.deliver_alarm_event = self._deliver_to_intake
+        self.world.publish = self.publish_event
+        svc = self.service
+        self.world.read_config = lambda profile: self.appconfig.deployed_document(
+            REGION, svc.appconfig_application, svc.appconfig_environment, profile
+        )
+        self.rules = [
+            (event["Properties"]["Pattern"], f"rollguard-{name}")
+            for name, logical in FUNCTIONS.items()
+            for event in resources[logical]["Properties"].get("Events", {}).values()
+            if event["Type"] == "EventBridgeRule"
+        ]
 
-    def _deliver_to_intake(self, event: dict[str, Any]) -> None:
-        """The EventBridge rule's pattern from template.yaml decides, as EventBridge would."""
+    def publish_event(self, event: dict[str, Any]) -> None:
+        """EventBridge: every rule in template.yaml whose pattern matches invokes its function (async)."""
         self.delivered.append(event)
-        if event["detail"]["state"]["value"] == "ALARM":
-            self.client("lambda").invoke(
-                FunctionName="rollguard-intake", InvocationType="Event", Payload=json.dumps(event).encode()
-            )
+        for pattern, function in self.rules:
+            if matches_pattern(pattern, event):
+                self.client("lambda").invoke(
+                    FunctionName=function, InvocationType="Event", Payload=json.dumps(event, default=str).encode()
+                )
 
     # ------------------------------------------------------------------ driving time
 

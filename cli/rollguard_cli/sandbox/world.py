@@ -17,7 +17,8 @@ from typing import Any
 from rollguard_cli.sandbox.clock import VirtualClock
 
 PERIOD = 60
-ErrorModel = Callable[[str, datetime], float]  # (revision label, time) → error rate
+# (revision label, time, the configuration the service has loaded: profile name → document) → error rate
+ErrorModel = Callable[[str, datetime, dict[str, Any]], float]
 
 
 def _moto_time(moment: datetime) -> datetime:
@@ -39,6 +40,10 @@ class ServiceSpec:
     alias: str = "live"
     requests_per_minute: int = 1000
     metric_namespace: str = "Checkout"
+    # What the service loads through its AppConfig agent (the Lambda extension).
+    appconfig_application: str = "checkout"
+    appconfig_environment: str = "prod"
+    appconfig_profiles: tuple[str, ...] = ("checkout-flags", "checkout-settings")
 
 
 @dataclass
@@ -55,7 +60,7 @@ class World:
     service: ServiceSpec
     error_rate: ErrorModel
     cloudwatch: Any = None  # boto3 client, set by the sandbox
-    deliver_alarm_event: Callable[[dict[str, Any]], None] | None = None
+    publish: Callable[[dict[str, Any]], None] | None = None  # EventBridge's default bus
     weights: dict[str, float] = field(default_factory=dict)
     history: list[tuple[datetime, dict[str, float]]] = field(default_factory=list)
     pending: list[_Shift] = field(default_factory=list)
@@ -65,6 +70,9 @@ class World:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     codedeploy_backend: Any = None
     cloudwatch_backend: Any = None
+    # Reads the deployed document of a profile, as the service's AppConfig agent would (set by the sandbox).
+    read_config: Callable[[str], Any] | None = None
+    loaded_config: dict[str, Any] = field(default_factory=dict)
     _next_period: datetime | None = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -91,12 +99,14 @@ class World:
                     _Shift(now + timedelta(seconds=PERIOD), {label: 1.0}, deployment.deployment_id, "Succeeded")
                 )
             deployment.world_weights_before = dict(self.history[-2][1]) if len(self.history) > 1 else {}
+            self.enqueue(_codedeploy_event(deployment, "START", now))
 
     def on_deployment_stopped(self, deployment: Any) -> None:
         with self._lock:
             deployment.status = "Stopped"
             deployment.complete_time = _moto_time(self.clock.now())
             self.pending = [p for p in self.pending if p.deployment_id != deployment.deployment_id]
+            self.enqueue(_codedeploy_event(deployment, "STOP", self.clock.now()))
 
     def on_rollback(self, stopped: Any, rollback: Any) -> None:
         """CodeDeploy's automatic rollback: traffic back to where it was before ``stopped`` began."""
@@ -134,6 +144,7 @@ class World:
                     break
                 self._emit_period(boundary - timedelta(seconds=PERIOD), boundary)
                 self._evaluate_alarms(boundary)
+                self._poll_config()
                 self._next_period = boundary + timedelta(seconds=PERIOD)
 
     def _complete(self, shift: _Shift) -> None:
@@ -143,6 +154,7 @@ class World:
             deployment = self.codedeploy_backend.deployments.get(shift.deployment_id)
             if deployment is not None and deployment.status == "InProgress":
                 deployment.status, deployment.complete_time = shift.status or "Succeeded", _moto_time(shift.at)
+                self.enqueue(_codedeploy_event(deployment, "SUCCESS", shift.at))
 
     def weights_during(self, start: datetime, end: datetime) -> dict[str, float]:
         """Time-weighted traffic shares over [start, end)."""
@@ -163,14 +175,24 @@ class World:
         total = (end - start).total_seconds()
         return {k: v / total for k, v in spans.items() if v > 0}
 
+    def _poll_config(self) -> None:
+        """The agent polls (every 45 s by default): a change reaches the service at the next minute boundary
+        here, so a period is served with the configuration loaded at its start."""
+        if self.read_config is not None:
+            for profile in self.service.appconfig_profiles:
+                document = self.read_config(profile)
+                if document is not None:
+                    self.loaded_config[profile] = document
+
     def _emit_period(self, start: datetime, end: datetime) -> None:
         svc = self.service
         mid = start + (end - start) / 2
+        config = dict(self.loaded_config)
         total_requests = total_errors = 0.0
         metric_data = []
         for label, share in self.weights_during(start, end).items():
             requests = round(svc.requests_per_minute * share * PERIOD / 60)
-            errors = round(requests * self.error_rate(label, mid))
+            errors = round(requests * self.error_rate(label, mid, config))
             total_requests += requests
             total_errors += errors
             dims = [
@@ -250,15 +272,20 @@ class World:
                 )
             )
 
+    def enqueue(self, event: dict[str, Any]) -> None:
+        """An event for EventBridge; queued because it may arise inside an AWS request being answered."""
+        with self._lock:
+            self.outbox.append(event)
+
     def deliver(self) -> None:
-        """Hand queued alarm events to EventBridge's target (outside any in-flight AWS request)."""
+        """Hand queued events to EventBridge (outside any in-flight AWS request)."""
         while True:
             with self._lock:
                 if not self.outbox:
                     return
                 event = self.outbox.pop(0)
-            if self.deliver_alarm_event is not None:
-                self.deliver_alarm_event(event)
+            if self.publish is not None:
+                self.publish(event)
 
 
 _COMPARE = {
@@ -292,6 +319,32 @@ def evaluate(alarm: Any, values: list[tuple[datetime, float]], at: datetime) -> 
     if treat == "ignore" and present < needed:
         return alarm.state_value, breaching, window
     return "OK", breaching, window
+
+
+def _codedeploy_event(deployment: Any, state: str, at: datetime) -> dict[str, Any]:
+    """CodeDeploy's "Deployment State-change Notification" as EventBridge delivers it."""
+    app, group = deployment.application_name, deployment.deployment_group_name
+    return {
+        "account": "123456789012",
+        "region": "us-east-1",
+        "detail-type": "CodeDeploy Deployment State-change Notification",
+        "source": "aws.codedeploy",
+        "version": "0",
+        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "id": str(uuid.uuid4()),
+        "resources": [
+            f"arn:aws:codedeploy:us-east-1:123456789012:application:{app}",
+            f"arn:aws:codedeploy:us-east-1:123456789012:deploymentgroup:{app}/{group}",
+        ],
+        "detail": {
+            "instanceGroupId": deployment.deployment_group.deployment_group_id,
+            "region": "us-east-1",
+            "application": app,
+            "deploymentId": deployment.deployment_id,
+            "state": state,
+            "deploymentGroup": group,
+        },
+    }
 
 
 def _state_change_event(alarm: Any, previous: dict[str, Any], state: dict[str, Any], at: datetime) -> dict[str, Any]:

@@ -39,3 +39,19 @@ class VerificationFailed(RollguardError):
 
 class AwsCallFailed(RollguardError):
     """AWS refused a call for a reason that is neither throttling, permissions nor a missing resource."""
+
+
+class AppConfigConflict(RollguardError):
+    """AppConfig refused because something changed meanwhile (a newer version, a deployment in progress)."""
+
+
+class ConfigRejected(RollguardError):
+    """AppConfig rejected the configuration (it does not validate against the profile's schema)."""
+
+
+class FlagNotFound(RollguardError):
+    """The flag named in the policy is not defined in the profile."""
+
+
+class PartiallyFailed(RollguardError):
+    """The action succeeded in some regions and failed in others; the reason lists each region."""

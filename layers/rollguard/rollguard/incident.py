@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rollguard.journal import Change
 from rollguard.policy import Policy
 
 
@@ -55,6 +56,7 @@ class Assessment(_Model):
     bad: DeploymentRef | None = None
     last_good: DeploymentRef | None = None
     in_flight: bool = False
+    changes: list[Change] = Field(default_factory=list)  # in scope before the alarm, newest first
 
 
 class ActionRecord(_Model):
@@ -82,6 +84,7 @@ class Progress(_Model):
     full_rollback_done: bool = False
     extended: bool = False
     actions: list[ActionRecord] = Field(default_factory=list)
+    reverted: list[str] = Field(default_factory=list)  # change ids undone by revert_recent_change steps
     verdict: str | None = None
     reason: str = ""
     next: Route | None = None

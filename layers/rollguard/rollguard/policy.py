@@ -55,14 +55,31 @@ class CodeDeployTarget(_Strict):
     deployment_group: str = Field(min_length=1, max_length=100)
 
 
+class AppConfigScope(_Strict):
+    """An AppConfig application and environment whose configuration changes are in a policy's scope."""
+
+    application: str = Field(min_length=1, max_length=64)
+    environment: str = Field(min_length=1, max_length=64)
+    regions: list[str] = Field(default_factory=list)  # empty: the region Rollguard runs in
+
+
 class Target(_Strict):
-    codedeploy: CodeDeployTarget
+    codedeploy: CodeDeployTarget | None = None
+    appconfig: AppConfigScope | None = None
+
+    @model_validator(mode="after")
+    def _something_to_protect(self) -> Target:
+        if self.codedeploy is None and self.appconfig is None:
+            raise ValueError("a target needs codedeploy, appconfig or both")
+        return self
 
     @property
     def key(self) -> str:
         """One lock and one open incident per key."""
-        cd = self.codedeploy
-        return f"codedeploy:{cd.application}/{cd.deployment_group}"
+        if self.codedeploy is not None:
+            return f"codedeploy:{self.codedeploy.application}/{self.codedeploy.deployment_group}"
+        assert self.appconfig is not None
+        return f"appconfig:{self.appconfig.application}/{self.appconfig.environment}"
 
 
 class SliceMetrics(_Strict):
@@ -82,6 +99,10 @@ class VerifySettings(_Strict):
     min_requests: int = Field(default=50, ge=1)
     max_error_rate: float = Field(default=0.05, gt=0, lt=1)
     slice: SliceMetrics | None = None
+    # How often the service's AppConfig agent (Lambda extension) polls; a flag change is invisible before.
+    appconfig_poll_interval: Duration = 45
+
+    _durations = field_validator("appconfig_poll_interval", mode="before")(_seconds)
 
 
 class StepVerify(_Strict):
@@ -97,7 +118,43 @@ class RollbackStep(_Strict):
     verify: StepVerify
 
 
-LadderStep = Annotated[RollbackStep, Field(discriminator="action")]
+class ProfileRef(AppConfigScope):
+    profile: str = Field(min_length=1, max_length=128)
+
+
+class FlagRef(ProfileRef):
+    name: str = Field(min_length=1, max_length=64)
+
+
+class FlagStep(_Strict):
+    """Turn one flag of an AWS.AppConfig.FeatureFlags profile off (kill switch) or on."""
+
+    action: Literal["flag_off", "flag_on"]
+    flag: FlagRef
+    verify: StepVerify
+    scope: Literal["full"] = "full"
+
+
+class ConfigRevertStep(_Strict):
+    """Stop the profile's deployment in progress (AppConfig rolls back) or redeploy its previous version."""
+
+    action: Literal["config_revert"]
+    config: ProfileRef
+    verify: StepVerify
+    scope: Literal["full"] = "full"
+
+
+class RevertRecentChangeStep(_Strict):
+    """Undo the most recent change in the target's scope before the alarm (the next such step: the next one)."""
+
+    action: Literal["revert_recent_change"]
+    verify: StepVerify
+    scope: Literal["full"] = "full"
+
+
+LadderStep = Annotated[
+    RollbackStep | FlagStep | ConfigRevertStep | RevertRecentChangeStep, Field(discriminator="action")
+]
 
 
 class Escalation(_Strict):
@@ -111,6 +168,13 @@ class Policy(_Strict):
     ladder: list[LadderStep] = Field(min_length=1, max_length=10)
     verify: VerifySettings = VerifySettings()
     escalate: Escalation = Escalation()
+
+    @model_validator(mode="after")
+    def _steps_fit_the_target(self) -> Policy:
+        for i, step in enumerate(self.ladder):
+            if step.action == "rollback" and self.target.codedeploy is None:
+                raise ValueError(f"ladder[{i}]: a rollback needs target.codedeploy")
+        return self
 
     @model_validator(mode="after")
     def _canary_needs_slice_metrics(self) -> Policy:
@@ -159,7 +223,7 @@ class PolicyFileInvalid(PolicyInvalid):
         super().__init__("; ".join(str(p) for p in problems))
 
 
-_ACTIONS = ("rollback",)
+_ACTIONS = ("rollback", "flag_off", "flag_on", "config_revert", "revert_recent_change")
 
 
 def _loc(parts: tuple[Any, ...]) -> str:
@@ -213,6 +277,32 @@ def _cross_policy_problems(doc: PolicyFile, file: str) -> list[PolicyProblem]:
                         )
                     )
     return problems
+
+
+# Rollguard's AppConfig deployment strategy (template.yaml) deploys at once with no bake time.
+APPCONFIG_DEPLOY_SECONDS = 0
+
+
+def policy_warnings(doc: PolicyFile, file: str = "<policy>") -> list[PolicyProblem]:
+    """Valid but doubtful: a flag or config step verified before the service can have seen the change."""
+    warnings = []
+    for i, policy in enumerate(doc.policies):
+        needed = APPCONFIG_DEPLOY_SECONDS + policy.verify.appconfig_poll_interval
+        for j, step in enumerate(policy.ladder):
+            if step.action in {"flag_off", "flag_on", "config_revert", "revert_recent_change"} and (
+                step.verify.window < needed
+            ):
+                warnings.append(
+                    PolicyProblem(
+                        file,
+                        f"policies[{i}].ladder[{j}].verify.window",
+                        f"{step.verify.window}s is shorter than AppConfig's deployment "
+                        f"({APPCONFIG_DEPLOY_SECONDS}s) plus the agent's poll interval "
+                        f"({policy.verify.appconfig_poll_interval}s): the verdict would judge a service that has not "
+                        "seen the change yet",
+                    )
+                )
+    return warnings
 
 
 def parse_policy_document(text: str, file: str = "<policy>") -> PolicyFile:

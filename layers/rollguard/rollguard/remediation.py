@@ -4,15 +4,17 @@ Decisions are pure functions (``plan_assessment``, ``judge_slice``, ``judge_aggr
 the step functions around them fetch facts through the adapters and write the audit trail.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
 from rollguard import clock
+from rollguard.adapters.appconfig import AppConfig
 from rollguard.adapters.cloudwatch import AlarmInfo, CloudWatch, breaches
 from rollguard.adapters.codedeploy import CANARY_CONFIG, FULL_CONFIG, IN_FLIGHT, CodeDeploy, retarget
 from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import AuditEvent, AuditLog
+from rollguard.config_actions import RegionResult, flipped_flags, require_success, revert_profile, set_flag
 from rollguard.durations import format_duration
 from rollguard.errors import NothingToRollBack, RollguardError
 from rollguard.incident import (
@@ -23,7 +25,17 @@ from rollguard.incident import (
     Progress,
     Route,
 )
-from rollguard.policy import Policy, SliceMetrics
+from rollguard.journal import Change, Journal, appconfig_scope, codedeploy_scope
+from rollguard.policy import (
+    ConfigRevertStep,
+    FlagRef,
+    FlagStep,
+    LadderStep,
+    Policy,
+    ProfileRef,
+    RollbackStep,
+    SliceMetrics,
+)
 from rollguard.store import IncidentStore
 
 ROLLGUARD_MARK = "Rollguard"  # prefix of the descriptions of deployments Rollguard creates
@@ -39,6 +51,10 @@ class Deps:
     cloudwatch: CloudWatch
     audit: AuditLog
     store: IncidentStore
+    appconfig: AppConfig | None = None
+    journal: Journal | None = None
+    appconfig_strategy: str = "Rollguard-Immediate"
+    region: str = "us-east-1"
 
 
 def _record(
@@ -68,17 +84,14 @@ def _record(
 # ---------------------------------------------------------------- assess
 
 
-def plan_assessment(
-    alarm_state: str, onset: datetime, history: list[DeploymentRef], policy: Policy, alarm_name: str
-) -> Assessment:
-    """Is there a recent deployment to blame, and a known-good revision to go back to?"""
+def _deploy_suspect(
+    onset: datetime, history: list[DeploymentRef], policy: Policy, alarm_name: str
+) -> tuple[DeploymentRef | None, DeploymentRef | None, str]:
+    """The CodeDeploy deployment to blame (if any), its last-known-good predecessor, and why not if none."""
     cd = policy.target.codedeploy
+    assert cd is not None
     group = f"{cd.application}/{cd.deployment_group}"
     window = timedelta(seconds=policy.trigger.require_change_within)
-    if alarm_state == "OK":
-        reason = f"{alarm_name} was back to OK before any action"
-        return Assessment(decision="no_action", reason=reason, summary=f"No action: {reason}.")
-
     ours = [d for d in history if d.creator == "codeDeployRollback" or d.description.startswith(ROLLGUARD_MARK)]
     changes = [d for d in history if d not in ours]
     in_scope = [d for d in changes if onset - window <= parse_aws_time(d.create_time) <= onset + CLOCK_SKEW]
@@ -90,17 +103,17 @@ def plan_assessment(
             if before
             else ""
         )
-        reason = (
-            f"not caused by a deploy: no deployment of {group} in the "
-            f"{format_duration(window.total_seconds())} before {alarm_name} fired{last}"
+        return (
+            None,
+            None,
+            (
+                f"no deployment of {group} in the {format_duration(window.total_seconds())} before "
+                f"{alarm_name} fired{last}"
+            ),
         )
-        return Assessment(decision="no_action", reason=reason, summary=f"No action: {reason}.")
-
     bad = in_scope[0]
     if bad.status in {"Stopped", "Failed"}:
-        reason = f"deployment {bad.deployment_id} is already {bad.status}; CodeDeploy handled it"
-        return Assessment(decision="no_action", reason=reason, summary=f"No action: {reason}.", bad=bad)
-    in_flight = bad.status in IN_FLIGHT
+        return bad, None, f"deployment {bad.deployment_id} is already {bad.status}; CodeDeploy handled it"
     last_good = next(
         (
             d
@@ -109,34 +122,98 @@ def plan_assessment(
         ),
         None,
     )
-    if last_good is None and not in_flight:
+    only_rollbacks = all(step.action == "rollback" for step in policy.ladder)
+    if last_good is None and bad.status not in IN_FLIGHT and only_rollbacks:
         raise NothingToRollBack(
             f"deployment {bad.deployment_id} of {group} has no earlier succeeded revision to roll back to"
         )
-    age = format_duration((onset - parse_aws_time(bad.create_time)).total_seconds())
-    good_text = f"last good: revision {last_good.revision_label} ({last_good.deployment_id})" if last_good else ""
-    reason = (
-        f"deployment {bad.deployment_id} (revision {bad.revision_label}, {bad.status}) started {age} "
-        f"before {alarm_name} fired"
-    )
+    return bad, last_good, ""
+
+
+def plan_assessment(
+    alarm_state: str,
+    onset: datetime,
+    history: list[DeploymentRef],
+    policy: Policy,
+    alarm_name: str,
+    changes: list[Change] | None = None,
+) -> Assessment:
+    """Which recent change (a deployment, a flag flip, a config push) could be to blame, newest first, and a
+    known-good revision to go back to? Changes that started after the alarm fired are never blamed."""
+    if alarm_state == "OK":
+        reason = f"{alarm_name} was back to OK before any action"
+        return Assessment(decision="no_action", reason=reason, summary=f"No action: {reason}.")
+    bad = last_good = None
+    why_not = []
+    handled = None
+    if policy.target.codedeploy is not None:
+        bad, last_good, no_deploy = _deploy_suspect(onset, history, policy, alarm_name)
+        if no_deploy:
+            why_not.append(no_deploy)
+            handled, bad = bad, None
+    config_changes = [c for c in changes or [] if c.kind != "deploy" and c.started <= onset]
+    if handled is not None and not config_changes:
+        return Assessment(decision="no_action", reason=why_not[0], summary=f"No action: {why_not[0]}.", bad=handled)
+    if bad is None and not config_changes:
+        if policy.target.appconfig is not None:
+            ac = policy.target.appconfig
+            why_not.append(f"no flag or configuration change of {ac.application}/{ac.environment} in that window")
+        reason = f"not caused by a deploy or a configuration change: {'; '.join(why_not)}"
+        if policy.target.appconfig is None:
+            reason = f"not caused by a deploy: {'; '.join(why_not)}"
+        return Assessment(decision="no_action", reason=reason, summary=f"No action: {reason}.")
+    blamed = list(config_changes)
+    if bad is not None:
+        cd = policy.target.codedeploy
+        assert cd is not None
+        blamed.append(
+            Change(
+                scope_key=codedeploy_scope(cd.application, cd.deployment_group),
+                change_id=bad.deployment_id,
+                kind="deploy",
+                at=clock.iso(parse_aws_time(bad.create_time)),
+                state=bad.status,
+                region="",
+                by=bad.creator,
+                detail={"deployment_id": bad.deployment_id, "revision": bad.revision_label, "status": bad.status},
+            )
+        )
+    blamed.sort(key=lambda c: c.at, reverse=True)
+    newest = blamed[0]
+    age = format_duration((onset - newest.started).total_seconds())
+    reason = f"{newest.describe()} started {age} before {alarm_name} fired"
+    if len(blamed) > 1:
+        reason += f" (and {len(blamed) - 1} earlier change{'s' if len(blamed) > 2 else ''} in scope)"
+    good_text = ""
+    if last_good is not None:
+        good_text = f"; last good: revision {last_good.revision_label} ({last_good.deployment_id})"
+    elif bad is not None and bad.status in IN_FLIGHT:
+        good_text = "; in flight: CodeDeploy can roll it back"
     return Assessment(
         decision="act",
         reason=reason,
         bad=bad,
         last_good=last_good,
-        in_flight=in_flight,
-        summary=f"Suspect {reason}; {good_text or 'in flight: CodeDeploy can roll it back'}.",
+        in_flight=bool(bad and bad.status in IN_FLIGHT),
+        changes=blamed,
+        summary=f"Suspect {reason}{good_text}.",
     )
 
 
 def assess(state: ExecutionState, deps: Deps) -> Assessment:
     policy = state.policy
-    cd = policy.target.codedeploy
     alarm = deps.cloudwatch.alarm(state.alarm.name)
-    deps.codedeploy.deployment_group(cd.application, cd.deployment_group)
     onset = parse_aws_time(state.alarm.state_timestamp)
-    history = deps.codedeploy.deployments(cd.application, cd.deployment_group, since=onset - LOOKBACK)
-    assessment = plan_assessment(alarm.state, onset, history, policy, state.alarm.name)
+    history: list[DeploymentRef] = []
+    scopes = []
+    if (cd := policy.target.codedeploy) is not None:
+        deps.codedeploy.deployment_group(cd.application, cd.deployment_group)
+        history = deps.codedeploy.deployments(cd.application, cd.deployment_group, since=onset - LOOKBACK)
+    if (ac := policy.target.appconfig) is not None:
+        scopes.append(appconfig_scope(ac.application, ac.environment))
+    since = onset - timedelta(seconds=policy.trigger.require_change_within)
+    changes = deps.journal.changes(scopes, clock.iso(since), clock.iso(onset)) if scopes and deps.journal else []
+    assessment = plan_assessment(alarm.state, onset, history, policy, state.alarm.name, changes)
     _record(
         deps,
         state,
@@ -147,6 +224,7 @@ def assess(state: ExecutionState, deps: Deps) -> Assessment:
         alarm_state=alarm.state,
         suspect=assessment.bad.deployment_id if assessment.bad else None,
         last_good=assessment.last_good.deployment_id if assessment.last_good else None,
+        changes=[c.change_id for c in assessment.changes],
     )
     deps.store.update(
         state.incident_id,
@@ -159,54 +237,30 @@ def assess(state: ExecutionState, deps: Deps) -> Assessment:
 # ---------------------------------------------------------------- act
 
 
+@dataclass
+class StepOutcome:
+    """What a step did: the concrete action (also when revert_recent_change chose it) and how to judge it."""
+
+    action: str
+    scope: str
+    detail: str
+    judge: Literal["slice", "aggregate"] = "aggregate"
+    deployment_ids: list[str] = field(default_factory=list)
+    rollback_deployment_id: str | None = None
+    full_rollback_done: bool = False
+    reverted: str | None = None
+    regions: list[dict[str, object]] = field(default_factory=list)
+
+
 def act(state: ExecutionState, deps: Deps) -> Progress:
-    assessment = state.assessment
-    if assessment is None or assessment.bad is None:
-        raise RollguardError("act was called without an assessment naming a deployment")
+    if state.assessment is None:
+        raise RollguardError("act was called without an assessment")
     previous = state.progress
     index = previous.next_step if previous and previous.next_step is not None else 0
     step = state.policy.ladder[index]
-    cd = state.policy.target.codedeploy
-    platform = assessment.bad.compute_platform
     started_at = clock.iso()
-    done = previous.full_rollback_done if previous else False
-    canary_id = previous.rollback_deployment_id if previous else None
-    ids: list[str] = []
-    mark = f"{ROLLGUARD_MARK} {state.incident_id}"
-    bad = assessment.bad
-
-    def roll_back(config: str, what: str) -> tuple[str, DeploymentRef]:
-        """Deploy the last-known-good revision with ``config``; the new deployment's id and that revision."""
-        good = _last_good(assessment)
-        revision = retarget(good.revision, bad.revision_label)
-        return deps.codedeploy.deploy(cd.application, cd.deployment_group, revision, config, f"{mark}: {what}"), good
-
     try:
-        bad_live = deps.codedeploy.get(assessment.bad.deployment_id)
-        if bad_live.get("status") in IN_FLIGHT:
-            # Still deploying: stopping it with auto-rollback is both faster and what CodeDeploy does best.
-            deps.codedeploy.stop(assessment.bad.deployment_id, auto_rollback=True)
-            rollback_id = (
-                deps.codedeploy.get(assessment.bad.deployment_id).get("rollbackInfo", {}).get("rollbackDeploymentId")
-            )
-            ids = [assessment.bad.deployment_id, *([rollback_id] if rollback_id else [])]
-            detail = f"stopped in-flight deployment {assessment.bad.deployment_id} with automatic rollback"
-            judge, done, new_rollback = "aggregate", True, rollback_id
-        elif step.scope == "canary":
-            new_rollback, good = roll_back(CANARY_CONFIG[platform], "canary rollback")
-            ids = [assessment.bad.deployment_id, new_rollback]
-            detail = f"canary rollback {new_rollback} to revision {good.revision_label} ({CANARY_CONFIG[platform]})"
-            judge = "slice"
-        else:
-            _last_good(assessment)  # fail before stopping anything if there is nowhere to go
-            if canary_id and deps.codedeploy.get(canary_id).get("status") in IN_FLIGHT:
-                # CodeDeploy cannot hurry a canary along: stop it where it is, then move everything at once.
-                deps.codedeploy.stop(canary_id, auto_rollback=False)
-            new_rollback, good = roll_back(FULL_CONFIG[platform], "full rollback")
-            ids = [assessment.bad.deployment_id, *([canary_id] if canary_id else []), new_rollback]
-            verb = "widened canary to a full rollback" if canary_id else "full rollback"
-            detail = f"{verb} {new_rollback} to revision {good.revision_label} ({FULL_CONFIG[platform]})"
-            judge, done = "aggregate", True
+        outcome = _take_step(step, state, deps)
     except RollguardError as exc:
         _record(
             deps,
@@ -223,35 +277,165 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
         raise
     record = ActionRecord(
         step=index,
-        action=step.action,
-        scope=step.scope,
+        action=outcome.action,
+        scope=outcome.scope,
         started_at=started_at,
         result="ok",
-        deployment_ids=ids,
-        detail=detail,
+        deployment_ids=outcome.deployment_ids,
+        detail=outcome.detail,
     )
     _record(
         deps,
         state,
         "action",
-        detail,
+        outcome.detail,
         step=index,
-        action=step.action,
-        scope=step.scope,
+        action=outcome.action,
+        scope=outcome.scope,
         started_at=started_at,
-        deployment_ids=ids,
+        deployment_ids=outcome.deployment_ids,
+        regions=outcome.regions,
+        reverted_change=outcome.reverted,
+        ladder_action=step.action,
     )
-    deps.store.update(state.incident_id, current_step=f"step {index + 1}: {step.action} {step.scope}")
+    deps.store.update(state.incident_id, current_step=f"step {index + 1}: {outcome.action} {outcome.scope}")
     return Progress(
         step=index,
-        action=step.action,
-        scope=step.scope,
+        action=outcome.action,
+        scope=outcome.scope,
         wait_seconds=step.verify.window,
-        judge=judge,
-        rollback_deployment_id=new_rollback,
-        full_rollback_done=done,
+        judge=outcome.judge,
+        rollback_deployment_id=outcome.rollback_deployment_id
+        or (previous.rollback_deployment_id if previous else None),
+        full_rollback_done=outcome.full_rollback_done or bool(previous and previous.full_rollback_done),
         actions=[*(previous.actions if previous else []), record],
-        summary=f"Step {index + 1}: {detail}; verifying for {format_duration(step.verify.window)}.",
+        reverted=[*(previous.reverted if previous else []), *([outcome.reverted] if outcome.reverted else [])],
+        summary=f"Step {index + 1}: {outcome.detail}; verifying for {format_duration(step.verify.window)}.",
+    )
+
+
+def _take_step(step: LadderStep, state: ExecutionState, deps: Deps) -> StepOutcome:
+    why = f"incident {state.incident_id} ({state.alarm.name})"
+    match step:
+        case RollbackStep():
+            return _rollback(step.scope, state, deps)
+        case FlagStep():
+            enabled = step.action == "flag_on"
+            results = set_flag(_appconfig(deps), step.flag, enabled, deps.appconfig_strategy, deps.region, why)
+            return _config_outcome(step.action, f"{step.flag.name} {'on' if enabled else 'off'}", results)
+        case ConfigRevertStep():
+            results = revert_profile(_appconfig(deps), step.config, deps.appconfig_strategy, deps.region, why)
+            return _config_outcome("config_revert", f"revert {step.config.profile}", results)
+        case _:
+            return _revert_recent_change(state, deps, why)
+
+
+def _appconfig(deps: Deps) -> AppConfig:
+    if deps.appconfig is None:
+        raise RollguardError("this step needs AppConfig, which is not configured")
+    return deps.appconfig
+
+
+def _config_outcome(action: str, what: str, results: list[RegionResult], reverted: str | None = None) -> StepOutcome:
+    require_success(f"{action} {what}", results)
+    where = "; ".join(f"{r.region}: {r.detail}" for r in results)
+    return StepOutcome(
+        action=action,
+        scope="full",
+        detail=f"{action} — {where}",
+        reverted=reverted,
+        regions=[r.record() for r in results],
+    )
+
+
+def _revert_recent_change(state: ExecutionState, deps: Deps, why: str) -> StepOutcome:
+    """Undo the newest change in scope not yet reverted: a rollback, a flag flip back, or a config revert."""
+    assert state.assessment is not None
+    done = state.progress.reverted if state.progress else []
+    pending = [c for c in state.assessment.changes if c.change_id not in done]
+    if not pending:
+        raise NothingToRollBack("every change in scope before the alarm has already been reverted")
+    change = pending[0]
+    if change.kind == "deploy":
+        outcome = _rollback("full", state, deps)
+        outcome.reverted = change.change_id
+        return outcome
+    d = change.detail
+    profile = ProfileRef(
+        application=d["application"], environment=d["environment"], profile=d["profile"], regions=[change.region]
+    )
+    appconfig = _appconfig(deps)
+    if change.kind == "flag":
+        ids = appconfig.resolve(change.region, d["application"], d["environment"], d["profile"])
+        flipped = flipped_flags(appconfig, ids, int(d["version"]), int(d["deployment_number"]))
+        if flipped:
+            results: list[RegionResult] = []
+            for name, before in sorted(flipped.items()):
+                ref = FlagRef(**profile.model_dump(), name=name)
+                results += set_flag(appconfig, ref, before, deps.appconfig_strategy, deps.region, why)
+            action = "flag_on" if all(flipped.values()) else "flag_off"
+            return _config_outcome(action, ", ".join(sorted(flipped)), results, change.change_id)
+    results = revert_profile(
+        appconfig, profile, deps.appconfig_strategy, deps.region, why, before_deployment=int(d["deployment_number"])
+    )
+    return _config_outcome("config_revert", f"revert {d['profile']}", results, change.change_id)
+
+
+def _rollback(scope: str, state: ExecutionState, deps: Deps) -> StepOutcome:
+    """CodeDeploy: stop an in-flight deployment with auto-rollback, or deploy the last-known-good revision
+    (canary first, or all at once; a full step after a canary widens it)."""
+    assessment = state.assessment
+    if assessment is None or assessment.bad is None:
+        raise NothingToRollBack("no CodeDeploy deployment in scope to roll back")
+    cd = state.policy.target.codedeploy
+    assert cd is not None
+    bad = assessment.bad
+    platform = bad.compute_platform
+    previous = state.progress
+    canary_id = previous.rollback_deployment_id if previous else None
+    mark = f"{ROLLGUARD_MARK} {state.incident_id}"
+
+    def roll_back(config: str, what: str) -> tuple[str, DeploymentRef]:
+        """Deploy the last-known-good revision with ``config``; the new deployment's id and that revision."""
+        good = _last_good(assessment)
+        revision = retarget(good.revision, bad.revision_label)
+        return deps.codedeploy.deploy(cd.application, cd.deployment_group, revision, config, f"{mark}: {what}"), good
+
+    if deps.codedeploy.get(bad.deployment_id).get("status") in IN_FLIGHT:
+        # Still deploying: stopping it with auto-rollback is both faster and what CodeDeploy does best.
+        deps.codedeploy.stop(bad.deployment_id, auto_rollback=True)
+        rollback_id = deps.codedeploy.get(bad.deployment_id).get("rollbackInfo", {}).get("rollbackDeploymentId")
+        return StepOutcome(
+            action="rollback",
+            scope=scope,
+            detail=f"stopped in-flight deployment {bad.deployment_id} with automatic rollback",
+            deployment_ids=[bad.deployment_id, *([rollback_id] if rollback_id else [])],
+            rollback_deployment_id=rollback_id,
+            full_rollback_done=True,
+        )
+    if scope == "canary":
+        new_rollback, good = roll_back(CANARY_CONFIG[platform], "canary rollback")
+        return StepOutcome(
+            action="rollback",
+            scope="canary",
+            judge="slice",
+            detail=f"canary rollback {new_rollback} to revision {good.revision_label} ({CANARY_CONFIG[platform]})",
+            deployment_ids=[bad.deployment_id, new_rollback],
+            rollback_deployment_id=new_rollback,
+        )
+    _last_good(assessment)  # fail before stopping anything if there is nowhere to go
+    if canary_id and deps.codedeploy.get(canary_id).get("status") in IN_FLIGHT:
+        # CodeDeploy cannot hurry a canary along: stop it where it is, then move everything at once.
+        deps.codedeploy.stop(canary_id, auto_rollback=False)
+    new_rollback, good = roll_back(FULL_CONFIG[platform], "full rollback")
+    verb = "widened canary to a full rollback" if canary_id else "full rollback"
+    return StepOutcome(
+        action="rollback",
+        scope="full",
+        detail=f"{verb} {new_rollback} to revision {good.revision_label} ({FULL_CONFIG[platform]})",
+        deployment_ids=[bad.deployment_id, *([canary_id] if canary_id else []), new_rollback],
+        rollback_deployment_id=new_rollback,
+        full_rollback_done=True,
     )
 
 
@@ -333,8 +517,8 @@ def route(progress: Progress, verdict: Verdict, policy: Policy) -> tuple[Route, 
         if not (progress.full_rollback_done and policy.ladder[i].action == "rollback")
     ]
     if verdict == "recovered":
-        if following:
-            return "act", following[0], "recovered: widening to the next step"
+        if progress.judge == "slice" and following:
+            return "act", following[0], "the canary slice recovered: widening to the next step"
         return "resolve", None, "recovered"
     if progress.judge == "slice":
         return "escalate", None, "the canary slice did not recover: stopped moving traffic"
@@ -365,12 +549,12 @@ def _slice_queries(metrics: SliceMetrics, labels: dict[str, str]) -> list[dict[s
 
 def verify(state: ExecutionState, deps: Deps) -> Progress:
     progress, assessment = state.progress, state.assessment
-    if progress is None or assessment is None or assessment.bad is None:
+    if progress is None or assessment is None:
         raise RollguardError("verify was called before any action")
     now = clock.now()
     policy = state.policy
     window = timedelta(seconds=progress.wait_seconds * (2 if progress.extended else 1))
-    if progress.judge == "slice" and policy.verify.slice is not None:
+    if progress.judge == "slice" and policy.verify.slice is not None and assessment.bad is not None:
         good_label = assessment.last_good.revision_label if assessment.last_good else "?"
         values = deps.cloudwatch.values(
             _slice_queries(policy.verify.slice, {"good": good_label, "bad": assessment.bad.revision_label}),

@@ -14,7 +14,9 @@ from rollguard.settings import get_settings
 if TYPE_CHECKING:
     from rollguard.adapters.notify import Notifier
     from rollguard.audit import AuditLog
+    from rollguard.flag_report import FlagReportDeps
     from rollguard.intake import IntakeDeps
+    from rollguard.journal import Journal
     from rollguard.policy import PolicyFile
     from rollguard.remediation import Deps
     from rollguard.store import IncidentStore
@@ -55,22 +57,53 @@ def intake_deps() -> IntakeDeps:
 
 @cache
 def remediation_deps() -> Deps:
+    from rollguard.adapters.appconfig import AppConfig
     from rollguard.adapters.cloudwatch import CloudWatch
     from rollguard.adapters.codedeploy import CodeDeploy
     from rollguard.remediation import Deps
 
+    s = get_settings()
     return Deps(
         codedeploy=CodeDeploy(clients.client("codedeploy")),
         cloudwatch=CloudWatch(clients.client("cloudwatch")),
         audit=audit_log(),
         store=incident_store(),
+        appconfig=AppConfig(lambda region: clients.client("appconfig", region)),
+        journal=journal(),
+        appconfig_strategy=s.appconfig_strategy,
+        region=s.region,
     )
+
+
+def journal() -> Journal | None:
+    from rollguard.journal import Journal
+
+    table = get_settings().changes_table
+    return Journal(clients.dynamodb(), table) if table else None
 
 
 def notifier() -> Notifier:
     from rollguard.adapters.notify import Notifier
 
     return Notifier(clients.client("sns"), get_settings().escalation_topic_arn)
+
+
+def journal_profile_type() -> object:
+    from rollguard.journal import profile_type_from
+
+    return profile_type_from(lambda region: clients.client("appconfig", region))
+
+
+def flag_report_deps() -> FlagReportDeps:
+    # Not cached: the function runs once a week, and FLAG_PROFILES is re-read each time.
+    from rollguard.adapters.appconfig_flags import AppConfigFlags
+    from rollguard.flag_report import FlagReportDeps, parse_profiles
+
+    return FlagReportDeps(
+        reader=AppConfigFlags(clients.client("appconfig")),
+        notifier=notifier(),
+        profiles=parse_profiles(get_settings().flag_profiles),
+    )
 
 
 def reset() -> None:
