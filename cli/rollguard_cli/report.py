@@ -115,8 +115,7 @@ def _summary(review: Review) -> str:
     elif taken:
         what = "; then ".join(s.action.get("summary", s.title) for s in taken)
         parts.append(
-            f"Rollguard blamed a recent deployment and acted {span(review.time_to_first_action)} after the alarm: "
-            f"{what}."
+            f"Rollguard blamed a recent change and acted {span(review.time_to_first_action)} after the alarm: {what}."
         )
     if review.outcome == "resolved":
         parts.append(f"Recovery was verified {span(review.time_to_recovery)} after the alarm, and the incident closed.")
@@ -137,7 +136,7 @@ def markers(review: Review) -> list[Marker]:
         p = step.action.get("parameters", {})
         failed = "" if step.action.get("result") == "ok" else " FAILED"
         number = p.get("step", 0) + 1 if isinstance(p.get("step"), int) else "?"
-        what = f"{p.get('scope', '')} {p.get('action', '')}".strip()
+        what = step.what
         found.append(Marker(step.started, "action", f"{number}. {what}{failed} {review.offset(step.started)}"))
     if review.recovered is not None:
         found.append(Marker(review.recovered, "recovery", f"recovered {review.offset(review.recovered)}"))
@@ -233,6 +232,8 @@ def _decision(review: Review) -> list[Block]:
         ["Suspect deployment", str(p.get("suspect") or "none")],
         ["Last-known-good deployment", str(p.get("last_good") or "none")],
     ]
+    if p.get("changes"):  # flag and configuration changes in scope (the change journal)
+        rows.append(["Changes in scope", ", ".join(map(str, p["changes"]))])
     if within:
         rows.append(["Policy looks back", f"{format_duration(within)} before the alarm for a deployment to blame"])
     return [Para(str(assessment.get("summary", ""))), Table(["", ""], rows)]
@@ -326,10 +327,13 @@ def cleanup_items(review: Review) -> list[str]:
         action = step.action.get("parameters", {}).get("action")
         if action and action != "rollback":
             # Flags, configuration and traffic changes stay as Rollguard left them until someone reverts them.
-            items.append(
-                f"{step.title.capitalize()} ({step.action.get('summary', '')}) is still in effect: undo it "
-                "once the cause is fixed."
-            )
+            follow_up = {
+                "flag_off": "the flag stays off until someone turns it on again, after the fix (or removes it)",
+                "flag_on": "the flag stays on until someone turns it off again",
+                "config_revert": "the previous configuration version stays deployed: fix the reverted one before "
+                "deploying it again",
+            }.get(action, "it stays in effect: undo it once the cause is fixed")
+            items.append(f"{step.title.capitalize()} ({step.action.get('summary', '')}): {follow_up}.")
     if review.closing and review.closing.get("parameters", {}).get("lock_released") is False:
         items.append(
             f"Closing did not release the lock on {review.record.target_key} (already free, or taken over): check "
@@ -393,10 +397,15 @@ def review_questions(review: Review) -> list[str]:
                 "Rollguard stopped. Was the deploy really not the cause, and what would have pointed at the real "
                 "cause sooner?"
             )
-    elif review.outcome == "resolved" and acted:
+    elif review.outcome == "resolved" and any(p.get("action") == "rollback" for p in steps):
         questions.append(
             "Rollback scope: the whole deployment was rolled back. Could a flag have switched off only the faulty "
             "change?"
+        )
+    elif review.outcome == "resolved" and steps:
+        questions.append(
+            f"Scope: {' then '.join(s.what for s in review.steps)} was enough. Was it the narrowest lever, and is "
+            "what it switched off or reverted safe to leave that way until the fix?"
         )
     ladder = review.record.policy_doc.get("ladder", [])
     gated = [i + 1 for i, step in enumerate(ladder) if (step.get("approval") or {}).get("required")]
@@ -415,11 +424,16 @@ def review_questions(review: Review) -> list[str]:
             "People: the escalation reached on-call with the alarm, change and actions. Was that enough to act on, "
             "and how long until someone did?"
         )
-    suspect = (review.assessment or {}).get("parameters", {}).get("suspect")
-    if suspect and acted and review.outcome == "resolved":  # the rollback cured it, so the change was the cause
+    assessed = (review.assessment or {}).get("parameters", {})
+    change = (
+        f"deployment {assessed['suspect']}"
+        if assessed.get("suspect")
+        else (f"change {', '.join(map(str, assessed['changes']))}" if assessed.get("changes") else "")
+    )
+    if change and acted and review.outcome == "resolved":  # undoing it cured the alarm, so it was the cause
         questions.append(
-            f"The change: how did deployment {suspect} pass the checks before production, and which test or "
-            "canary alarm on the deployment group would have stopped it earlier?"
+            f"The change: how did {change} pass the checks before production, and which test or canary alarm "
+            "would have stopped it earlier?"
         )
     return questions
 

@@ -207,7 +207,14 @@ class Step:
     def title(self) -> str:
         p = self.action.get("parameters", {})
         number = int(p["step"]) + 1 if isinstance(p.get("step"), int) else "?"
-        return f"step {number}: {p.get('action', '?')} {p.get('scope', '')}".strip()
+        return f"step {number}: {self.what}"
+
+    @property
+    def what(self) -> str:
+        """``canary rollback``, ``full rollback``; other actions (flag_off, config_revert …) have no real scope."""
+        p = self.action.get("parameters", {})
+        action = str(p.get("action", "?"))
+        return f"{p.get('scope', '')} {action}".strip() if action == "rollback" else action
 
 
 @dataclass(frozen=True)

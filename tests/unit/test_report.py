@@ -125,7 +125,7 @@ def test_times_are_measured_from_the_alarm_onset() -> None:
     assert review.time_to_first_action == pytest.approx(4.5)  # the first action's started_at
     assert review.time_to_recovery == pytest.approx(605)  # the verdict that resolved it
     assert review.time_to_detect == 120  # first breaching datapoint at -2m
-    assert [s.title for s in review.steps] == ["step 1: rollback canary", "step 2: rollback full"]
+    assert [s.title for s in review.steps] == ["step 1: canary rollback", "step 2: full rollback"]
     assert [s.verdict["result"] for s in review.steps if s.verdict] == ["recovered", "recovered"]
 
 
@@ -168,7 +168,7 @@ def test_the_markdown_draft_has_every_section_and_the_facts() -> None:
     assert "| Time to first action | 4.5s from the alarm" in text
     assert "| Time to recovery | 10m05s" in text
     assert "| Impact window | 2025-03-04 11:58:00 UTC → 2025-03-04 12:05:00 UTC (7m00s) |" in text
-    assert "| step 2: rollback full | T+5m05s |" in text
+    assert "| step 2: full rollback | T+5m05s |" in text
     assert text.count("\n| T+") == 7  # one timeline row per audit event
 
 
@@ -247,3 +247,33 @@ def test_approval_gates_in_the_policy_turn_into_a_question_about_them() -> None:
 )
 def test_durations_read_the_way_people_say_them(seconds: float | None, text: str) -> None:
     assert span(seconds) == text
+
+
+def test_a_flag_kill_switch_is_reviewed_as_a_flag_not_as_a_rollback() -> None:
+    flag_off = event(
+        "action",
+        8,
+        summary="flag_off — us-east-1: new-pricing off: version 2 → 3",
+        step=0,
+        action="flag_off",
+        scope="full",
+        started_at=at(7.5),
+        deployment_ids=[],
+    )
+    assessment = assessed() | {"parameters": {"alarm_state": "ALARM", "suspect": None, "changes": ["us-east-1:p:3"]}}
+    events = [
+        alarm_received(),
+        assessment,
+        flag_off,
+        verification(0, 248, "recovered", "resolve"),
+        closed(248, "resolved"),
+    ]
+    review = Review(record("resolved"), events, None)
+
+    assert [m.label for m in markers(review) if m.kind == "action"] == ["1. flag_off T+7.5s"]
+    (item,) = cleanup_items(review)
+    assert item.startswith("Step 1: flag_off (flag_off — us-east-1: new-pricing off") and "turns it on again" in item
+    questions = " ".join(review_questions(review))
+    assert "whole deployment was rolled back" not in questions
+    assert "flag_off was enough" in questions and "change us-east-1:p:3" in questions
+    assert "| Changes in scope | us-east-1:p:3 |" in render_markdown(build_report(review))
