@@ -9,7 +9,7 @@ TOOLS := .venv-tools
 BIN := $(VENV)/bin
 SCENARIO ?= bad-deploy
 
-.PHONY: drill drills test lint typecheck unit policies template bench build clean
+.PHONY: drill drills test lint typecheck unit policies template bench build clean chromium
 
 $(BIN)/.installed: pyproject.toml
 	test -x "$(PYTHON)" || { echo "python3.13 is required (pyenv: PYENV_VERSION=3.13.0)"; exit 1; }
@@ -24,6 +24,13 @@ $(TOOLS)/bin/.installed:
 	$(TOOLS)/bin/pip install --quiet --upgrade pip
 	$(TOOLS)/bin/pip install --quiet aws-sam-cli==1.170.0 cfn-lint==1.58.0
 	touch $@
+
+# The HTML incident report is checked in headless Chromium (tests/drills/test_report_in_browser.py):
+# Debian's package, installed once (sudo when not root).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 drill: $(BIN)/.installed
 	$(BIN)/rollguard drill $(SCENARIO)
@@ -41,7 +48,7 @@ typecheck: $(BIN)/.installed
 policies: $(BIN)/.installed
 	$(BIN)/rollguard policy check policies/
 
-test: $(BIN)/.installed $(TOOLS)/bin/.installed lint typecheck policies
+test: $(BIN)/.installed $(TOOLS)/bin/.installed chromium lint typecheck policies
 	ROLLGUARD_TOOLS_BIN=$(CURDIR)/$(TOOLS)/bin $(BIN)/pytest
 
 bench: $(BIN)/.installed

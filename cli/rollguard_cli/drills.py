@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from rollguard.alarm_event import parse_aws_time
-from rollguard.audit import AuditLog
+from rollguard.audit import AuditLog, from_item
 from rollguard.durations import format_duration
 
+from rollguard_cli.review import INCIDENT_FILE, LEAD_IN, METRIC_FILE, alarm_onset, read_alarm_metric
 from rollguard_cli.sandbox.runner import REPO, TABLES, Sandbox
 from rollguard_cli.sandbox.world import ServiceSpec
 
@@ -336,19 +337,28 @@ def run_scenario(
             raise RuntimeError(f"drill {scenario.name}: the alarm never opened an incident")
         execution = sb.wait_for_execution(incident_id)
         ddb = sb.client("dynamodb")
+        audit = AuditLog(ddb, TABLES["AuditTable"]).for_incident(incident_id)
+        incident = ddb.get_item(TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}})["Item"]
+        # The report charts the alarm's metric: read it from CloudWatch before the sandbox (and its data) goes.
+        onset = alarm_onset(audit) or sb.clock.now()
+        metric = read_alarm_metric(
+            sb.client("cloudwatch"), from_item(incident)["alarm"], onset - LEAD_IN, sb.clock.now()
+        )
         result = summarise(
             scenario,
             incident_id,
             execution,
             history=sb.history(incident_id),
-            audit=AuditLog(ddb, TABLES["AuditTable"]).for_incident(incident_id),
+            audit=audit,
             notifications=sb.notifications(),
-            incident=ddb.get_item(TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}})["Item"],
+            incident=incident,
             locks_left=ddb.scan(TableName=TABLES["LocksTable"])["Items"],
             invocations=list(sb.log.invocations),
             aws_calls=list(sb.log.aws_calls),
             wall_s=time.perf_counter() - wall,
         )
+    result["incident"] = from_item(incident)
+    result["metric"] = metric.model_dump(mode="json") if metric else None
     return result
 
 
@@ -468,8 +478,15 @@ def write_out(result: dict[str, Any], out: Path) -> None:
     (out / "notifications.txt").write_text("\n\n---\n\n".join(result["notifications"]))
     (out / "drill.json").write_text(json.dumps(public(result), indent=2, default=str))
     (out / "timeline.txt").write_text(render_timeline(result) + "\n")
+    # What `rollguard incidents/timeline/report --from DIR` read, then the reports made from them that way.
+    (out / INCIDENT_FILE).write_text(json.dumps(result["incident"], indent=2, default=str))
+    if result.get("metric"):
+        (out / METRIC_FILE).write_text(json.dumps(result["metric"], indent=2))
+    from rollguard_cli.report import write_reports
+
+    write_reports(out, result["incident_id"])
 
 
 def public(result: dict[str, Any]) -> dict[str, Any]:
-    """The --json document: everything but the bulky execution history (that goes to --out)."""
-    return {k: v for k, v in result.items() if k != "execution_history"}
+    """The --json document: everything but the bulky execution history and metric (they go to --out)."""
+    return {k: v for k, v in result.items() if k not in {"execution_history", "metric"}}

@@ -1,4 +1,4 @@
-"""``rollguard``: the operator CLI (policy check, drills, flag hygiene)."""
+"""``rollguard``: the operator CLI (policy check, drills, flag hygiene, incident review)."""
 
 import argparse
 import json
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rollguard.policy import LadderStep
 
-from rollguard_cli import flags_cli
+from rollguard_cli import flags_cli, review_commands
 
 
 def _policy_check(paths: list[str]) -> int:
@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     drill.add_argument("--json", action="store_true", help="one JSON object on stdout")
     drill.add_argument("--out", metavar="DIR", help="write audit events, execution history and timeline here")
     flags_cli.add_parser(commands)
+    review_commands.add_commands(commands)
     args = parser.parse_args(argv)
+    if hasattr(args, "handler"):
+        return review_commands.run(args)
     if args.command == "policy":
         return _policy_check(args.paths)
     if args.command == "flags":

@@ -3,8 +3,9 @@
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from rollguard import telemetry
+from rollguard.errors import RollguardError
 from rollguard.incident import ExecutionState
 from rollguard.remediation import act
 from rollguard.runtime import remediation_deps
@@ -16,7 +17,11 @@ metrics = Metrics()
 @logger.inject_lambda_context(correlation_id_path="incident_id")
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = act(ExecutionState.model_validate(event), remediation_deps())
-    metrics.add_dimension(name="scope", value=str(result.scope))
-    metrics.add_metric(name="RemediationActions", unit=MetricUnit.Count, value=1)
+    state = ExecutionState.model_validate(event)
+    try:
+        result = act(state, remediation_deps())
+    except RollguardError as exc:  # counted as a failed action, then raised on for the state machine
+        telemetry.emit(metrics, telemetry.failed_action(state, exc))
+        raise
+    telemetry.emit(metrics, telemetry.after_action(state, result))
     return result.model_dump(mode="json")

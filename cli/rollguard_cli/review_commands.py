@@ -1,0 +1,186 @@
+"""``rollguard incidents``, ``rollguard timeline`` and ``rollguard report``: reviewing incidents from a drill's
+``--out`` folder (``--from DIR``) or a deployed stack (``--stack NAME``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rollguard.alarm_event import parse_aws_time
+from rollguard.audit import AUTOMATION
+from rollguard.durations import parse_duration
+
+from rollguard_cli.review import FolderSource, Review, ReviewError, Source, StackSource, load_review, span
+
+
+def add_commands(commands: Any) -> None:
+    """Register the review commands on the CLI's subparsers; each sets ``handler``."""
+
+    def with_source(parser: argparse.ArgumentParser) -> None:
+        where = parser.add_mutually_exclusive_group(required=True)
+        where.add_argument("--from", dest="folder", metavar="DIR", help="a folder written by `rollguard drill --out`")
+        where.add_argument("--stack", metavar="NAME", help="a deployed Rollguard stack (reads its outputs)")
+        parser.add_argument("--region", help="the stack's region (default: your AWS configuration)")
+
+    incidents = commands.add_parser("incidents", help="recent incidents with their time to mitigate and recover")
+    with_source(incidents)
+    incidents.add_argument("--since", metavar="DURATION", help="only incidents opened this long ago or later, e.g. 7d")
+    incidents.add_argument("--target", metavar="KEY", help="one target, e.g. codedeploy:checkout/checkout-prod")
+    incidents.add_argument("--limit", type=int, default=20, help="at most this many, newest first (default 20)")
+    incidents.add_argument("--json", action="store_true", help="a JSON array instead of a table")
+    incidents.set_defaults(handler=_incidents)
+
+    timeline = commands.add_parser("timeline", help="every audit event of an incident, in order")
+    timeline.add_argument("incident_id", metavar="INCIDENT")
+    with_source(timeline)
+    timeline.add_argument("--json", action="store_true", help="the audit events as a JSON array")
+    timeline.set_defaults(handler=_timeline)
+
+    report = commands.add_parser("report", help="a postmortem draft of an incident (Markdown or one HTML file)")
+    report.add_argument("incident_id", metavar="INCIDENT")
+    with_source(report)
+    report.add_argument("--format", choices=["md", "html"], default="md")
+    report.add_argument("--out", metavar="FILE", help="write here instead of printing")
+    report.set_defaults(handler=_report)
+
+
+def run(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+    from rollguard.errors import RollguardError
+
+    try:
+        return int(args.handler(args, _source(args)))
+    except ReviewError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (RollguardError, ClientError, BotoCoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _source(args: argparse.Namespace) -> Source:
+    if args.folder:
+        return FolderSource(Path(args.folder))
+    import boto3
+
+    return StackSource(args.stack, boto3.Session(region_name=args.region))
+
+
+# ---------------------------------------------------------------- incidents
+
+
+def incident_row(review: Review) -> dict[str, Any]:
+    record = review.record
+    return {
+        "incident_id": record.incident_id,
+        "policy": record.policy,
+        "target": record.target_key,
+        "outcome": review.outcome,
+        "opened_at": record.opened_at,
+        "alarm_onset": review.onset.isoformat() if review.onset else None,
+        "time_to_mitigate_s": _rounded(review.time_to_first_action),
+        "time_to_recover_s": _rounded(review.time_to_recovery),
+    }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
+
+
+def render_incidents(rows: list[dict[str, Any]]) -> str:
+    header = ["INCIDENT", "POLICY", "TARGET", "OUTCOME", "OPENED (UTC)", "TO MITIGATE", "TO RECOVER"]
+    table = [
+        [
+            r["incident_id"],
+            r["policy"],
+            r["target"],
+            r["outcome"],
+            parse_aws_time(r["opened_at"]).strftime("%Y-%m-%d %H:%M:%S") if r["opened_at"] else "—",
+            span(r["time_to_mitigate_s"]),
+            span(r["time_to_recover_s"]),
+        ]
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *table]
+    )
+
+
+def _incidents(args: argparse.Namespace, source: Source) -> int:
+    since = datetime.now(UTC) - timedelta(seconds=parse_since(args.since)) if args.since else None
+    records = source.incidents(since=since, target=args.target)[: max(args.limit, 0)]
+    rows = [incident_row(Review(r, source.audit(r.incident_id), None)) for r in records]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print(f"no incidents in {source.describe()}")
+    else:
+        print(render_incidents(rows))
+    return 0
+
+
+def parse_since(text: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ReviewError(f"--since: {exc}") from exc
+
+
+# ---------------------------------------------------------------- timeline
+
+
+def render_timeline(review: Review) -> str:
+    record = review.record
+    onset = review.onset.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if review.onset else "unknown"
+    lines = [
+        f"Incident {record.incident_id} — {review.outcome}",
+        f"Policy {record.policy} · target {record.target_key} · alarm {record.alarm}",
+        f"Alarm onset {onset}; T is measured from it.",
+        "",
+    ]
+    for event in review.events:
+        at = parse_aws_time(event["at"])
+        kind = event.get("kind", "").replace("_", " ")
+        actor = event.get("actor", AUTOMATION)
+        by = "" if actor == AUTOMATION else f" [by {actor}]"
+        lines.append(
+            f"  {review.offset(at):>9}  {at.astimezone(UTC):%H:%M:%S}  {kind:<16} {event.get('result', ''):<15}"
+            f"{event.get('summary', '')}{by}"
+        )
+        reason = event.get("reason", "")
+        if reason and reason not in event.get("summary", ""):
+            lines.append(f"{'':>49}why: {reason}")
+    lines += [
+        "",
+        f"Time to first action {span(review.time_to_first_action)} · time to recovery {span(review.time_to_recovery)}"
+        f" · {len(review.events)} audit events",
+    ]
+    return "\n".join(lines)
+
+
+def _timeline(args: argparse.Namespace, source: Source) -> int:
+    record = source.incident(args.incident_id)
+    review = Review(record, source.audit(args.incident_id), None)
+    print(json.dumps(review.events, indent=2) if args.json else render_timeline(review))
+    return 0
+
+
+# ---------------------------------------------------------------- report
+
+
+def _report(args: argparse.Namespace, source: Source) -> int:
+    from rollguard_cli.report import DRILL_NOTE, render
+
+    # Only drills write --from folders, and their clock is the sandbox's: say so in the draft.
+    text = render(load_review(source, args.incident_id), args.format, note=DRILL_NOTE if args.folder else "")
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,279 @@
+"""The review facts (times, impact, steps) and the postmortem draft built from them, on audit events made here."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from rollguard_cli.report import build_report, cleanup_items, markers, render_html, render_markdown, review_questions
+from rollguard_cli.review import IncidentRecord, MetricSeries, Review, span
+
+ONSET = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
+INCIDENT = "checkout-5xx-20250304T120004Z-a1b2c3"
+TARGET = "codedeploy:checkout/checkout-prod"
+
+
+def at(seconds: float) -> str:
+    moment = ONSET + timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def event(kind: str, seconds: float, result: str = "ok", summary: str = "", reason: str = "", **params: Any) -> dict:
+    return {
+        "incident_id": INCIDENT,
+        "target_key": TARGET,
+        "kind": kind,
+        "actor": "rollguard-automation",
+        "result": result,
+        "reason": reason,
+        "summary": summary or kind,
+        "parameters": params,
+        "at": at(seconds),
+        "event_key": f"{at(seconds)}#{kind}",
+    }
+
+
+def alarm_received() -> dict:
+    return event("alarm_received", 4, alarm="checkout-5xx-rate", state_timestamp="2025-03-04T12:00:00.000+0000")
+
+
+def assessed(decision: str = "act") -> dict:
+    return event(
+        "assessed", 4.5, decision, reason="deployment d-7 started 2m before the alarm", suspect="d-7", last_good="d-6"
+    )
+
+
+def action(step: int, scope: str, seconds: float, result: str = "ok", deployment: str = "d-r1") -> dict:
+    return event(
+        "action",
+        seconds,
+        result,
+        summary=f"{scope} rollback {deployment} to revision 6",
+        step=step,
+        action="rollback",
+        scope=scope,
+        started_at=at(seconds - 0.5),
+        deployment_ids=["d-7", deployment],
+    )
+
+
+def verification(step: int, seconds: float, verdict: str, nxt: str) -> dict:
+    return event("verification", seconds, verdict, reason=f"judged {verdict}", step=step, next=nxt)
+
+
+def closed(seconds: float, outcome: str, reason: str = "recovered") -> dict:
+    return event("incident_closed", seconds, outcome, reason=reason, lock_released=True)
+
+
+def record(status: str, **fields: Any) -> IncidentRecord:
+    policy = {
+        "name": "checkout-5xx",
+        "trigger": {"alarms": ["checkout-5xx-rate"], "require_change_within": 1800},
+        "ladder": [{"action": "rollback", "scope": "canary"}, {"action": "rollback", "scope": "full"}],
+    }
+    return IncidentRecord.model_validate(
+        {
+            "incident_id": INCIDENT,
+            "policy": "checkout-5xx",
+            "target_key": TARGET,
+            "alarm": "checkout-5xx-rate",
+            "status": status,
+            "opened_at": at(4),
+            "execution_input": {"policy": policy},
+            **fields,
+        }
+    )
+
+
+def metric(values: list[float], first_minute: int = -15) -> MetricSeries:
+    """One datapoint a minute from ``first_minute`` relative to the onset."""
+    stamps = [at(60 * (first_minute + i)) for i in range(len(values))]
+    return MetricSeries(
+        alarm="checkout-5xx-rate",
+        label="Checkout/ErrorRate",
+        statistic="Average",
+        period=60,
+        threshold=5.0,
+        comparison="GreaterThanThreshold",
+        evaluation_periods=3,
+        datapoints_to_alarm=2,
+        start=stamps[0],
+        end=at(60 * (first_minute + len(values))),
+        datapoints=list(zip(stamps, values, strict=True)),
+    )
+
+
+def resolved_review() -> Review:
+    # Healthy until 2 minutes before the alarm, 20% until the full rollback at T+5m, healthy after.
+    values = [1.0] * 13 + [20.0] * 7 + [1.0] * 11  # minutes -15 .. +15
+    events = [
+        alarm_received(),
+        assessed(),
+        action(0, "canary", 5),
+        verification(0, 305, "recovered", "act"),
+        action(1, "full", 305.5, deployment="d-r2"),
+        verification(1, 605, "recovered", "resolve"),
+        closed(605.2, "resolved"),
+    ]
+    return Review(record("resolved"), events, metric(values))
+
+
+def test_times_are_measured_from_the_alarm_onset() -> None:
+    review = resolved_review()
+
+    assert review.onset == ONSET
+    assert review.time_to_first_action == pytest.approx(4.5)  # the first action's started_at
+    assert review.time_to_recovery == pytest.approx(605)  # the verdict that resolved it
+    assert review.time_to_detect == 120  # first breaching datapoint at -2m
+    assert [s.title for s in review.steps] == ["step 1: canary rollback", "step 2: full rollback"]
+    assert [s.verdict["result"] for s in review.steps if s.verdict] == ["recovered", "recovered"]
+
+
+def test_the_impact_window_runs_from_the_first_to_past_the_last_breaching_datapoint() -> None:
+    impact = resolved_review().impact
+
+    assert impact is not None
+    assert impact.start == ONSET - timedelta(minutes=2)
+    assert impact.end == ONSET + timedelta(minutes=5)  # the last breaching minute starts at +4m
+    assert impact.peak == 20
+
+
+def test_a_metric_still_breaching_at_the_end_has_an_open_impact_window() -> None:
+    review = Review(record("escalated"), [alarm_received(), closed(300, "escalated")], metric([1.0] * 13 + [20.0] * 5))
+    assert review.impact is not None and review.impact.end is None
+    assert review.time_to_recovery is None
+
+
+def test_a_failed_action_is_not_mitigation() -> None:
+    events = [alarm_received(), assessed(), action(0, "canary", 5, result="failed"), closed(6, "escalated")]
+    review = Review(record("escalated"), events, None)
+    assert review.time_to_first_action is None
+    assert any("failed" in item for item in cleanup_items(review))
+
+
+def test_the_markdown_draft_has_every_section_and_the_facts() -> None:
+    text = render_markdown(build_report(resolved_review()))
+
+    for heading in (
+        "## Summary",
+        "## The alarm's metric",
+        "## Impact and response times",
+        "## Why the automation acted",
+        "## Actions and their verification",
+        "## Timeline",
+        "## Temporary changes to clean up",
+        "## Questions for the review",
+    ):
+        assert heading in text
+    assert "| Time to first action | 4.5s from the alarm" in text
+    assert "| Time to recovery | 10m05s" in text
+    assert "| Impact window | 2025-03-04 11:58:00 UTC → 2025-03-04 12:05:00 UTC (7m00s) |" in text
+    assert "| step 2: full rollback | T+5m05s |" in text
+    assert text.count("\n| T+") == 7  # one timeline row per audit event
+
+
+def test_the_html_draft_is_one_self_contained_file_with_the_chart() -> None:
+    html = render_html(build_report(resolved_review()))
+
+    assert html.startswith("<!DOCTYPE html>") and "<style>" in html
+    for outside in ("<script", " src=", "<link", "@import", "url("):
+        assert outside not in html, f"the report must not load anything: found {outside!r}"
+    assert html.count('<svg id="metric-chart"') == 1
+    assert len(re.findall(r'class="marker marker-action"', html)) == 2
+    assert 'class="marker marker-alarm"' in html and 'class="marker marker-recovery"' in html
+    assert 'class="threshold" data-value="5"' in html
+
+
+def test_text_from_the_audit_trail_is_escaped_in_html() -> None:
+    review = resolved_review()
+    review.events[1]["summary"] = "<img src=x onerror=alert(1)>"
+    assert "<img" not in render_html(build_report(review))
+
+
+def test_chart_markers_are_the_alarm_each_action_and_the_recovery() -> None:
+    found = [(m.kind, m.label) for m in markers(resolved_review())]
+    assert found == [
+        ("alarm", "ALARM T+0"),
+        ("action", "1. canary rollback T+4.5s"),
+        ("action", "2. full rollback T+5m05s"),
+        ("recovery", "recovered T+10m05s"),
+    ]
+
+
+def test_a_resolved_rollback_asks_for_a_fix_forward() -> None:
+    items = cleanup_items(resolved_review())
+    assert len(items) == 1 and "Fix forward" in items[0] and "d-7" in items[0]
+
+
+def test_an_escalation_after_a_stopped_canary_says_traffic_is_back() -> None:
+    events = [
+        alarm_received(),
+        assessed(),
+        action(0, "canary", 5),
+        verification(0, 305, "not_recovered", "escalate"),
+        closed(305.2, "escalated", reason="slice as bad as the rest (stopped moving traffic; canary d-r1 stopped)"),
+    ]
+    review = Review(record("escalated"), events, None)
+
+    (item,) = cleanup_items(review)
+    assert "d-r1 was stopped" in item
+    questions = " ".join(review_questions(review))
+    assert "really not the cause" in questions and "escalation reached on-call" in questions
+    assert "How did deployment" not in questions  # the deploy was not the cause: do not ask about it
+
+
+def test_no_action_explains_why_and_asks_what_changed() -> None:
+    no_deploy = "no deployment of checkout/checkout-prod in the 30m before checkout-5xx-rate fired"
+    events = [alarm_received(), assessed("no_action") | {"reason": no_deploy}, closed(5, "closed_no_action")]
+    review = Review(record("closed_no_action"), events, metric([1.0] * 13 + [20.0] * 3))
+    report = build_report(review)
+    text = render_markdown(report)
+
+    assert "## Why the automation did not act" in text
+    assert f"Rollguard did not act: {no_deploy}." in text
+    assert cleanup_items(review) == ["Nothing: Rollguard changed nothing that outlives the incident."]
+    assert any("What changed" in q and "30m" in q for q in review_questions(review))
+    assert not any(q.startswith("Approvals") for q in review_questions(review))
+
+
+def test_approval_gates_in_the_policy_turn_into_a_question_about_them() -> None:
+    review = resolved_review()
+    review.record.execution_input["policy"]["ladder"][1]["approval"] = {"required": True}  # type: ignore[index]
+    assert any(q.startswith("Approvals: step(s) 2 wait for a human") for q in review_questions(review))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(None, "—"), (4.46, "4.5s"), (42, "42s"), (605, "10m05s"), (7380, "2h03m")]
+)
+def test_durations_read_the_way_people_say_them(seconds: float | None, text: str) -> None:
+    assert span(seconds) == text
+
+
+def test_a_flag_kill_switch_is_reviewed_as_a_flag_not_as_a_rollback() -> None:
+    flag_off = event(
+        "action",
+        8,
+        summary="flag_off — us-east-1: new-pricing off: version 2 → 3",
+        step=0,
+        action="flag_off",
+        scope="full",
+        started_at=at(7.5),
+        deployment_ids=[],
+    )
+    assessment = assessed() | {"parameters": {"alarm_state": "ALARM", "suspect": None, "changes": ["us-east-1:p:3"]}}
+    events = [
+        alarm_received(),
+        assessment,
+        flag_off,
+        verification(0, 248, "recovered", "resolve"),
+        closed(248, "resolved"),
+    ]
+    review = Review(record("resolved"), events, None)
+
+    assert [m.label for m in markers(review) if m.kind == "action"] == ["1. flag_off T+7.5s"]
+    (item,) = cleanup_items(review)
+    assert item.startswith("Step 1: flag_off (flag_off — us-east-1: new-pricing off") and "turns it on again" in item
+    questions = " ".join(review_questions(review))
+    assert "whole deployment was rolled back" not in questions
+    assert "flag_off was enough" in questions and "change us-east-1:p:3" in questions
+    assert "| Changes in scope | us-east-1:p:3 |" in render_markdown(build_report(review))
