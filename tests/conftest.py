@@ -52,6 +52,9 @@ DRILLS = (
     "config-drift",
     "blame-the-flag",
     "blame-the-deploy",
+    "shadow-mode",
+    "paused",
+    "cooldown",
 )
 
 

@@ -62,6 +62,7 @@ class Stage:
     def __init__(self, sandbox: Sandbox):
         self.sb = sandbox
         self.rates: list[tuple[datetime, Callable[[str, Live], float | None]]] = []
+        self.handled: set[str] = set()  # incidents a scenario ran to their end before the one it is about
         cd = sandbox.client("codedeploy")
         cd.create_application(applicationName="checkout", computePlatform="Lambda")
         cd.create_deployment_group(
@@ -115,6 +116,21 @@ class Stage:
         if settle:
             self.sb.advance(60)  # an all-at-once Lambda deployment completes within its minute
         return str(deployment_id)
+
+    def incident(self) -> str:
+        """Let the alarm fire and an incident run to its end (a scenario's earlier incident)."""
+        incident_id = self.sb.run_until_incident(max_minutes=30, seen=self.handled)
+        if incident_id is None:
+            raise RuntimeError("the alarm never opened the earlier incident")
+        self.sb.wait_for_execution(incident_id)
+        self.handled.add(incident_id)
+        return incident_id
+
+    def pause(self, reason: str) -> None:
+        """``rollguard pause``, as an operator would run it."""
+        from rollguard.control import Control
+
+        Control(self.sb.client("dynamodb"), TABLES["LocksTable"]).pause(reason, "arn:aws:iam::123456789012:user/oncall")
 
     def behave(self, rate: Callable[[str, Live], float | None]) -> None:
         """From now on, ``rate(version, live_config)`` is the error rate (None: no change from before)."""
@@ -198,6 +214,19 @@ def _no_recent_deploy(stage: Stage) -> None:
     stage.deploy("7")
     stage.sb.advance(2 * 60 * 60)
     stage.behave(lambda v, live: 0.20)
+
+
+def _paused(stage: Stage) -> None:
+    stage.pause("change freeze for the payments migration")
+    _bad_deploy(stage)
+
+
+def _cooldown(stage: Stage) -> None:
+    _bad_deploy(stage)
+    stage.incident()  # Rollguard rolls revision 7 back and resolves
+    stage.sb.advance(60)
+    stage.behave(lambda v, live: 0.20 if v == "8" else None)
+    stage.deploy("8")  # another bad release, inside the 30-minute cooldown
 
 
 def _flag_kill_switch(stage: Stage) -> None:
@@ -305,6 +334,37 @@ SCENARIOS.update(
 )
 
 
+SCENARIOS.update(
+    {
+        s.name: s
+        for s in [
+            Scenario(
+                "shadow-mode",
+                "Revision 7 is bad, but the policy runs in shadow: Rollguard records what it would have rolled back, "
+                "changes nothing, and escalates.",
+                "escalated",
+                _bad_deploy,
+                "sandbox-shadow.yaml",
+            ),
+            Scenario(
+                "paused",
+                "An operator paused Rollguard; the alarm still opens an incident, the rollback is blocked and the "
+                "incident escalates with the reason.",
+                "escalated",
+                _paused,
+            ),
+            Scenario(
+                "cooldown",
+                "A second bad release lands a minute after Rollguard rolled back the first; the cooldown blocks a "
+                "second automated action and the incident escalates.",
+                "escalated",
+                _cooldown,
+            ),
+        ]
+    }
+)
+
+
 def _seconds_between(start: datetime, end_iso: str) -> float:
     return round((parse_aws_time(end_iso) - start).total_seconds(), 1)
 
@@ -332,7 +392,7 @@ def run_scenario(
         scenario.setup(stages[0])
         if prepare is not None:
             prepare(sb)
-        incident_id = sb.run_until_incident(max_minutes=30)
+        incident_id = sb.run_until_incident(max_minutes=30, seen=stages[0].handled)
         if incident_id is None:
             raise RuntimeError(f"drill {scenario.name}: the alarm never opened an incident")
         execution = sb.wait_for_execution(incident_id)
@@ -350,9 +410,13 @@ def run_scenario(
             execution,
             history=sb.history(incident_id),
             audit=audit,
-            notifications=sb.notifications(),
+            notifications=[n for n in sb.notifications() if incident_id in n],
             incident=incident,
-            locks_left=ddb.scan(TableName=TABLES["LocksTable"])["Items"],
+            locks_left=[
+                i
+                for i in ddb.scan(TableName=TABLES["LocksTable"])["Items"]
+                if not i["target_key"]["S"].startswith("control#")
+            ],
             invocations=list(sb.log.invocations),
             aws_calls=list(sb.log.aws_calls),
             wall_s=time.perf_counter() - wall,

@@ -17,6 +17,9 @@ EXPECTED = {
     "config-drift": "resolved",
     "blame-the-flag": "resolved",
     "blame-the-deploy": "resolved",
+    "shadow-mode": "escalated",
+    "paused": "escalated",
+    "cooldown": "escalated",
 }
 
 
@@ -126,3 +129,42 @@ def test_revert_recent_change_names_what_it_chose(drill_runs: dict[str, Any]) ->
     assert action["parameters"]["reverted_change"]
     [region] = action["parameters"]["regions"]
     assert region["ok"] and region["new_version"] == region["previous_version"] + 1
+
+
+MUTATING = {
+    "CreateDeployment",
+    "StopDeployment",
+    "StartDeployment",
+    "CreateHostedConfigurationVersion",
+    "ContinueDeployment",
+}
+
+
+def test_shadow_mode_changes_nothing_and_says_what_it_would_have_done(drill_runs: dict[str, Any]) -> None:
+    doc = document(drill_runs["shadow-mode"])
+
+    calls = [c.split(":") for c in doc["aws_calls"]]
+    mutating = [
+        c for c in calls if c[0].startswith("rollguard-") and c[1] in {"codedeploy", "appconfig"} and c[2] in MUTATING
+    ]
+    assert mutating == [], "the sandbox's request log shows no mutating call from Rollguard in shadow mode"
+    assert [(a["action"], a["scope"], a["result"]) for a in doc["actions"]] == [
+        ("rollback", "canary", "shadow"),
+        ("rollback", "full", "shadow"),
+    ]
+    assert all(a["detail"].startswith("would have: ") for a in doc["actions"])
+    [message] = doc["notifications"]
+    assert "[SHADOW]" in message and "nothing was changed" in message
+
+
+@pytest.mark.parametrize(("name", "brake"), [("paused", "Rollguard is paused"), ("cooldown", "cooldown: ")])
+def test_a_brake_blocks_the_action_and_escalates_with_its_reason(
+    drill_runs: dict[str, Any], name: str, brake: str
+) -> None:
+    doc = document(drill_runs[name])
+
+    [action] = doc["actions"]
+    assert action["result"] == "blocked", "a blocked action is listed as blocked, never as executed"
+    assert doc["reason"].startswith(f"ActionBlocked: {brake}")
+    if name == "paused":  # (in the cooldown drill, the earlier incident did roll back)
+        assert not any(c.startswith("rollguard-act:codedeploy:CreateDeployment") for c in doc["aws_calls"])

@@ -99,8 +99,11 @@ def test_incidents_of_a_folder_of_drill_folders_lists_them_all_newest_first(
     assert {r["incident_id"] for r in rows} == {drill_doc(drill_runs, n)["incident_id"] for n in DRILLS}
     assert [r["opened_at"] for r in rows] == sorted((r["opened_at"] for r in rows), reverse=True)
     by_outcome = {r["outcome"]: r for r in rows}
-    assert by_outcome["escalated"]["time_to_mitigate_s"] is not None
-    assert by_outcome["escalated"]["time_to_recover_s"] is None
+    by_id = {r["incident_id"]: r for r in rows}
+    escalated = by_id[drill_doc(drill_runs, "not-the-deploy")["incident_id"]]
+    assert escalated["time_to_mitigate_s"] is not None and escalated["time_to_recover_s"] is None
+    for blocked in ("paused", "cooldown", "shadow-mode"):  # a blocked or shadow action mitigates nothing
+        assert by_id[drill_doc(drill_runs, blocked)["incident_id"]]["time_to_mitigate_s"] is None
     assert by_outcome["closed_no_action"]["time_to_mitigate_s"] is None
 
 

@@ -129,6 +129,9 @@ def test_drill_list_names_every_scenario_with_its_expected_outcome(capsys: pytes
         "config-drift": "resolved",
         "blame-the-flag": "resolved",
         "blame-the-deploy": "resolved",
+        "shadow-mode": "escalated",
+        "paused": "escalated",
+        "cooldown": "escalated",
     }
 
 

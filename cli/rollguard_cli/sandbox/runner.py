@@ -366,14 +366,16 @@ class Sandbox:
         self.world.sync()
         self.world.deliver()
 
-    def run_until_incident(self, max_minutes: int = 60) -> str | None:
-        """Let simulated minutes pass until an execution starts; its name (the incident id) or None."""
+    def run_until_incident(self, max_minutes: int = 60, seen: set[str] | None = None) -> str | None:
+        """Let simulated minutes pass until an execution (other than ``seen``) starts; its name (the incident id)
+        or None."""
         sfn = self.client("stepfunctions")
         for _ in range(max_minutes * 6):
             self.advance(10)
             executions = sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"]
-            if executions:
-                return str(executions[0]["name"])
+            fresh = [e["name"] for e in executions if e["name"] not in (seen or set())]
+            if fresh:
+                return str(fresh[0])
         return None
 
     def wait_for_execution(self, incident_id: str, timeout_s: float = 60.0) -> dict[str, Any]:

@@ -119,10 +119,11 @@ def _deploy_suspect(
     bad = in_scope[0]
     if bad.status in {"Stopped", "Failed"}:
         return bad, None, f"deployment {bad.deployment_id} is already {bad.status}; CodeDeploy handled it"
+    # What was live before the suspect: rollbacks (Rollguard's or CodeDeploy's) count — they deployed a good revision.
     last_good = next(
         (
             d
-            for d in changes
+            for d in history
             if d.create_time < bad.create_time and d.status == "Succeeded" and d.revision_label != bad.revision_label
         ),
         None,
