@@ -30,6 +30,8 @@ class Scenario:
     # Deploys revisions and pushes configuration, and says how the service behaves (Stage.behave).
     setup: Callable[["Stage"], None]
     policy: str = "sandbox.yaml"  # in policies/
+    # What people do once the incident is open (approve, deny, or let time pass).
+    respond: Callable[[Sandbox, str], None] | None = None
 
 
 class Live:
@@ -229,6 +231,48 @@ def _cooldown(stage: Stage) -> None:
     stage.deploy("8")  # another bad release, inside the 30-minute cooldown
 
 
+def _awaiting_approval(sb: Sandbox, incident_id: str, timeout_s: float = 30.0) -> None:
+    """Until the execution has asked for approval (the task token is stored with the incident)."""
+    deadline = time.monotonic() + timeout_s
+    while "task_token" not in (
+        sb.client("dynamodb")
+        .get_item(TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}})
+        .get("Item")
+        or {}
+    ):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"incident {incident_id} never asked for approval")
+        time.sleep(0.02)
+
+
+def _decide(approve: bool, reason: str) -> Callable[[Sandbox, str], None]:
+    def respond(sb: Sandbox, incident_id: str) -> None:
+        from rollguard.approvals import decide
+        from rollguard.store import IncidentStore
+
+        _awaiting_approval(sb, incident_id)
+        sb.advance(90)  # on-call reads the page
+        approver = sb.client("sts").get_caller_identity()["Arn"]
+        ddb = sb.client("dynamodb")
+        store = IncidentStore(ddb, TABLES["IncidentsTable"], TABLES["LocksTable"], TABLES["AuditTable"])
+        decide(
+            incident_id,
+            approve,
+            reason,
+            approver,
+            store,
+            AuditLog(ddb, TABLES["AuditTable"]),
+            sb.client("stepfunctions"),
+        )
+
+    return respond
+
+
+def _nobody_answers(sb: Sandbox, incident_id: str) -> None:
+    _awaiting_approval(sb, incident_id)
+    sb.advance(16 * 60)  # past the policy's 15-minute approval timeout
+
+
 def _flag_kill_switch(stage: Stage) -> None:
     stage.appconfig()
     stage.deploy("6")
@@ -354,6 +398,33 @@ SCENARIOS.update(
                 _paused,
             ),
             Scenario(
+                "approval-granted",
+                "Revision 7 is bad and the policy gates the rollback on a human; on-call approves and the rollback "
+                "recovers the service.",
+                "resolved",
+                _bad_deploy,
+                "sandbox-approval.yaml",
+                _decide(True, "the canary graphs agree, roll it back"),
+            ),
+            Scenario(
+                "approval-denied",
+                "Revision 7 is bad; on-call denies the gated rollback (a fix-forward is ready) and the incident "
+                "escalates with the reason.",
+                "escalated",
+                _bad_deploy,
+                "sandbox-approval.yaml",
+                _decide(False, "fix-forward 7.1 is already deploying"),
+            ),
+            Scenario(
+                "approval-timeout",
+                "Revision 7 is bad; nobody answers the approval request within 15 minutes and the policy says "
+                "escalate.",
+                "escalated",
+                _bad_deploy,
+                "sandbox-approval.yaml",
+                _nobody_answers,
+            ),
+            Scenario(
                 "cooldown",
                 "A second bad release lands a minute after Rollguard rolled back the first; the cooldown blocks a "
                 "second automated action and the incident escalates.",
@@ -395,6 +466,8 @@ def run_scenario(
         incident_id = sb.run_until_incident(max_minutes=30, seen=stages[0].handled)
         if incident_id is None:
             raise RuntimeError(f"drill {scenario.name}: the alarm never opened an incident")
+        if scenario.respond is not None:
+            scenario.respond(sb, incident_id)
         execution = sb.wait_for_execution(incident_id)
         ddb = sb.client("dynamodb")
         audit = AuditLog(ddb, TABLES["AuditTable"]).for_incident(incident_id)

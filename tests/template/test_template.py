@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from iam import REPO_ROOT, TEMPLATE_PATH, allowed_actions, policy_entries, resources_of_type
 
-REMEDIATION_FUNCTIONS = ["AssessFunction", "ActFunction", "VerifyFunction", "CloseFunction"]
+REMEDIATION_FUNCTIONS = ["AssessFunction", "ActFunction", "VerifyFunction", "CloseFunction", "ApprovalFunction"]
 FUNCTIONS = ["IntakeFunction", *REMEDIATION_FUNCTIONS, "JournalFunction", "FlagReportFunction"]
 STATE_MACHINE = "RemediationStateMachine"
 ROLE_OWNERS = [*FUNCTIONS, STATE_MACHINE]
@@ -90,6 +90,11 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "dynamodb:PutItem": {AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS},
         "dynamodb:DeleteItem": {LOCKS},
+        "sns:Publish": {TOPIC},
+    },
+    "ApprovalFunction": {
+        "dynamodb:PutItem": {AUDIT},
+        "dynamodb:UpdateItem": {INCIDENTS},
         "sns:Publish": {TOPIC},
     },
     "JournalFunction": {

@@ -6,7 +6,8 @@ request and response shapes — botocore serialises and parses them — so handl
 - CodeDeploy: ``StopDeployment`` (with automatic rollback as a new deployment and ``rollbackInfo``),
   deployment progress and traffic shifting (delegated to the World), one active deployment per group
   (``DeploymentLimitExceededException``), timestamps on the sandbox clock.
-- Step Functions: a ``Wait`` state and a ``Retry`` back-off advance the virtual clock instead of sleeping.
+- Step Functions: a ``Wait`` state and a ``Retry`` back-off advance the virtual clock instead of sleeping, and a
+  task's timeout (TimeoutSeconds/TimeoutSecondsPath, e.g. an approval's deadline) is counted on that clock.
 - CloudWatch: reads (DescribeAlarms, GetMetricData, GetMetricStatistics) first bring the World up to
   the clock, since moto evaluates no alarms and publishes no metrics by itself.
 
@@ -21,6 +22,8 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -31,6 +34,7 @@ from moto.codedeploy.exceptions import CodeDeployException
 from moto.codedeploy.models import CodeDeployBackend
 from moto.core.responses import ActionResult
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec import execute_state
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from rollguard.adapters.codedeploy import revision_label
 
@@ -186,6 +190,27 @@ class MotoExtensions:
                 ext.log.waits.append(float(seconds))
                 ext.clock.advance(seconds)
 
+        class VirtualEvent:
+            """threading.Event for moto's task timeouts: ``wait(timeout)`` counts the sandbox's clock."""
+
+            def __init__(self) -> None:
+                self._event = threading.Event()
+
+            def set(self) -> None:
+                self._event.set()
+
+            def is_set(self) -> bool:
+                return self._event.is_set()
+
+            def wait(self, timeout: float | None = None) -> bool:
+                if timeout is None:
+                    return self._event.wait()
+                deadline = ext.clock.now() + timedelta(seconds=timeout)
+                while not self._event.wait(0.01):
+                    if ext.clock.now() >= deadline:
+                        return False
+                return True
+
         def syncing(original: Callable[..., Any]) -> Callable[..., Any]:
             def read(response: Any) -> Any:
                 ext.world.sync()
@@ -202,6 +227,7 @@ class MotoExtensions:
                 (cd_responses, "_deployment_info", deployment_info),
                 (WaitFunction, "_wait_interval", wait_interval),
                 (retrier_decl, "time", RetryBackoff),
+                (execute_state, "threading", SimpleNamespace(Event=VirtualEvent)),
                 (CloudWatchResponse, "describe_alarms", syncing(CloudWatchResponse.describe_alarms)),
                 (CloudWatchResponse, "get_metric_data", syncing(CloudWatchResponse.get_metric_data)),
                 (CloudWatchResponse, "get_metric_statistics", syncing(CloudWatchResponse.get_metric_statistics)),

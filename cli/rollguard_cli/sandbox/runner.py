@@ -35,6 +35,7 @@ FUNCTIONS = {
     "act": "ActFunction",
     "verify": "VerifyFunction",
     "close": "CloseFunction",
+    "approval": "ApprovalFunction",
 }
 TABLES = {
     "IncidentsTable": "rollguard-incidents",
@@ -319,6 +320,7 @@ class Sandbox:
             "ActFunctionArn": arns["ActFunction"],
             "VerifyFunctionArn": arns["VerifyFunction"],
             "CloseFunctionArn": arns["CloseFunction"],
+            "ApprovalFunctionArn": arns["ApprovalFunction"],
             "LocksTableName": TABLES["LocksTable"],
             "EscalationTopicArn": self.topic_arn,
         }

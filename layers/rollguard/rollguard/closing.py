@@ -19,12 +19,15 @@ _HEADLINE = {
 
 def closing_reason(state: ExecutionState, outcome: Outcome) -> str:
     if state.error is not None:
+        raw = state.error.Cause or ""
         try:
-            cause = json.loads(state.error.Cause)
-            detail = cause.get("errorMessage", state.error.Cause) if isinstance(cause, dict) else state.error.Cause
+            cause = json.loads(raw)
+            detail = cause.get("errorMessage", raw) if isinstance(cause, dict) else raw
         except json.JSONDecodeError:
-            detail = state.error.Cause
-        return f"{state.error.Error}: {detail}"
+            detail = raw
+        if state.error.Error == "ApprovalDenied" and not detail:
+            detail = "a human denied the gated step (the approval audit event says who and why)"
+        return f"{state.error.Error}: {detail or 'no cause given'}"
     if state.progress is not None and state.progress.reason:
         return state.progress.reason
     if state.assessment is not None:
@@ -122,7 +125,7 @@ def compose_chat(
 
 def close(request: CloseRequest, audit: AuditLog, store: IncidentStore, notifier: Notifier | None) -> CloseResult:
     state, outcome = request.state, request.outcome
-    reason = closing_reason(state, outcome)
+    reason = request.reason or closing_reason(state, outcome)
     released = store.release_lock(state.target_key, state.incident_id)
     audit.append(
         AuditEvent(

@@ -49,6 +49,15 @@ class DeploymentRef(_Model):
     description: str = ""
 
 
+class Gate(_Model):
+    """Whether the step about to run needs a human's approval (read by the state machine's Choice states)."""
+
+    required: bool = False
+    step: int = 0
+    timeout_seconds: int = 900
+    on_timeout: str = "escalate"
+
+
 class Assessment(_Model):
     decision: Literal["act", "no_action"]
     reason: str
@@ -57,6 +66,7 @@ class Assessment(_Model):
     last_good: DeploymentRef | None = None
     in_flight: bool = False
     changes: list[Change] = Field(default_factory=list)  # in scope before the alarm, newest first
+    gate: Gate = Field(default_factory=Gate)  # for the first step
 
 
 class ActionRecord(_Model):
@@ -89,17 +99,31 @@ class Progress(_Model):
     reason: str = ""
     next: Route | None = None
     next_step: int | None = None
+    gate: Gate = Field(default_factory=Gate)  # for next_step
 
 
 class TaskError(_Model):
     Error: str = "States.Unknown"
-    Cause: str = ""
+    Cause: str | None = ""  # Step Functions omits it when the failure gave none
+
+
+class ApprovalDecision(_Model):
+    approved: bool
+    step: int
+    approver: str
+    reason: str = ""
+
+
+class SkipStep(_Model):
+    step: int
 
 
 class ExecutionState(IncidentInput):
     assessment: Assessment | None = None
     progress: Progress | None = None
     error: TaskError | None = None
+    approval: ApprovalDecision | None = None  # the latest approval, set by SendTaskSuccess
+    skip_step: SkipStep | None = None  # nobody approved and on_timeout is skip
 
 
 Outcome = Literal["resolved", "escalated", "closed_no_action"]
@@ -109,6 +133,7 @@ class CloseRequest(_Model):
     state: ExecutionState
     outcome: Outcome
     execution_arn: str | None = None  # $$.Execution.Id, for the console link
+    reason: str | None = None  # set by the state machine where the state alone does not say why
 
 
 class CloseResult(_Model):

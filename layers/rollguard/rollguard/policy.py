@@ -144,7 +144,22 @@ class StepVerify(_Strict):
     _durations = field_validator("window", mode="before")(_seconds)
 
 
-class RollbackStep(_Strict):
+class Approval(_Strict):
+    """A human approves the step before it runs (Step Functions task token); silence is handled by on_timeout."""
+
+    required: bool = True
+    timeout: Duration = 900
+    on_timeout: Literal["proceed", "skip", "escalate"] = "escalate"
+
+    _durations = field_validator("timeout", mode="before")(_seconds)
+
+
+class _Step(_Strict):
+    verify: StepVerify
+    approval: Approval | None = None
+
+
+class RollbackStep(_Step):
     action: Literal["rollback"]
     scope: Literal["canary", "full"]
     verify: StepVerify
@@ -158,7 +173,7 @@ class FlagRef(ProfileRef):
     name: str = Field(min_length=1, max_length=64)
 
 
-class FlagStep(_Strict):
+class FlagStep(_Step):
     """Turn one flag of an AWS.AppConfig.FeatureFlags profile off (kill switch) or on."""
 
     action: Literal["flag_off", "flag_on"]
@@ -167,7 +182,7 @@ class FlagStep(_Strict):
     scope: Literal["full"] = "full"
 
 
-class ConfigRevertStep(_Strict):
+class ConfigRevertStep(_Step):
     """Stop the profile's deployment in progress (AppConfig rolls back) or redeploy its previous version."""
 
     action: Literal["config_revert"]
@@ -176,7 +191,7 @@ class ConfigRevertStep(_Strict):
     scope: Literal["full"] = "full"
 
 
-class RevertRecentChangeStep(_Strict):
+class RevertRecentChangeStep(_Step):
     """Undo the most recent change in the target's scope before the alarm (the next such step: the next one)."""
 
     action: Literal["revert_recent_change"]

@@ -24,6 +24,7 @@ from rollguard.incident import (
     Assessment,
     DeploymentRef,
     ExecutionState,
+    Gate,
     Progress,
     Route,
 )
@@ -87,6 +88,15 @@ def _record(
 
 
 # ---------------------------------------------------------------- assess
+
+
+def gate_for(policy: Policy, step: int | None) -> Gate:
+    """The approval gate of ``policy.ladder[step]`` (not required when there is no such step)."""
+    if step is None or step >= len(policy.ladder) or policy.ladder[step].approval is None:
+        return Gate(step=step or 0)
+    approval = policy.ladder[step].approval
+    assert approval is not None
+    return Gate(required=approval.required, step=step, timeout_seconds=approval.timeout, on_timeout=approval.on_timeout)
 
 
 def _deploy_suspect(
@@ -220,6 +230,7 @@ def assess(state: ExecutionState, deps: Deps) -> Assessment:
     since = onset - timedelta(seconds=policy.trigger.require_change_within)
     changes = deps.journal.changes(scopes, clock.iso(since), clock.iso(onset)) if scopes and deps.journal else []
     assessment = plan_assessment(alarm.state, onset, history, policy, state.alarm.name, changes)
+    assessment = assessment.model_copy(update={"gate": gate_for(policy, 0)})
     _record(
         deps,
         state,
@@ -265,6 +276,8 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
     index = previous.next_step if previous and previous.next_step is not None else 0
     step = state.policy.ladder[index]
     started_at = clock.iso()
+    if state.skip_step is not None and state.skip_step.step == index:
+        return _skipped(step, index, started_at, state, deps)
     blocked = _brake(step, state, deps)
     if blocked:
         _record(
@@ -307,6 +320,7 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
         deployment_ids=outcome.deployment_ids,
         detail=outcome.detail,
     )
+    approved = state.approval if state.approval and state.approval.step == index else None
     _record(
         deps,
         state,
@@ -320,6 +334,7 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
         regions=outcome.regions,
         reverted_change=outcome.reverted,
         ladder_action=step.action,
+        approved_by=approved.approver if approved else None,
     )
     deps.store.update(state.incident_id, current_step=f"step {index + 1}: {outcome.action} {outcome.scope}")
     return Progress(
@@ -334,6 +349,40 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
         actions=[*(previous.actions if previous else []), record],
         reverted=[*(previous.reverted if previous else []), *([outcome.reverted] if outcome.reverted else [])],
         summary=f"Step {index + 1}: {outcome.detail}; verifying for {format_duration(step.verify.window)}.",
+    )
+
+
+def _skipped(step: LadderStep, index: int, started_at: str, state: ExecutionState, deps: Deps) -> Progress:
+    """Nobody approved the step in time and its policy says skip: record it and judge the service as it is."""
+    approval = step.approval
+    why = f"no approval within {format_duration(approval.timeout if approval else 0)}; on_timeout: skip"
+    _record(
+        deps,
+        state,
+        "action",
+        f"{step.action} {step.scope} skipped: {why}",
+        result="skipped",
+        reason=why,
+        step=index,
+        action=step.action,
+        scope=step.scope,
+        started_at=started_at,
+    )
+    previous = state.progress
+    record = ActionRecord(
+        step=index, action=step.action, scope=step.scope, started_at=started_at, result="skipped", detail=why
+    )
+    return Progress(
+        step=index,
+        action=step.action,
+        scope=step.scope,
+        wait_seconds=0,
+        judge="aggregate",
+        actions=[*(previous.actions if previous else []), record],
+        reverted=[*(previous.reverted if previous else [])],
+        rollback_deployment_id=previous.rollback_deployment_id if previous else None,
+        full_rollback_done=bool(previous and previous.full_rollback_done),
+        summary=f"Step {index + 1} skipped ({why}); judging the service as it is.",
     )
 
 
@@ -714,5 +763,6 @@ def verify(state: ExecutionState, deps: Deps) -> Progress:
             "extended": progress.extended or next_route == "wait_again",
             "actions": actions,
             "summary": summary,
+            "gate": gate_for(policy, next_step) if next_route == "act" else Gate(),
         }
     )

@@ -15,6 +15,7 @@ class Settings(BaseModel):
     state_machine_arn: str = Field(default="", alias="STATE_MACHINE_ARN")
     escalation_topic_arn: str = Field(default="", alias="ESCALATION_TOPIC_ARN")
     policy_file: str = Field(default="/opt/rollguard.yaml", alias="POLICY_FILE")
+    stack_name: str = Field(default="", alias="STACK_NAME")  # for the approve/deny commands in notifications
     changes_table: str = Field(default="", alias="CHANGES_TABLE")
     appconfig_strategy: str = Field(default="Rollguard-Immediate", alias="APPCONFIG_STRATEGY")
     region: str = Field(default="us-east-1", alias="AWS_REGION")

@@ -117,6 +117,20 @@ class IncidentStore:
                 exc, f"updating incident {incident_id}", frozenset({"ConditionalCheckFailedException"})
             ) from exc
 
+    def claim_token(self, incident_id: str, token: str, decision: str) -> None:
+        """Take the waiting task token off the incident, once: a second approver finds it gone."""
+        try:
+            self._db.update_item(
+                TableName=self.incidents_table,
+                Key={"incident_id": {"S": incident_id}},
+                UpdateExpression="REMOVE task_token SET approval_decision = :d, #s = :s",
+                ConditionExpression="task_token = :t",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":t": {"S": token}, ":d": {"S": decision}, ":s": {"S": "open"}},
+            )
+        except ClientError as exc:
+            raise translate(exc, f"claiming the approval of incident {incident_id}") from exc
+
     def release_lock(self, target_key: str, incident_id: str) -> bool:
         """Free the target if ``incident_id`` still holds it; False when it was already free or taken over."""
         try:
