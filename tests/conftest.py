@@ -55,6 +55,9 @@ DRILLS = (
     "shadow-mode",
     "paused",
     "cooldown",
+    "approval-granted",
+    "approval-denied",
+    "approval-timeout",
 )
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rollguard.policy import LadderStep
 
-from rollguard_cli import flags_cli, review_commands
+from rollguard_cli import flags_cli, operator_commands, review_commands
 
 
 def _policy_check(paths: list[str]) -> int:
@@ -87,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     drill.add_argument("--out", metavar="DIR", help="write audit events, execution history and timeline here")
     flags_cli.add_parser(commands)
     review_commands.add_commands(commands)
+    operator_commands.add_parsers(commands)
     args = parser.parse_args(argv)
+    if hasattr(args, "run"):
+        return int(args.run(args))
     if hasattr(args, "handler"):
         return review_commands.run(args)
     if args.command == "policy":

@@ -440,6 +440,21 @@ def _record_from_audit(events: list[dict[str, Any]]) -> IncidentRecord:
     )
 
 
+def stack_outputs(cloudformation: Any, stack: str, required: tuple[str, ...]) -> dict[str, str]:
+    """A deployed Rollguard stack's outputs (table names, topic, state machine), checked for ``required``."""
+    from botocore.exceptions import ClientError
+
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as exc:
+        raise ReviewError(f"cannot read stack {stack}: {exc}") from exc
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    missing = [name for name in required if name not in outputs]
+    if missing:
+        raise ReviewError(f"stack {stack} has no output {', '.join(missing)}: is it a Rollguard stack?")
+    return outputs
+
+
 class StackSource:
     """A deployed Rollguard stack: tables named by its outputs, the alarm's metric read live."""
 
@@ -460,17 +475,7 @@ class StackSource:
         return self._clients[service]
 
     def _outputs(self) -> dict[str, str]:
-        from botocore.exceptions import ClientError
-
-        try:
-            stacks = self._client("cloudformation").describe_stacks(StackName=self.stack)["Stacks"]
-        except ClientError as exc:
-            raise ReviewError(f"cannot read stack {self.stack}: {exc}") from exc
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-        missing = [name for name in self.REQUIRED_OUTPUTS if name not in outputs]
-        if missing:
-            raise ReviewError(f"stack {self.stack} has no output {', '.join(missing)}: is it a Rollguard stack?")
-        return outputs
+        return stack_outputs(self._client("cloudformation"), self.stack, self.REQUIRED_OUTPUTS)
 
     def incidents(self, since: datetime | None = None, target: str | None = None) -> list[IncidentRecord]:
         ddb = self._client("dynamodb")

@@ -20,6 +20,9 @@ EXPECTED = {
     "shadow-mode": "escalated",
     "paused": "escalated",
     "cooldown": "escalated",
+    "approval-granted": "resolved",
+    "approval-denied": "escalated",
+    "approval-timeout": "escalated",
 }
 
 
@@ -84,7 +87,9 @@ def test_out_folder_holds_audit_events_history_and_timeline(drill_runs: dict[str
 @pytest.mark.parametrize("name", DRILLS)
 def test_every_audit_event_says_who_what_and_when(drill_runs: dict[str, Any], name: str) -> None:
     for event in document(drill_runs[name])["audit_events"]:
-        assert event["actor"] == "rollguard-automation"
+        # The automation acts as itself; a human's decision carries the human's IAM identity.
+        human = event["kind"] == "approval"
+        assert event["actor"].startswith("arn:aws:sts::") if human else event["actor"] == "rollguard-automation"
         assert event["kind"] and event["target_key"] == "codedeploy:checkout/checkout-prod"
         assert event["at"].endswith("Z") and event["result"]
         assert event["summary"]

@@ -19,6 +19,7 @@ FUNCTIONS = {
     "rollguard-verify": "VerifyFunction",
     "rollguard-close": "CloseFunction",
     "rollguard-journal": "JournalFunction",
+    "rollguard-approval": "ApprovalFunction",
 }
 SERVICE_PREFIX = {"monitoring": "cloudwatch"}
 # Functions no drill runs, and where their calls are compared with their grants instead.

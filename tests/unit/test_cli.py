@@ -132,6 +132,9 @@ def test_drill_list_names_every_scenario_with_its_expected_outcome(capsys: pytes
         "shadow-mode": "escalated",
         "paused": "escalated",
         "cooldown": "escalated",
+        "approval-granted": "resolved",
+        "approval-denied": "escalated",
+        "approval-timeout": "escalated",
     }
 
 

@@ -1,0 +1,157 @@
+"""`rollguard approve|deny|pause|resume|status --stack NAME` against a stack on moto, and the approval path
+end to end through the real state machine."""
+
+import contextlib
+import io
+import json
+from typing import Any
+
+import pytest
+from rollguard_cli.drills import SCENARIOS, Scenario, _awaiting_approval, run_scenario
+from rollguard_cli.main import main
+from rollguard_cli.sandbox.runner import TABLES, Sandbox
+
+STACK = "rollguard"
+
+
+def make_stack(sb: Sandbox) -> None:
+    """A CloudFormation stack whose outputs name the sandbox's tables, as a deployed Rollguard stack's do."""
+    outputs = {
+        "IncidentsTableName": TABLES["IncidentsTable"],
+        "AuditTableName": TABLES["AuditTable"],
+        "LocksTableName": TABLES["LocksTable"],
+    }
+    template = {
+        "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+    }
+    sb.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def put_incident(sb: Sandbox, incident_id: str, **fields: str) -> None:
+    item = {
+        "incident_id": {"S": incident_id},
+        "target_key": {"S": "codedeploy:checkout/checkout-prod"},
+        "status": {"S": fields.pop("status", "open")},
+    }
+    item.update({k: {"S": v} for k, v in fields.items()})
+    sb.client("dynamodb").put_item(TableName=TABLES["IncidentsTable"], Item=item)
+
+
+def test_approving_through_the_cli_resumes_the_execution_and_audits_who(tmp_path: Any) -> None:
+    seen: dict[str, Any] = {}
+
+    def approve_with_the_cli(sb: Sandbox, incident_id: str) -> None:
+        make_stack(sb)
+        _awaiting_approval(sb, incident_id)
+        item = sb.client("dynamodb").get_item(
+            TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}}
+        )["Item"]
+        seen["token"] = item["task_token"]["S"]
+        seen["first"] = cli("approve", incident_id, "--stack", STACK, "--reason", "graphs agree")
+        seen["second"] = cli("approve", incident_id, "--stack", STACK, "--reason", "me too")
+        seen["log"] = sb.log_stream.getvalue()
+
+    granted = SCENARIOS["approval-granted"]
+    result = run_scenario(Scenario("cli-approval", "", "resolved", granted.setup, granted.policy, approve_with_the_cli))
+
+    code, out, _ = seen["first"]
+    assert code == 0 and out.startswith("approved: incident ") and "step 1 by arn:aws:sts::" in out
+    code, _, err = seen["second"]
+    assert code == 2 and "is not waiting for approval" in err and "already approved by arn:aws:sts::" in err
+    assert result["outcome"] == "resolved"
+    [approval] = [e for e in result["audit_events"] if e["kind"] == "approval"]
+    assert approval["actor"].startswith("arn:aws:sts::") and approval["reason"] == "graphs agree"
+    [action] = [e for e in result["audit_events"] if e["kind"] == "action"]
+    assert action["parameters"]["approved_by"] == approval["actor"]
+    token = seen["token"]
+    everything = json.dumps(result["audit_events"]) + "".join(result["notifications"]) + seen["log"]
+    assert token not in everything, "the task token appears in no audit event, notification or log line"
+
+
+def test_the_approval_request_tells_on_call_exactly_how_to_answer() -> None:
+    def look(sb: Sandbox, incident_id: str) -> None:
+        _awaiting_approval(sb, incident_id)
+        look.pages = [n for n in sb.notifications() if "APPROVAL NEEDED" in n]  # type: ignore[attr-defined]
+        sb.advance(16 * 60)
+
+    denied = SCENARIOS["approval-timeout"]
+    run_scenario(Scenario("page", "", "escalated", denied.setup, denied.policy, look))
+
+    [page] = look.pages  # type: ignore[attr-defined]
+    for fact in (
+        "Proposed: step 1: rollback full",
+        "Deadline:",
+        "if nobody answers: escalate",
+        "rollguard approve checkout-5xx-",
+        "rollguard deny checkout-5xx-",
+        "--reason",
+        "https://wiki.example.com/runbooks/checkout",
+    ):
+        assert fact in page
+
+
+def test_approving_an_unknown_incident_says_so(sandbox: Sandbox) -> None:
+    make_stack(sandbox)
+
+    code, _, err = cli("approve", "no-such-incident", "--stack", STACK)
+
+    assert code == 2 and "unknown incident no-such-incident" in err
+
+
+def test_approving_an_incident_that_is_not_waiting_says_so(sandbox: Sandbox) -> None:
+    make_stack(sandbox)
+    put_incident(sandbox, "inc-1", status="resolved")
+
+    code, _, err = cli("deny", "inc-1", "--stack", STACK)
+
+    assert code == 2 and "incident inc-1 is not waiting for approval (status resolved)" in err
+
+
+def test_a_token_whose_execution_moved_on_is_an_expired_window(sandbox: Sandbox) -> None:
+    make_stack(sandbox)
+    put_incident(sandbox, "inc-2", status="awaiting_approval", task_token="a-token-nobody-waits-for", awaiting_step="0")
+
+    code, _, err = cli("approve", "inc-2", "--stack", STACK)
+
+    assert code == 2 and "the approval window has closed" in err
+
+
+def test_a_stack_that_is_not_rollguard_is_named(sandbox: Sandbox) -> None:
+    code, _, err = cli("pause", "--stack", "nothing-here")
+
+    assert code == 2 and "cannot read stack nothing-here" in err
+
+
+def test_pause_status_resume(sandbox: Sandbox) -> None:
+    make_stack(sandbox)
+
+    assert cli("status", "--stack", STACK)[1].startswith("active: not paused")
+    code, out, _ = cli("pause", "--stack", STACK, "--reason", "migration")
+    assert code == 0 and "paused by arn:aws:sts::" in out and out.rstrip().endswith(": migration")
+    assert cli("status", "--stack", STACK)[1].startswith("paused by arn:aws:sts::")
+    assert cli("resume", "--stack", STACK)[1].startswith("resumed")
+    assert cli("resume", "--stack", STACK)[1].startswith("was not paused")
+
+
+@pytest.mark.parametrize("name", ["approval-granted", "approval-denied", "approval-timeout"])
+def test_approval_drills(drill_runs: dict[str, Any], name: str) -> None:
+    doc = json.loads(drill_runs[name]["stdout"])
+
+    assert drill_runs[name]["exit"] == 0 and doc["outcome"] == doc["expected_outcome"]
+    kinds = [e["kind"] for e in doc["audit_events"]]
+    assert "approval_requested" in kinds
+    if name == "approval-granted":
+        [approval] = [e for e in doc["audit_events"] if e["kind"] == "approval"]
+        assert approval["result"] == "approved" and approval["actor"].startswith("arn:aws:sts::")
+    if name == "approval-denied":
+        assert doc["reason"].startswith("ApprovalDenied: ") and doc["actions"] == []
+    if name == "approval-timeout":
+        assert doc["reason"] == "nobody approved the gated step in time (approval.on_timeout: escalate)"
