@@ -216,6 +216,10 @@ def test_when_closing_itself_fails_the_fallback_frees_the_lock_and_tells_on_call
     assert states(result)[-3:] == ["Release the lock (fallback)", "Tell on-call that closing failed", "Closing failed"]
     assert result["lock_released"]
     assert any("could not be closed normally" in n for n in result["notifications"])
+    # The watchdog (EventBridge: execution FAILED) gives the incident its ending: escalated, audited, paged.
+    assert result["outcome"] == "escalated"
+    assert closed(result)["reason"].startswith("the remediation execution FAILED: CloseFailed")
+    assert any("ESCALATED" in n and "execution FAILED" in n for n in result["notifications"])
 
 
 def test_a_flag_step_that_appconfig_refuses_escalates_with_the_reason() -> None:

@@ -15,7 +15,7 @@ import pytest
 from iam import REPO_ROOT, TEMPLATE_PATH, allowed_actions, policy_entries, resources_of_type
 
 REMEDIATION_FUNCTIONS = ["AssessFunction", "ActFunction", "VerifyFunction", "CloseFunction", "ApprovalFunction"]
-FUNCTIONS = ["IntakeFunction", *REMEDIATION_FUNCTIONS, "JournalFunction", "FlagReportFunction"]
+FUNCTIONS = ["IntakeFunction", *REMEDIATION_FUNCTIONS, "JournalFunction", "FlagReportFunction", "WatchdogFunction"]
 STATE_MACHINE = "RemediationStateMachine"
 ROLE_OWNERS = [*FUNCTIONS, STATE_MACHINE]
 
@@ -88,6 +88,13 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
     },
     "CloseFunction": {
         "dynamodb:PutItem": {AUDIT},
+        "dynamodb:UpdateItem": {INCIDENTS},
+        "dynamodb:DeleteItem": {LOCKS},
+        "sns:Publish": {TOPIC},
+    },
+    "WatchdogFunction": {
+        "dynamodb:PutItem": {AUDIT},
+        "dynamodb:GetItem": {INCIDENTS},
         "dynamodb:UpdateItem": {INCIDENTS},
         "dynamodb:DeleteItem": {LOCKS},
         "sns:Publish": {TOPIC},

@@ -36,6 +36,7 @@ FUNCTIONS = {
     "verify": "VerifyFunction",
     "close": "CloseFunction",
     "approval": "ApprovalFunction",
+    "watchdog": "WatchdogFunction",
 }
 TABLES = {
     "IncidentsTable": "rollguard-incidents",
@@ -71,6 +72,17 @@ def load_handler(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _resolve_refs(value: Any, refs: dict[str, str]) -> Any:
+    """A rule pattern from template.yaml with its !Ref intrinsics replaced by the sandbox's resources."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and value["Ref"] in refs:
+            return refs[value["Ref"]]
+        return {k: _resolve_refs(v, refs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_refs(v, refs) for v in value]
+    return value
 
 
 def matches_pattern(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
@@ -345,8 +357,9 @@ class Sandbox:
         self.world.read_config = lambda profile: self.appconfig.deployed_document(
             REGION, svc.appconfig_application, svc.appconfig_environment, profile
         )
+        refs = {"RemediationStateMachine": self.state_machine_arn}
         self.rules = [
-            (event["Properties"]["Pattern"], f"rollguard-{name}")
+            (_resolve_refs(event["Properties"]["Pattern"], refs), f"rollguard-{name}")
             for name, logical in FUNCTIONS.items()
             for event in resources[logical]["Properties"].get("Events", {}).values()
             if event["Type"] == "EventBridgeRule"
@@ -388,10 +401,37 @@ class Sandbox:
         while True:
             described = sfn.describe_execution(executionArn=arn)
             if described["status"] != "RUNNING":
+                if described["status"] in {"FAILED", "TIMED_OUT", "ABORTED"}:
+                    self._announce_execution_end(described)
                 return dict(described)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution {incident_id} still RUNNING after {timeout_s}s")
             time.sleep(0.02)
+
+    def _announce_execution_end(self, described: dict[str, Any]) -> None:
+        """Step Functions' "Execution Status Change" event, which moto's interpreter does not emit."""
+        self.publish_event(
+            {
+                "version": "0",
+                "id": f"sfn-{described['name']}",
+                "detail-type": "Step Functions Execution Status Change",
+                "source": "aws.states",
+                "account": ACCOUNT,
+                "time": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "region": REGION,
+                "resources": [described["executionArn"]],
+                "detail": {
+                    "executionArn": described["executionArn"],
+                    "stateMachineArn": self.state_machine_arn,
+                    "name": described["name"],
+                    "status": described["status"],
+                    "input": described.get("input", "{}"),
+                    "output": described.get("output"),
+                    "error": described.get("error"),
+                    "cause": described.get("cause"),
+                },
+            }
+        )
 
     def history(self, incident_id: str) -> list[dict[str, Any]]:
         arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{incident_id}"

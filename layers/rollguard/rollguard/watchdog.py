@@ -1,0 +1,55 @@
+"""The watchdog: an execution that FAILED, TIMED_OUT or was ABORTED still ends in an escalation, so
+nothing dies silently (EventBridge "Step Functions Execution Status Change")."""
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from rollguard.adapters.notify import Notifier
+from rollguard.audit import AuditLog
+from rollguard.closing import close
+from rollguard.incident import CloseRequest, CloseResult, ExecutionState
+from rollguard.store import IncidentStore
+
+DEAD = {"FAILED", "TIMED_OUT", "ABORTED"}
+CLOSED = {"resolved", "escalated", "closed_no_action"}
+
+
+class WatchdogResult(BaseModel):
+    status: str
+    reason: str
+    closed: CloseResult | None = None
+
+
+def on_execution_ended(
+    event: dict[str, Any], store: IncidentStore, audit: AuditLog, notifier: Notifier | None
+) -> WatchdogResult:
+    detail = event.get("detail") or {}
+    status = str(detail.get("status", ""))
+    if status not in DEAD:
+        return WatchdogResult(status="ignored", reason=f"execution status {status or '?'} needs nothing")
+    try:
+        state = ExecutionState.model_validate(json.loads(detail.get("input") or "{}"))
+    except (ValidationError, json.JSONDecodeError) as exc:
+        return WatchdogResult(
+            status="ignored",
+            reason=f"execution {detail.get('name')} is not a Rollguard incident: {str(exc).splitlines()[0]}",
+        )
+    incident = store.get(state.incident_id) or {}
+    if incident.get("status") in CLOSED:
+        return WatchdogResult(
+            status="ignored",
+            reason=f"incident {state.incident_id} was already closed "
+            f"({incident.get('status')}) before the execution {status}",
+        )
+    why = f"the remediation execution {status}"
+    if detail.get("error") or detail.get("cause"):
+        why += f": {detail.get('error') or ''} {detail.get('cause') or ''}".rstrip()
+    result = close(
+        CloseRequest(state=state, outcome="escalated", execution_arn=detail.get("executionArn"), reason=why[:2000]),
+        audit,
+        store,
+        notifier,
+    )
+    return WatchdogResult(status="escalated", reason=why, closed=result)
