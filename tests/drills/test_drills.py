@@ -173,3 +173,21 @@ def test_a_brake_blocks_the_action_and_escalates_with_its_reason(
     assert doc["reason"].startswith(f"ActionBlocked: {brake}")
     if name == "paused":  # (in the cooldown drill, the earlier incident did roll back)
         assert not any(c.startswith("rollguard-act:codedeploy:CreateDeployment") for c in doc["aws_calls"])
+
+
+def test_stakeholders_hear_every_outcome() -> None:
+    from rollguard_cli.drills import SCENARIOS, Stage
+    from rollguard_cli.sandbox.runner import REPO, Sandbox
+
+    stages: list[Stage] = []
+    with Sandbox(
+        error_model=lambda label, at, config: stages[0].error_rate(label, at, config),
+        policy_file=REPO / "policies" / "sandbox.yaml",
+    ) as sb:
+        stages.append(Stage(sb))
+        SCENARIOS["bad-deploy"].setup(stages[0])
+        incident_id = sb.run_until_incident(max_minutes=30)
+        assert incident_id is not None
+        sb.wait_for_execution(incident_id)
+        [outcome] = sb.stakeholder_notifications()
+    assert incident_id in outcome and "RESOLVED" in outcome

@@ -90,7 +90,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "dynamodb:PutItem": {AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS},
         "dynamodb:DeleteItem": {LOCKS},
-        "sns:Publish": {TOPIC},
+        "sns:Publish": {TOPIC, "topic:StakeholderTopic"},
     },
     "WatchdogFunction": {
         "dynamodb:PutItem": {AUDIT},

@@ -173,3 +173,26 @@ def test_without_progress_the_assessment_reason_is_used(make_state: MakeState) -
 
 def test_with_nothing_learned_the_outcome_is_the_reason(make_state: MakeState) -> None:
     assert closing_reason(make_state(), "escalated") == "escalated"
+
+
+def test_the_chat_form_is_an_aws_chatbot_custom_notification(resolved: ExecutionState) -> None:
+    from rollguard.closing import compose_chat
+
+    chat = compose_chat(resolved, "resolved", "recovered", "arn:aws:states:us-east-1:1:execution:sm:inc")
+
+    assert (chat["version"], chat["source"]) == ("1.0", "custom")
+    content = chat["content"]
+    assert content["textType"] == "client-markdown" and "RESOLVED" in content["title"]
+    assert (
+        "checkout-5xx-rate" in content["description"] and "codedeploy:checkout/checkout-prod" in content["description"]
+    )
+    assert any(step.startswith("Execution: https://") for step in content["nextSteps"])
+    assert any("runbook" in step.lower() for step in content["nextSteps"])
+
+
+def test_shadow_notifications_say_so(resolved: ExecutionState) -> None:
+    shadow = resolved.model_copy(update={"policy": resolved.policy.model_copy(update={"mode": "shadow"})})
+
+    message = compose_message(shadow, "escalated", "not recovered")
+
+    assert "[SHADOW]" in message and "nothing was changed" in message

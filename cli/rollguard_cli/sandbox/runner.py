@@ -296,7 +296,8 @@ class Sandbox:
         sns.subscribe(
             TopicArn=self.topic_arn, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"}
         )
-        self.set_env(ESCALATION_TOPIC_ARN=self.topic_arn)
+        self.stakeholder_topic_arn = sns.create_topic(Name="rollguard-outcomes")["TopicArn"]
+        self.set_env(ESCALATION_TOPIC_ARN=self.topic_arn, STAKEHOLDER_TOPIC_ARN=self.stakeholder_topic_arn)
 
         role = self.client("iam").create_role(
             RoleName="rollguard-sandbox",
@@ -439,9 +440,16 @@ class Sandbox:
         return [event for page in pages for event in page["events"]]
 
     def notifications(self) -> list[str]:
-        """What an email subscriber of the escalation topic received (subject and body), in order."""
+        """What an email subscriber of the escalation (on-call) topic received (subject and body), in order."""
+        return self._texts(self.topic_arn)
+
+    def stakeholder_notifications(self) -> list[str]:
+        """What a subscriber of the stakeholder topic (every incident's outcome) received."""
+        return self._texts(self.stakeholder_topic_arn)
+
+    def _texts(self, topic_arn: str) -> list[str]:
         texts = []
-        for params in self.published:
+        for params in (p for p in self.published if p.get("TopicArn", topic_arn) == topic_arn):
             body = params.get("Message", "")
             if params.get("MessageStructure") == "json":
                 per_protocol = json.loads(body)

@@ -123,7 +123,14 @@ def compose_chat(
     }
 
 
-def close(request: CloseRequest, audit: AuditLog, store: IncidentStore, notifier: Notifier | None) -> CloseResult:
+def close(
+    request: CloseRequest,
+    audit: AuditLog,
+    store: IncidentStore,
+    notifier: Notifier | None,
+    stakeholders: Notifier | None = None,
+) -> CloseResult:
+    """Audit, outcome, lock, then people: on-call (``notifier``) and, when configured, the stakeholder topic."""
     state, outcome = request.state, request.outcome
     reason = request.reason or closing_reason(state, outcome)
     released = store.release_lock(state.target_key, state.incident_id)
@@ -152,12 +159,11 @@ def close(request: CloseRequest, audit: AuditLog, store: IncidentStore, notifier
             "incident_id": state.incident_id,
             "mode": state.policy.mode or "enforce",
         }
-        notifier.publish(
-            subject,
-            compose_message(state, outcome, reason, request.execution_arn),
-            attributes,
-            chat=compose_chat(state, outcome, reason, request.execution_arn),
-        )
+        text = compose_message(state, outcome, reason, request.execution_arn)
+        chat = compose_chat(state, outcome, reason, request.execution_arn)
+        for topic in (notifier, stakeholders):
+            if topic is not None:
+                topic.publish(subject, text, attributes, chat=chat)
         notified = True
     return CloseResult(
         incident_id=state.incident_id,

@@ -96,6 +96,14 @@ def notifier() -> Notifier:
     return Notifier(clients.client("sns"), get_settings().escalation_topic_arn)
 
 
+def stakeholders() -> Notifier | None:
+    """Where every incident's outcome goes besides on-call (None when the stack has no such topic)."""
+    from rollguard.adapters.notify import Notifier
+
+    topic = get_settings().stakeholder_topic_arn
+    return Notifier(clients.client("sns"), topic) if topic else None
+
+
 def journal_profile_type() -> object:
     from rollguard.journal import profile_type_from
 

@@ -14,6 +14,7 @@ class Settings(BaseModel):
     locks_table: str = Field(alias="LOCKS_TABLE")
     state_machine_arn: str = Field(default="", alias="STATE_MACHINE_ARN")
     escalation_topic_arn: str = Field(default="", alias="ESCALATION_TOPIC_ARN")
+    stakeholder_topic_arn: str = Field(default="", alias="STAKEHOLDER_TOPIC_ARN")
     policy_file: str = Field(default="/opt/rollguard.yaml", alias="POLICY_FILE")
     stack_name: str = Field(default="", alias="STACK_NAME")  # for the approve/deny commands in notifications
     changes_table: str = Field(default="", alias="CHANGES_TABLE")
