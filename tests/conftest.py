@@ -44,21 +44,23 @@ def incident_item(sb: Sandbox, incident_id: str) -> dict[str, Any]:
     return from_item(item["Item"])
 
 
-DRILLS = (
-    "bad-deploy",
-    "not-the-deploy",
-    "no-recent-deploy",
-    "flag-kill-switch",
-    "config-drift",
-    "blame-the-flag",
-    "blame-the-deploy",
-    "shadow-mode",
-    "paused",
-    "cooldown",
-    "approval-granted",
-    "approval-denied",
-    "approval-timeout",
-)
+# Every drill and the outcome it must reach (also what `rollguard drill --list` prints).
+EXPECTED_OUTCOMES = {
+    "bad-deploy": "resolved",
+    "not-the-deploy": "escalated",
+    "no-recent-deploy": "closed_no_action",
+    "flag-kill-switch": "resolved",
+    "config-drift": "resolved",
+    "blame-the-flag": "resolved",
+    "blame-the-deploy": "resolved",
+    "shadow-mode": "escalated",
+    "paused": "escalated",
+    "cooldown": "escalated",
+    "approval-granted": "resolved",
+    "approval-denied": "escalated",
+    "approval-timeout": "escalated",
+}
+DRILLS = tuple(EXPECTED_OUTCOMES)
 
 
 @pytest.fixture(scope="session")

@@ -5,25 +5,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DRILLS
+from tests.conftest import DRILLS, EXPECTED_OUTCOMES
 
 pytestmark = pytest.mark.slow
-
-EXPECTED = {
-    "bad-deploy": "resolved",
-    "not-the-deploy": "escalated",
-    "no-recent-deploy": "closed_no_action",
-    "flag-kill-switch": "resolved",
-    "config-drift": "resolved",
-    "blame-the-flag": "resolved",
-    "blame-the-deploy": "resolved",
-    "shadow-mode": "escalated",
-    "paused": "escalated",
-    "cooldown": "escalated",
-    "approval-granted": "resolved",
-    "approval-denied": "escalated",
-    "approval-timeout": "escalated",
-}
 
 
 def document(run: dict[str, Any]) -> dict[str, Any]:
@@ -39,7 +23,7 @@ def test_drill_exits_zero_with_its_expected_outcome(drill_runs: dict[str, Any], 
 
     assert run["exit"] == 0
     assert doc["scenario"] == name
-    assert doc["outcome"] == doc["expected_outcome"] == EXPECTED[name]
+    assert doc["outcome"] == doc["expected_outcome"] == EXPECTED_OUTCOMES[name]
     for key in (
         "incident_id",
         "actions",

@@ -6,6 +6,7 @@ import pytest
 from rollguard.policy import load_policy_file
 from rollguard_cli.main import main
 
+from tests.conftest import EXPECTED_OUTCOMES
 from tests.unit.builders import POLICIES, as_yaml, document, policy_dict
 
 
@@ -121,21 +122,7 @@ def test_policy_check_without_a_path_is_a_usage_error(capsys: pytest.CaptureFixt
 def test_drill_list_names_every_scenario_with_its_expected_outcome(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["drill", "--list"]) == 0
     listed = {line.split()[0]: line.split()[2] for line in lines(capsys.readouterr().out)}
-    assert listed == {
-        "bad-deploy": "resolved",
-        "not-the-deploy": "escalated",
-        "no-recent-deploy": "closed_no_action",
-        "flag-kill-switch": "resolved",
-        "config-drift": "resolved",
-        "blame-the-flag": "resolved",
-        "blame-the-deploy": "resolved",
-        "shadow-mode": "escalated",
-        "paused": "escalated",
-        "cooldown": "escalated",
-        "approval-granted": "resolved",
-        "approval-denied": "escalated",
-        "approval-timeout": "escalated",
-    }
+    assert listed == EXPECTED_OUTCOMES
 
 
 def test_drill_without_a_scenario_lists_them_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

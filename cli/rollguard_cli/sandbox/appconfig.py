@@ -299,18 +299,23 @@ class AppConfigDeployments:
         self.progress(region)
         return _ok(d.shape(), 201)
 
-    def _GetDeployment(
+    def _find(self, region: str, application_id: str, environment_id: str, number: int) -> _Deployment | None:
+        return next(
+            (d for d in self.deployments.get((region, application_id, environment_id), []) if d.number == number), None
+        )
+
+    def _GetDeployment(  # noqa: N802 - AWS operation names
         self,
         region: str,
         ApplicationId: str,
-        EnvironmentId: str,  # noqa: N802,N803
+        EnvironmentId: str,
         DeploymentNumber: int,
-        **_: Any,
-    ) -> Answer:  # noqa: N803
-        for d in self.deployments.get((region, ApplicationId, EnvironmentId), []):
-            if d.number == DeploymentNumber:
-                return _ok(d.shape())
-        return _error(404, "ResourceNotFoundException", f"Deployment {DeploymentNumber} not found")
+        **_: Any,  # noqa: N803
+    ) -> Answer:
+        d = self._find(region, ApplicationId, EnvironmentId, DeploymentNumber)
+        if d is None:
+            return _error(404, "ResourceNotFoundException", f"Deployment {DeploymentNumber} not found")
+        return _ok(d.shape())
 
     def _ListDeployments(self, region: str, ApplicationId: str, EnvironmentId: str, **_: Any) -> Answer:  # noqa: N802,N803
         items = []
@@ -336,21 +341,21 @@ class AppConfigDeployments:
             )
         return _ok({"Items": items})
 
-    def _StopDeployment(
+    def _StopDeployment(  # noqa: N802
         self,
         region: str,
         ApplicationId: str,
-        EnvironmentId: str,  # noqa: N802,N803
+        EnvironmentId: str,
         DeploymentNumber: int,
-        **_: Any,
-    ) -> Answer:  # noqa: N803
-        for d in self.deployments.get((region, ApplicationId, EnvironmentId), []):
-            if d.number == DeploymentNumber:
-                if d.state not in {"DEPLOYING", "BAKING"}:
-                    return _error(400, "BadRequestException", f"Deployment {DeploymentNumber} is already {d.state}")
-                self._finish(d, "ROLLED_BACK", self.clock.now())
-                return _ok(d.shape(), 202)
-        return _error(404, "ResourceNotFoundException", f"Deployment {DeploymentNumber} not found")
+        **_: Any,  # noqa: N803
+    ) -> Answer:
+        d = self._find(region, ApplicationId, EnvironmentId, DeploymentNumber)
+        if d is None:
+            return _error(404, "ResourceNotFoundException", f"Deployment {DeploymentNumber} not found")
+        if d.state not in {"DEPLOYING", "BAKING"}:
+            return _error(400, "BadRequestException", f"Deployment {DeploymentNumber} is already {d.state}")
+        self._finish(d, "ROLLED_BACK", self.clock.now())
+        return _ok(d.shape(), 202)
 
     # ------------------------------------------------------------------ EventBridge
 
