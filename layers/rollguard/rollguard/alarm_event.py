@@ -7,6 +7,10 @@ from typing import Any, Literal
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
+from rollguard.clock import parse_aws_time
+
+__all__ = ["STATE_CHANGE", "AlarmDetail", "AlarmState", "AlarmStateChange", "parse_aws_time"]
+
 STATE_CHANGE = "CloudWatch Alarm State Change"
 
 
@@ -46,8 +50,3 @@ class AlarmDetail(BaseModel):
 
 class AlarmStateChange(EventBridgeModel):
     detail: AlarmDetail  # type: ignore[assignment]
-
-
-def parse_aws_time(text: str) -> datetime:
-    """CloudWatch writes ``2019-10-02T17:04:40.989+0000``; EventBridge writes ``...Z``."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -27,3 +27,8 @@ def iso(moment: datetime | None = None) -> str:
     """UTC timestamp with milliseconds and a Z suffix; sorts lexically."""
     moment = moment or now()
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_aws_time(text: str) -> datetime:
+    """CloudWatch writes ``2019-10-02T17:04:40.989+0000``; EventBridge writes ``...Z``."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field
 
 from rollguard import clock
 from rollguard.adapters.aws_errors import translate
-from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import from_item, to_item
+from rollguard.clock import parse_aws_time
 
 ChangeKind = Literal["deploy", "flag", "config"]
 CODEDEPLOY_EVENT = "CodeDeploy Deployment State-change Notification"

@@ -12,9 +12,9 @@ from rollguard import clock
 from rollguard.adapters.appconfig import AppConfig
 from rollguard.adapters.cloudwatch import AlarmInfo, CloudWatch, breaches
 from rollguard.adapters.codedeploy import CANARY_CONFIG, FULL_CONFIG, IN_FLIGHT, CodeDeploy, retarget
-from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import AuditEvent, AuditLog
 from rollguard.brakes import brake_reason, history_window
+from rollguard.clock import parse_aws_time
 from rollguard.config_actions import RegionResult, flipped_flags, require_success, revert_profile, set_flag
 from rollguard.control import Control
 from rollguard.durations import format_duration

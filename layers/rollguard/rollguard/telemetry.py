@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from rollguard import clock
-from rollguard.alarm_event import parse_aws_time
+from rollguard.clock import parse_aws_time
 from rollguard.incident import CloseResult, ExecutionState, Progress
 
 ACTIONS = "Actions"
