@@ -155,3 +155,39 @@ def test_approval_drills(drill_runs: dict[str, Any], name: str) -> None:
         assert doc["reason"].startswith("ApprovalDenied: ") and doc["actions"] == []
     if name == "approval-timeout":
         assert doc["reason"] == "nobody approved the gated step in time (approval.on_timeout: escalate)"
+
+
+def test_the_watchdog_escalates_an_open_incident_from_the_sample_event(sandbox: Sandbox) -> None:
+    from tests.conftest import context, load_event
+
+    event = load_event("watchdog/execution-timed-out.json")
+    incident_id = event["detail"]["name"]
+    put_incident(sandbox, incident_id, status="open")
+
+    result = sandbox.handlers["rollguard-watchdog"](event, context("rollguard-watchdog"))
+
+    assert result["status"] == "escalated"
+    assert result["reason"] == "the remediation execution TIMED_OUT: States.Timeout The execution timed out"
+    [page] = sandbox.notifications()
+    assert "ESCALATED" in page and incident_id in page
+    again = sandbox.handlers["rollguard-watchdog"](event, context("rollguard-watchdog"))
+    assert again["status"] == "ignored" and "already closed" in again["reason"]
+
+
+def test_the_approval_function_stores_the_token_and_pages_without_it(sandbox: Sandbox) -> None:
+    from tests.conftest import context, load_event
+
+    event = load_event("approval/request.json")
+    incident_id = event["state"]["incident_id"]
+    put_incident(sandbox, incident_id, status="open")
+
+    result = sandbox.handlers["rollguard-approval"](event, context("rollguard-approval"))
+
+    item = sandbox.client("dynamodb").get_item(
+        TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}}
+    )["Item"]
+    assert item["task_token"]["S"] == event["task_token"] and item["status"]["S"] == "awaiting_approval"
+    assert result["step"] == 0 and "Waiting for a human to approve step 1" in result["summary"]
+    [page] = sandbox.notifications()
+    assert "APPROVAL NEEDED" in page and event["task_token"] not in page
+    assert event["task_token"] not in sandbox.log_stream.getvalue()
