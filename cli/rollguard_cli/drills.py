@@ -56,6 +56,21 @@ FLAGS = {
     "values": {"new-pricing": {"enabled": False}, "checkout-kill-switch": {"enabled": False}},
 }
 SETTINGS = {"timeout_ms": 2000, "retries": 2}
+# The alarm every drill's policy claims: the checkout error rate above 5% in 2 of 3 one-minute datapoints.
+CHECKOUT_ALARM: dict[str, Any] = {
+    "AlarmName": "checkout-5xx-rate",
+    "AlarmDescription": "checkout error rate above 5%",
+    "Namespace": "Checkout",
+    "MetricName": "ErrorRate",
+    "Dimensions": [{"Name": "Service", "Value": "checkout"}],
+    "Statistic": "Average",
+    "Period": 60,
+    "EvaluationPeriods": 3,
+    "DatapointsToAlarm": 2,
+    "Threshold": 5.0,
+    "ComparisonOperator": "GreaterThanThreshold",
+    "TreatMissingData": "missing",
+}
 
 
 class Stage:
@@ -73,20 +88,7 @@ class Stage:
             serviceRoleArn="arn:aws:iam::123456789012:role/codedeploy",
             deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
         )
-        sandbox.client("cloudwatch").put_metric_alarm(
-            AlarmName="checkout-5xx-rate",
-            AlarmDescription="checkout error rate above 5%",
-            Namespace="Checkout",
-            MetricName="ErrorRate",
-            Dimensions=[{"Name": "Service", "Value": "checkout"}],
-            Statistic="Average",
-            Period=60,
-            EvaluationPeriods=3,
-            DatapointsToAlarm=2,
-            Threshold=5.0,
-            ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="missing",
-        )
+        sandbox.client("cloudwatch").put_metric_alarm(**CHECKOUT_ALARM)
         self.current: str | None = None
 
     def deploy(self, version: str, config: str = "CodeDeployDefault.LambdaAllAtOnce", settle: bool = True) -> str:

@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import AuditEvent, AuditLog, to_item
+from rollguard_cli.drills import CHECKOUT_ALARM
 from rollguard_cli.main import main
 from rollguard_cli.sandbox.runner import load_template
 
@@ -195,18 +196,7 @@ def stack(drill_runs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
         audit = AuditLog(ddb, outputs["AuditTableName"])
         metric = json.loads((drill_runs["bad-deploy"]["out"] / "metric.json").read_text())
-        cloudwatch.put_metric_alarm(
-            AlarmName="checkout-5xx-rate",
-            Namespace="Checkout",
-            MetricName="ErrorRate",
-            Dimensions=[{"Name": "Service", "Value": "checkout"}],
-            Statistic="Average",
-            Period=60,
-            EvaluationPeriods=3,
-            DatapointsToAlarm=2,
-            Threshold=5.0,
-            ComparisonOperator="GreaterThanThreshold",
-        )
+        cloudwatch.put_metric_alarm(**CHECKOUT_ALARM)
         cloudwatch.put_metric_data(
             Namespace="Checkout",
             MetricData=[
