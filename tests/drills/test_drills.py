@@ -174,4 +174,8 @@ def test_stakeholders_hear_every_outcome() -> None:
         assert incident_id is not None
         sb.wait_for_execution(incident_id)
         [outcome] = sb.stakeholder_notifications()
+        [chat] = sb.chat_notifications()  # the on-call topic's queue subscriber: what a chat integration gets
     assert incident_id in outcome and "RESOLVED" in outcome
+    chatbot = json.loads(chat)
+    assert (chatbot["version"], chatbot["source"], chatbot["id"]) == ("1.0", "custom", incident_id)
+    assert "RESOLVED" in chatbot["content"]["title"]

@@ -75,10 +75,9 @@ class LambdaContext:
 
 @dataclass
 class CallLog:
-    """What the sandbox saw: Lambda invocations, Wait states, and each AWS call by the function making it."""
+    """What the sandbox saw: Lambda invocations, and each AWS call by the function making it."""
 
     invocations: list[dict[str, Any]] = field(default_factory=list)
-    waits: list[float] = field(default_factory=list)
     aws_calls: list[tuple[str, str, str]] = field(default_factory=list)  # (function, service, operation)
     current: threading.local = field(default_factory=threading.local)
 
@@ -177,7 +176,6 @@ class MotoExtensions:
             return info
 
         def wait_interval(wait_function: Any, env: Any, wait_seconds: int) -> None:
-            ext.log.waits.append(float(wait_seconds))
             ext.clock.advance(wait_seconds)
             ext.world.sync()
             ext.world.deliver()
@@ -187,7 +185,6 @@ class MotoExtensions:
 
             @staticmethod
             def sleep(seconds: float) -> None:
-                ext.log.waits.append(float(seconds))
                 ext.clock.advance(seconds)
 
         class VirtualEvent:

@@ -148,7 +148,6 @@ class Sandbox:
         self.policy_file = policy_file
         self.log_stream = log_stream or io.StringIO()
         self.handlers: dict[str, Any] = {}
-        self.delivered: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
         self.published: list[dict[str, Any]] = []  # every SNS Publish, as sent
         self.appconfig = AppConfigDeployments(self.clock, publish=self.world.enqueue)
@@ -368,7 +367,6 @@ class Sandbox:
 
     def publish_event(self, event: dict[str, Any]) -> None:
         """EventBridge: every rule in template.yaml whose pattern matches invokes its function (async)."""
-        self.delivered.append(event)
         for pattern, function in self.rules:
             if matches_pattern(pattern, event):
                 self.client("lambda").invoke(

@@ -66,7 +66,6 @@ class World:
     pending: list[_Shift] = field(default_factory=list)
     datapoints: dict[tuple[str, str], list[tuple[datetime, float]]] = field(default_factory=dict)
     alarm_states: dict[str, str] = field(default_factory=dict)
-    alarm_log: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     codedeploy_backend: Any = None
     cloudwatch_backend: Any = None
@@ -237,7 +236,6 @@ class World:
             values = self.datapoints.get((alarm.namespace, alarm.metric_name), [])
             state, breaching, window = evaluate(alarm, values, at)
             previous = alarm.state_value
-            self.alarm_log.append({"at": at.isoformat(), "alarm": alarm.name, "state": state, "window": window})
             if state == previous:
                 continue
             reason = (

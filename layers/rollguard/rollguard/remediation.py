@@ -280,36 +280,14 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
         return _skipped(step, index, started_at, state, deps)
     blocked = _brake(step, state, deps)
     if blocked:
-        _record(
-            deps,
-            state,
-            "action",
-            f"{step.action} {step.scope} blocked: {blocked}",
-            result="blocked",
-            reason=blocked,
-            step=index,
-            action=step.action,
-            scope=step.scope,
-            started_at=started_at,
-        )
+        _record_step(deps, state, step, index, started_at, f"blocked: {blocked}", "blocked", blocked)
         raise ActionBlocked(blocked)
     if state.policy.mode == "shadow":
         return _shadow(step, index, started_at, state, deps)
     try:
         outcome = _take_step(step, state, deps)
     except RollguardError as exc:
-        _record(
-            deps,
-            state,
-            "action",
-            f"{step.action} {step.scope} failed: {exc}",
-            result="failed",
-            reason=f"{type(exc).__name__}: {exc}",
-            step=index,
-            action=step.action,
-            scope=step.scope,
-            started_at=started_at,
-        )
+        _record_step(deps, state, step, index, started_at, f"failed: {exc}", "failed", f"{type(exc).__name__}: {exc}")
         raise
     record = ActionRecord(
         step=index,
@@ -352,37 +330,75 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
     )
 
 
-def _skipped(step: LadderStep, index: int, started_at: str, state: ExecutionState, deps: Deps) -> Progress:
-    """Nobody approved the step in time and its policy says skip: record it and judge the service as it is."""
-    approval = step.approval
-    why = f"no approval within {format_duration(approval.timeout if approval else 0)}; on_timeout: skip"
+def _record_step(
+    deps: Deps,
+    state: ExecutionState,
+    step: LadderStep,
+    index: int,
+    started_at: str,
+    what: str,
+    result: str,
+    reason: str = "",
+) -> None:
+    """The audit event of a step that did not run as an action: blocked, failed, skipped or shadow."""
     _record(
         deps,
         state,
         "action",
-        f"{step.action} {step.scope} skipped: {why}",
-        result="skipped",
-        reason=why,
+        f"{step.action} {step.scope} {what}",
+        result=result,
+        reason=reason,
         step=index,
         action=step.action,
         scope=step.scope,
         started_at=started_at,
+        ladder_action=step.action,
     )
+
+
+def _unexecuted(
+    step: LadderStep,
+    index: int,
+    started_at: str,
+    state: ExecutionState,
+    result: str,
+    detail: str,
+    wait_seconds: int,
+    summary: str,
+) -> Progress:
+    """Progress past a step that changed nothing (skipped, or shadow): the service is judged as it is."""
     previous = state.progress
     record = ActionRecord(
-        step=index, action=step.action, scope=step.scope, started_at=started_at, result="skipped", detail=why
+        step=index, action=step.action, scope=step.scope, started_at=started_at, result=result, detail=detail
     )
     return Progress(
         step=index,
         action=step.action,
         scope=step.scope,
-        wait_seconds=0,
+        wait_seconds=wait_seconds,
         judge="aggregate",
         actions=[*(previous.actions if previous else []), record],
         reverted=[*(previous.reverted if previous else [])],
         rollback_deployment_id=previous.rollback_deployment_id if previous else None,
         full_rollback_done=bool(previous and previous.full_rollback_done),
-        summary=f"Step {index + 1} skipped ({why}); judging the service as it is.",
+        summary=summary,
+    )
+
+
+def _skipped(step: LadderStep, index: int, started_at: str, state: ExecutionState, deps: Deps) -> Progress:
+    """Nobody approved the step in time and its policy says skip: record it and judge the service as it is."""
+    approval = step.approval
+    why = f"no approval within {format_duration(approval.timeout if approval else 0)}; on_timeout: skip"
+    _record_step(deps, state, step, index, started_at, f"skipped: {why}", "skipped", why)
+    return _unexecuted(
+        step,
+        index,
+        started_at,
+        state,
+        "skipped",
+        why,
+        0,
+        f"Step {index + 1} skipped ({why}); judging the service as it is.",
     )
 
 
@@ -421,7 +437,6 @@ def _brake(step: LadderStep, state: ExecutionState, deps: Deps) -> str | None:
 def _shadow(step: LadderStep, index: int, started_at: str, state: ExecutionState, deps: Deps) -> Progress:
     """Shadow mode: record what would have been done, change nothing, and let the rest of the path run."""
     would = f"would have: {_describe(step, state)}"
-    previous = state.progress
     _record(
         deps,
         state,
@@ -434,18 +449,16 @@ def _shadow(step: LadderStep, index: int, started_at: str, state: ExecutionState
         started_at=started_at,
         ladder_action=step.action,
     )
-    record = ActionRecord(
-        step=index, action=step.action, scope=step.scope, started_at=started_at, result="shadow", detail=would
-    )
-    return Progress(
-        step=index,
-        action=step.action,
-        scope=step.scope,
-        wait_seconds=step.verify.window,
-        judge="aggregate",
-        actions=[*(previous.actions if previous else []), record],
-        reverted=[*(previous.reverted if previous else [])],
-        summary=f"Step {index + 1} (shadow): {would}; verifying for {format_duration(step.verify.window)}.",
+    window = step.verify.window
+    return _unexecuted(
+        step,
+        index,
+        started_at,
+        state,
+        "shadow",
+        would,
+        window,
+        f"Step {index + 1} (shadow): {would}; verifying for {format_duration(window)}.",
     )
 
 
