@@ -190,7 +190,7 @@ class Sandbox:
         # A before-call handler that returns (response, parsed) answers in place of AWS: fault injection.
         boto3.DEFAULT_SESSION.events.register("before-parameter-build", self._keep_params)  # type: ignore[union-attr]
         boto3.DEFAULT_SESSION.events.register("before-call", self._record_call)  # type: ignore[union-attr,arg-type]
-        domain_clock.use(self.clock.now)
+        domain_clock.use(self.clock.now, sleeper=self.clock.advance)
         self._stack.append(domain_clock.reset)
         runtime.reset()
         self._stack.append(runtime.reset)

@@ -4,19 +4,28 @@ On AWS it is the wall clock. The local sandbox swaps in a virtual clock so that 
 verification windows pass in no real time while every timestamp stays consistent.
 """
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 _source: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
+_sleeper: Callable[[float], None] = time.sleep
 
 
 def now() -> datetime:
     return _source()
 
 
-def use(source: Callable[[], datetime]) -> None:
-    global _source
+def sleep(seconds: float) -> None:
+    """Wait for AWS to make progress; in the sandbox the wait passes on the virtual clock (and counts
+    towards the function's timeout there, as it does on Lambda)."""
+    _sleeper(seconds)
+
+
+def use(source: Callable[[], datetime], sleeper: Callable[[float], None] | None = None) -> None:
+    global _source, _sleeper
     _source = source
+    _sleeper = sleeper or time.sleep
 
 
 def reset() -> None:

@@ -1,12 +1,13 @@
 """AppConfig: hosted configuration versions and deployments, per region, addressed by names."""
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from rollguard import clock
 from rollguard.adapters.aws_errors import error_code, translate
 from rollguard.errors import AppConfigConflict, ConfigRejected, RollguardError, TargetNotFound
 
@@ -141,16 +142,16 @@ class AppConfig:
 
     def wait_live(self, ids: ProfileIds, number: int, timeout_s: float = 60.0) -> str:
         """Poll until the deployment serves everyone (BAKING/COMPLETE); its state. A rollback is an error."""
-        deadline = time.monotonic() + timeout_s
+        deadline = clock.now() + timedelta(seconds=timeout_s)
         while True:
             state = str(self.deployment(ids, number).get("State"))
             if state in LIVE:
                 return state
             if state == "ROLLED_BACK":
                 raise RollguardError(f"AppConfig rolled deployment {number} back in {ids.region}")
-            if time.monotonic() > deadline:
+            if clock.now() > deadline:
                 raise RollguardError(f"deployment {number} still {state} after {timeout_s:.0f}s in {ids.region}")
-            time.sleep(1)  # AppConfig reports progress, it does not push it
+            clock.sleep(1)  # AppConfig reports progress, it does not push it
 
     def deployments(self, ids: ProfileIds) -> list[dict[str, Any]]:
         """The environment's deployments of this profile, newest first (with their configuration versions)."""
