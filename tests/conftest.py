@@ -59,6 +59,9 @@ EXPECTED_OUTCOMES = {
     "approval-granted": "resolved",
     "approval-denied": "escalated",
     "approval-timeout": "escalated",
+    "in-flight-canary": "resolved",
+    "string-revision": "resolved",
+    "group-alarm": "resolved",
 }
 DRILLS = tuple(EXPECTED_OUTCOMES)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import AuditLog, from_item
+from rollguard.clock import iso as domain_iso
 from rollguard.durations import format_duration
 
 from rollguard_cli.review import INCIDENT_FILE, LEAD_IN, METRIC_FILE, alarm_onset, read_alarm_metric
@@ -32,6 +33,10 @@ class Scenario:
     policy: str = "sandbox.yaml"  # in policies/
     # What people do once the incident is open (approve, deny, or let time pass).
     respond: Callable[[Sandbox, str], None] | None = None
+    # Who the checkout:live alias routes traffic to when the incident is over: {version: share}.
+    expected_alias: dict[str, float] | None = None
+    # More settings of the deployment group (its alarms, its automatic rollbacks).
+    group: dict[str, Any] | None = None
 
 
 class Live:
@@ -76,7 +81,8 @@ CHECKOUT_ALARM: dict[str, Any] = {
 class Stage:
     """What a scenario may do to the world before the alarm fires."""
 
-    def __init__(self, sandbox: Sandbox):
+    def __init__(self, sandbox: Sandbox, group: dict[str, Any] | None = None):
+        """``group``: more of the deployment group's settings (alarmConfiguration, autoRollbackConfiguration)."""
         self.sb = sandbox
         self.rates: list[tuple[datetime, Callable[[str, Live], float | None]]] = []
         self.handled: set[str] = set()  # incidents a scenario ran to their end before the one it is about
@@ -87,12 +93,41 @@ class Stage:
             deploymentGroupName="checkout-prod",
             serviceRoleArn="arn:aws:iam::123456789012:role/codedeploy",
             deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+            **(group or {}),
         )
         sandbox.client("cloudwatch").put_metric_alarm(**CHECKOUT_ALARM)
+        # The checkout function whose alias CodeDeploy shifts (SAM's AutoPublishAlias: live).
+        self.lam = sandbox.client("lambda")
+        self.lam.create_function(
+            FunctionName="checkout",
+            Runtime="python3.13",
+            Role=sandbox.role_arn,
+            Handler="app.handler",
+            Code={"ZipFile": b"the simulated checkout service"},
+        )
+        self.published = 0
         self.current: str | None = None
 
-    def deploy(self, version: str, config: str = "CodeDeployDefault.LambdaAllAtOnce", settle: bool = True) -> str:
-        """Deploy ``version`` of the checkout function through CodeDeploy (Lambda AppSpec)."""
+    def publish(self, version: str) -> None:
+        """Publish versions of the checkout function up to ``version`` (each build is a new version)."""
+        while self.published < int(version):
+            self.lam.update_function_configuration(FunctionName="checkout", Description=f"build {self.published + 1}")
+            self.published = int(self.lam.publish_version(FunctionName="checkout")["Version"])
+        if self.current is None:
+            self.lam.create_alias(FunctionName="checkout", Name="live", FunctionVersion=version)
+
+    def deploy(
+        self,
+        version: str,
+        config: str = "CodeDeployDefault.LambdaAllAtOnce",
+        settle: bool = True,
+        revision_type: str = "AppSpecContent",
+    ) -> str:
+        """Deploy ``version`` of the checkout function through CodeDeploy (a Lambda AppSpec, sent as an
+        ``AppSpecContent`` or a ``String`` revision)."""
+        self.publish(version)
+        # Like SAM's pipeline, the AppSpec names the version the alias points at now as CurrentVersion.
+        live = max(self.sb.routing().items(), key=lambda item: item[1])[0]
         spec = {
             "version": 0.0,
             "Resources": [
@@ -102,18 +137,19 @@ class Stage:
                         "Properties": {
                             "Name": "checkout",
                             "Alias": "live",
-                            "CurrentVersion": self.current or version,
+                            "CurrentVersion": live,
                             "TargetVersion": version,
                         },
                     }
                 }
             ],
         }
+        key = "appSpecContent" if revision_type == "AppSpecContent" else "string"
         deployment_id = self.sb.client("codedeploy").create_deployment(
             applicationName="checkout",
             deploymentGroupName="checkout-prod",
             deploymentConfigName=config,
-            revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(spec)}},
+            revision={"revisionType": revision_type, key: {"content": json.dumps(spec)}},
             description=f"release {version}",
         )["deploymentId"]
         self.current = version
@@ -311,6 +347,37 @@ def _blame_the_deploy(stage: Stage) -> None:
     stage.deploy("7")  # the later change is the culprit
 
 
+def _in_flight_canary(stage: Stage) -> None:
+    """Revision 7 goes out as a 50% canary for 30 minutes and fails while it is still shifting."""
+    stage.deploy("6")
+    stage.sb.advance(20 * 60)
+    stage.sb.client("codedeploy").create_deployment_config(
+        deploymentConfigName="Checkout.LambdaCanary50Percent30Minutes",
+        computePlatform="Lambda",
+        trafficRoutingConfig={
+            "type": "TimeBasedCanary",
+            "timeBasedCanary": {"canaryPercentage": 50, "canaryInterval": 30},
+        },
+    )
+    stage.behave(lambda v, live: 0.30 if v == "7" else None)
+    stage.deploy("7", config="Checkout.LambdaCanary50Percent30Minutes", settle=False)
+
+
+def _string_revisions(stage: Stage) -> None:
+    """The pipeline sends its AppSpecs as String revisions (as the AWS CLI's --revision does)."""
+    stage.deploy("6", revision_type="String")
+    stage.sb.advance(20 * 60)
+    stage.behave(lambda v, live: 0.20 if v == "7" else None)
+    stage.deploy("7", revision_type="String")
+
+
+# The team put its alarm on the deployment group too (SAM DeploymentPreference.Alarms), with automatic rollback.
+GROUP_WATCHES_THE_ALARM = {
+    "alarmConfiguration": {"enabled": True, "alarms": [{"name": "checkout-5xx-rate"}]},
+    "autoRollbackConfiguration": {"enabled": True, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]},
+}
+
+
 SCENARIOS = {
     s.name: s
     for s in [
@@ -320,6 +387,7 @@ SCENARIOS = {
             "widens it to a full rollback and the alarm recovers.",
             "resolved",
             _bad_deploy,
+            expected_alias={"6": 1.0},
         ),
         Scenario(
             "not-the-deploy",
@@ -327,6 +395,7 @@ SCENARIOS = {
             "as bad as the rest, so Rollguard stops moving traffic and escalates.",
             "escalated",
             _not_the_deploy,
+            expected_alias={"7": 1.0},
         ),
         Scenario(
             "no-recent-deploy",
@@ -334,6 +403,32 @@ SCENARIOS = {
             "that no deploy is to blame, notifies, and closes without acting.",
             "closed_no_action",
             _no_recent_deploy,
+            expected_alias={"7": 1.0},
+        ),
+        Scenario(
+            "in-flight-canary",
+            "Revision 7 fails while its own 50% canary is still shifting; Rollguard stops it with automatic "
+            "rollback (StopDeployment answers Pending), CodeDeploy rolls back to 6, and the alarm recovers.",
+            "resolved",
+            _in_flight_canary,
+            expected_alias={"6": 1.0},
+        ),
+        Scenario(
+            "string-revision",
+            "The pipeline deploys String AppSpec revisions; Rollguard's rollback names the alias's live version "
+            "as CurrentVersion in the same revision type, so CodeDeploy accepts it, and the alarm recovers.",
+            "resolved",
+            _string_revisions,
+            expected_alias={"6": 1.0},
+        ),
+        Scenario(
+            "group-alarm",
+            "The deployment group watches the same alarm and rolls back on it; Rollguard's rollback overrides the "
+            "group's alarm configuration, so CodeDeploy neither stops it nor rolls it back to 7.",
+            "resolved",
+            _bad_deploy,
+            expected_alias={"6": 1.0},
+            group=GROUP_WATCHES_THE_ALARM,
         ),
     ]
 }
@@ -350,6 +445,7 @@ SCENARIOS.update(
                 "resolved",
                 _flag_kill_switch,
                 "sandbox-kill-switch.yaml",
+                expected_alias={"6": 1.0},
             ),
             Scenario(
                 "config-drift",
@@ -358,6 +454,7 @@ SCENARIOS.update(
                 "resolved",
                 _config_drift,
                 "sandbox-config.yaml",
+                expected_alias={"6": 1.0},
             ),
             Scenario(
                 "blame-the-flag",
@@ -366,6 +463,7 @@ SCENARIOS.update(
                 "resolved",
                 _blame_the_flag,
                 "sandbox-blame.yaml",
+                expected_alias={"7": 1.0},
             ),
             Scenario(
                 "blame-the-deploy",
@@ -374,6 +472,7 @@ SCENARIOS.update(
                 "resolved",
                 _blame_the_deploy,
                 "sandbox-blame.yaml",
+                expected_alias={"6": 1.0},
             ),
         ]
     }
@@ -391,6 +490,7 @@ SCENARIOS.update(
                 "escalated",
                 _bad_deploy,
                 "sandbox-shadow.yaml",
+                expected_alias={"7": 1.0},
             ),
             Scenario(
                 "paused",
@@ -398,6 +498,7 @@ SCENARIOS.update(
                 "incident escalates with the reason.",
                 "escalated",
                 _paused,
+                expected_alias={"7": 1.0},
             ),
             Scenario(
                 "approval-granted",
@@ -407,6 +508,7 @@ SCENARIOS.update(
                 _bad_deploy,
                 "sandbox-approval.yaml",
                 _decide(True, "the canary graphs agree, roll it back"),
+                expected_alias={"6": 1.0},
             ),
             Scenario(
                 "approval-denied",
@@ -416,6 +518,7 @@ SCENARIOS.update(
                 _bad_deploy,
                 "sandbox-approval.yaml",
                 _decide(False, "fix-forward 7.1 is already deploying"),
+                expected_alias={"7": 1.0},
             ),
             Scenario(
                 "approval-timeout",
@@ -425,6 +528,7 @@ SCENARIOS.update(
                 _bad_deploy,
                 "sandbox-approval.yaml",
                 _nobody_answers,
+                expected_alias={"7": 1.0},
             ),
             Scenario(
                 "cooldown",
@@ -432,6 +536,7 @@ SCENARIOS.update(
                 "second automated action and the incident escalates.",
                 "escalated",
                 _cooldown,
+                expected_alias={"8": 1.0},
             ),
         ]
     }
@@ -461,7 +566,7 @@ def run_scenario(
         policy_file=policy_file or REPO / "policies" / scenario.policy,
     )
     with sandbox as sb:
-        stages.append(Stage(sb))
+        stages.append(Stage(sb, scenario.group))
         scenario.setup(stages[0])
         if prepare is not None:
             prepare(sb)
@@ -471,6 +576,7 @@ def run_scenario(
         if scenario.respond is not None:
             scenario.respond(sb, incident_id)
         execution = sb.wait_for_execution(incident_id)
+        sb.advance(60)  # what AWS finishes after the incident closed (a stop answered Pending) shows in the alias
         ddb = sb.client("dynamodb")
         audit = AuditLog(ddb, TABLES["AuditTable"]).for_incident(incident_id)
         incident = ddb.get_item(TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}})["Item"]
@@ -495,6 +601,7 @@ def run_scenario(
             invocations=list(sb.log.invocations),
             aws_calls=list(sb.log.aws_calls),
             wall_s=time.perf_counter() - wall,
+            alias=[{"at": domain_iso(at), "routing": routing} for at, routing in sb.world.history],
         )
     result["incident"] = from_item(incident)
     result["metric"] = metric.model_dump(mode="json") if metric else None
@@ -525,6 +632,7 @@ def summarise(
     invocations: list[dict[str, Any]],
     aws_calls: list[Any],
     wall_s: float,
+    alias: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     onset_text = next((e["parameters"]["state_timestamp"] for e in audit if e["kind"] == "alarm_received"), None)
     onset = parse_aws_time(onset_text) if onset_text else parse_aws_time(audit[0]["at"])
@@ -536,6 +644,18 @@ def summarise(
             (v["result"] for v in verdicts if v["parameters"].get("step") == p.get("step") and v["at"] >= event["at"]),
             None,
         )
+        ids = list(p.get("deployment_ids", []))
+        # A stop that answered Pending: CodeDeploy's rollback id is recorded by the next verification.
+        found = next(
+            (
+                v["parameters"].get("rollback_deployment_id")
+                for v in verdicts
+                if v["parameters"].get("step") == p.get("step")
+            ),
+            None,
+        )
+        if found and found not in ids:
+            ids.append(found)
         actions.append(
             {
                 "action": p.get("action"),
@@ -543,7 +663,7 @@ def summarise(
                 "started_at": p.get("started_at"),
                 "result": event["result"],
                 "verdict": verdict,
-                "deployment_ids": p.get("deployment_ids", []),
+                "deployment_ids": ids,
                 "detail": event["summary"],
             }
         )
@@ -557,7 +677,11 @@ def summarise(
         "description": scenario.description,
         "outcome": outcome,
         "expected_outcome": scenario.expected_outcome,
-        "passed": outcome == scenario.expected_outcome and execution["status"] == "SUCCEEDED" and not locks_left,
+        "passed": outcome == scenario.expected_outcome
+        and execution["status"] == "SUCCEEDED"
+        and not locks_left
+        and (scenario.expected_alias is None or (alias or [{"routing": {}}])[-1]["routing"] == scenario.expected_alias),
+        "expected_alias": scenario.expected_alias,
         "incident_id": incident_id,
         "execution_status": execution["status"],
         "reason": closed["reason"] if closed else "",
@@ -575,8 +699,15 @@ def summarise(
         "notifications": notifications,
         "aws_calls": sorted({f"{fn or 'sandbox'}:{svc}:{op}" for fn, svc, op in aws_calls}),
         "wall_time_s": round(wall_s, 2),
+        # The checkout:live alias over time ({version: share}), as Lambda reported it: who served the traffic.
+        "alias_history": alias or [],
+        "alias_final": (alias or [{"routing": {}}])[-1]["routing"],
         "execution_history": history,
     }
+
+
+def format_routing(routing: dict[str, float]) -> str:
+    return " · ".join(f"v{v} {share:.0%}" for v, share in sorted(routing.items(), key=lambda i: -i[1])) or "none"
 
 
 def render_timeline(result: dict[str, Any]) -> str:
@@ -592,11 +723,19 @@ def render_timeline(result: dict[str, Any]) -> str:
         f"Incident {result['incident_id']}  (execution {result['execution_status']})",
         "",
     ]
-    for event in audit:
-        offset = (parse_aws_time(event["at"]) - onset).total_seconds() if onset else 0.0
+    start = audit[0]["at"] if audit else ""
+    alias = [
+        (a["at"], "alias", f"checkout:live → {format_routing(a['routing'])}")
+        for a in result.get("alias_history", [])
+        if a["at"] >= start
+    ]
+    entries = sorted([(e["at"], e["kind"], e["summary"]) for e in audit] + alias, key=lambda e: e[0])
+    for at, kind, summary in entries:
+        offset = (parse_aws_time(at) - onset).total_seconds() if onset else 0.0
         sign = "-" if offset < 0 else "+"
         stamp = f"T{sign}{format_duration(abs(offset)):>6}"
-        lines.append(f"  {stamp}  {event['kind']:<16} {event['summary']}")
+        lines.append(f"  {stamp}  {kind:<16} {summary}")
+    lines.append(f"  Alias checkout:live at the end: {format_routing(result.get('alias_final', {}))}")
     first = result["time_to_first_action_s"]
     recovery = result["time_to_recovery_s"]
     lines += [

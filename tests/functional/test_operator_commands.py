@@ -4,6 +4,7 @@ end to end through the real state machine."""
 import contextlib
 import io
 import json
+import time
 from typing import Any
 
 import pytest
@@ -79,6 +80,10 @@ def test_approving_through_the_cli_resumes_the_execution_and_audits_who(tmp_path
 def test_the_approval_request_tells_on_call_exactly_how_to_answer() -> None:
     def look(sb: Sandbox, incident_id: str) -> None:
         _awaiting_approval(sb, incident_id)
+        # The token is stored before the page goes out: wait for the page itself (it runs on another thread).
+        deadline = time.monotonic() + 30
+        while not [n for n in sb.notifications() if "APPROVAL NEEDED" in n] and time.monotonic() < deadline:
+            time.sleep(0.02)
         look.pages = [n for n in sb.notifications() if "APPROVAL NEEDED" in n]  # type: ignore[attr-defined]
         sb.advance(16 * 60)
 

@@ -65,10 +65,15 @@ def test_assess_act_verify_close_chain_resolves_a_bad_deploy(sandbox: Sandbox, b
     state["progress"] = call(sandbox, "act", state)
     assert (state["progress"]["scope"], state["progress"]["judge"]) == ("canary", "slice")
     canary = state["progress"]["rollback_deployment_id"]
-    assert (
-        sandbox.client("codedeploy").get_deployment(deploymentId=canary)["deploymentInfo"]["deploymentConfigName"]
-        == "CodeDeployDefault.LambdaCanary10Percent15Minutes"
-    )
+    cd = sandbox.client("codedeploy")
+    config = cd.get_deployment(deploymentId=canary)["deploymentInfo"]["deploymentConfigName"]
+    # A 5-minute window, extended once, plus a minute's margin: CodeDeploy shifts the rest after 11 minutes.
+    assert config == "Rollguard-LambdaCanary10Percent11Minutes"
+    assert cd.get_deployment_config(deploymentConfigName=config)["deploymentConfigInfo"]["trafficRoutingConfig"] == {
+        "type": "TimeBasedCanary",
+        "timeBasedCanary": {"canaryPercentage": 10, "canaryInterval": 11},
+    }
+    assert sandbox.routing() == {"7": 0.9, "6": 0.1}
 
     sandbox.advance(state["progress"]["wait_seconds"])
     state["progress"] = call(sandbox, "verify", state)
@@ -76,7 +81,10 @@ def test_assess_act_verify_close_chain_resolves_a_bad_deploy(sandbox: Sandbox, b
 
     state["progress"] = call(sandbox, "act", state)
     assert state["progress"]["full_rollback_done"] is True
+    assert state["progress"]["rollback_deployment_id"] == canary, "widening lets the canary finish"
+    assert state["progress"]["wait_seconds"] > 300, "the window starts once CodeDeploy has shifted the rest"
     sandbox.advance(state["progress"]["wait_seconds"])
+    assert sandbox.routing() == {"6": 1.0}
     state["progress"] = call(sandbox, "verify", state)
     assert (state["progress"]["verdict"], state["progress"]["next"]) == ("recovered", "resolve")
 

@@ -68,9 +68,11 @@ def test_bad_deploy_canary_recovers_then_widens_then_resolves() -> None:
         "recovered",
     )
     assert len(canary["deployment_ids"]) == 2, "the bad deployment and the rollback deployment are both recorded"
-    assert len(full["deployment_ids"]) == 3
+    assert full["deployment_ids"] == canary["deployment_ids"], "widening lets CodeDeploy finish the same canary"
     waits = [e for e in result["execution_history"] if e["type"] == "WaitStateEntered"]
-    assert all(json.loads(e["stateEnteredEventDetails"]["input"])["progress"]["wait_seconds"] == 300 for e in waits)
+    seconds = [json.loads(e["stateEnteredEventDetails"]["input"])["progress"]["wait_seconds"] for e in waits]
+    assert seconds[0] == 300 and 300 < seconds[1] <= 300 + 11 * 60, "the widened window waits for the shift"
+    assert result["alias_final"] == {"6": 1.0}
     assert_closed_cleanly(result, "resolved")
 
 
@@ -133,6 +135,14 @@ def _in_flight_bad_deploy(stage: Stage) -> None:
     stage.deploy("6")
     stage.sb.advance(20 * 60)
     stage.behave(lambda v, live: 0.30 if v == "7" else None)
+    stage.sb.client("codedeploy").create_deployment_config(
+        deploymentConfigName="Custom.LambdaCanary50Percent30Minutes",
+        computePlatform="Lambda",
+        trafficRoutingConfig={
+            "type": "TimeBasedCanary",
+            "timeBasedCanary": {"canaryPercentage": 50, "canaryInterval": 30},
+        },
+    )
     stage.deploy("7", config="Custom.LambdaCanary50Percent30Minutes", settle=False)
 
 
@@ -144,6 +154,8 @@ def test_in_flight_deployment_is_stopped_with_automatic_rollback_and_judged_on_t
     [action] = result["actions"]
     assert "stopped in-flight deployment" in action["detail"] and action["verdict"] == "recovered"
     assert len(action["deployment_ids"]) == 2, "the stopped deployment and CodeDeploy's rollback deployment"
+    assert "stop Pending" in action["detail"], "StopDeployment answers Pending; the rollback id is read later"
+    assert result["alias_final"] == {"6": 1.0}
     assert_closed_cleanly(result, "resolved")
 
 

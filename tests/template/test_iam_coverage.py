@@ -40,6 +40,8 @@ EXPLAINED = {
         "appconfig:StopDeployment": "config_revert of a deployment still in progress (tests/unit, tests/functional)",
         "codedeploy:GetDeploymentConfig": "CreateDeployment checks the deployment config with the caller's rights",
         "codedeploy:GetApplicationRevision": "CreateDeployment reads the revision with the caller's rights",
+        "codedeploy:UpdateDeploymentGroup": "authorises CreateDeployment's overrideAlarmConfiguration (API Reference, "
+        "CreateDeployment); never called itself",
     },
 }
 

@@ -56,6 +56,9 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "codedeploy:StopDeployment": {DEPLOYMENT_GROUPS},
         "codedeploy:GetDeployment": {DEPLOYMENT_GROUPS},
         "codedeploy:GetDeploymentConfig": {DEPLOYMENT_CONFIGS},
+        "codedeploy:CreateDeploymentConfig": {DEPLOYMENT_CONFIGS.replace(":*", ":Rollguard-*")},
+        "codedeploy:GetDeploymentGroup": {DEPLOYMENT_GROUPS},
+        "codedeploy:UpdateDeploymentGroup": {DEPLOYMENT_GROUPS},
         "codedeploy:GetApplicationRevision": {APPLICATIONS},
         **{
             f"appconfig:{action}": APPCONFIG_CHANGE

@@ -3,9 +3,10 @@ request and response shapes — botocore serialises and parses them — so handl
 
 - Lambda: ``Invoke`` of a registered function runs the real handler in-process (moto would need Docker),
   answering as the Lambda service does, ``FunctionError: Unhandled`` and ``errorType`` included.
-- CodeDeploy: ``StopDeployment`` (with automatic rollback as a new deployment and ``rollbackInfo``),
-  deployment progress and traffic shifting (delegated to the World), one active deployment per group
-  (``DeploymentLimitExceededException``), timestamps on the sandbox clock.
+- CodeDeploy: ``StopDeployment``, ``CreateDeploymentConfig``/``GetDeploymentConfig``, ``errorInformation`` and
+  ``rollbackInfo`` in deployment reads, one active deployment per group (``DeploymentLimitExceededException``,
+  API "CreateDeployment"); what a deployment then does to the Lambda alias is sandbox/codedeploy.py's.
+- Lambda: ``CreateAlias``/``UpdateAlias`` tell the World, which reads its traffic split from the alias.
 - Step Functions: a ``Wait`` state and a ``Retry`` back-off advance the virtual clock instead of sleeping, and a
   task's timeout (TimeoutSeconds/TimeoutSecondsPath, e.g. an approval's deadline) is counted on that clock.
 - CloudWatch: reads (DescribeAlarms, GetMetricData, GetMetricStatistics) first bring the World up to
@@ -23,45 +24,51 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from time import monotonic
 from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
+from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.codedeploy import responses as cd_responses
-from moto.codedeploy.exceptions import CodeDeployException
 from moto.codedeploy.models import CodeDeployBackend
 from moto.core.responses import ActionResult
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec import execute_state
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
-from rollguard.adapters.codedeploy import revision_label
 
 from rollguard_cli.sandbox.clock import VirtualClock
+from rollguard_cli.sandbox.codedeploy import ACTIVE, CodeDeployError, LambdaDeployments
 from rollguard_cli.sandbox.world import World
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-class DeploymentLimitExceeded(CodeDeployException):
-    code = 400
+@dataclass
+class Budget:
+    """An invocation's time against its Timeout: real time running plus the time it waited (clock.sleep). Jumps
+    of the virtual clock made by others (a drill's "ten minutes later") are not the function's time."""
 
-    def __init__(self, message: str):
-        super().__init__("DeploymentLimitExceededException", message)
+    timeout: float
+    started: float = field(default_factory=monotonic)
+    slept: float = 0.0
+
+    def remaining(self) -> float:
+        return self.timeout - (monotonic() - self.started) - self.slept
 
 
-class DeploymentAlreadyCompleted(CodeDeployException):
-    code = 400
-
-    def __init__(self, message: str):
-        super().__init__("DeploymentAlreadyCompletedException", message)
+class InvocationTimedOut(BaseException):
+    """Lambda stops a function at its Timeout. A BaseException, so that no handler's ``except Exception`` can
+    swallow the stop (on Lambda the runtime is killed)."""
 
 
 @dataclass
 class LambdaContext:
     function_name: str
     aws_request_id: str
+    budget: Budget | None = None  # None: a handler called directly by a test, outside any invocation
     memory_limit_in_mb: int = 256
     function_version: str = "$LATEST"
 
@@ -70,7 +77,9 @@ class LambdaContext:
         return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+        if self.budget is None:
+            return 30_000
+        return max(0, int(self.budget.remaining() * 1000))
 
 
 @dataclass
@@ -87,9 +96,17 @@ class CallLog:
 
 class MotoExtensions:
     def __init__(
-        self, clock: VirtualClock, world: World, handlers: dict[str, Handler], log: CallLog, stdout: Any
+        self,
+        clock: VirtualClock,
+        world: World,
+        codedeploy: LambdaDeployments,
+        handlers: dict[str, Handler],
+        log: CallLog,
+        stdout: Any,
+        timeouts: dict[str, int] | None = None,
     ) -> None:
-        self.clock, self.world, self.handlers, self.log = clock, world, handlers, log
+        self.clock, self.world, self.codedeploy, self.handlers, self.log = clock, world, codedeploy, handlers, log
+        self.timeouts = timeouts or {}  # function name → its Timeout in seconds (template.yaml)
         self.stdout = stdout  # where a handler's prints (Powertools' EMF metrics) go, as CloudWatch Logs would
         self._requests = 0
 
@@ -98,7 +115,9 @@ class MotoExtensions:
         ext = self
         original_invoke = LambdaSimpleBackend.invoke
         original_create = CodeDeployBackend.create_deployment
+        self.codedeploy.create_original = original_create
         original_info = cd_responses._deployment_info
+        original_group_info = cd_responses._deployment_group_info
 
         def invoke(
             backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: dict[str, str]
@@ -118,62 +137,60 @@ class MotoExtensions:
             *args: Any,
             **kwargs: Any,
         ) -> str:
+            config = kwargs.get("deployment_config_name") or (args[0] if args else None)
+            if config:
+                ext.codedeploy.get_config(str(config))  # DeploymentConfigDoesNotExistException
             active = [
                 d
                 for d in backend.deployments.values()
                 if d.application_name == application_name
                 and d.deployment_group_name == deployment_group_name
-                and d.status in {"Created", "Queued", "InProgress", "Ready", "Baking"}
+                and d.status in ACTIVE
             ]
             if active:
-                raise DeploymentLimitExceeded(
+                raise CodeDeployError(
+                    "DeploymentLimitExceededException",
                     f"The Deployment Group '{deployment_group_name}' already has an active Deployment "
-                    f"'{active[0].deployment_id}'"
+                    f"'{active[0].deployment_id}'",
                 )
             deployment_id = original_create(backend, application_name, deployment_group_name, revision, *args, **kwargs)
-            ext.world.on_deployment_created(backend.deployments[deployment_id], revision_label(revision))
+            ext.codedeploy.created(backend.deployments[deployment_id])
             return str(deployment_id)
 
-        def stop_deployment(backend: Any, deployment_id: str, auto_rollback_enabled: bool) -> dict[str, str]:
-            deployment = backend.get_deployment(deployment_id)
-            if deployment.status in {"Succeeded", "Failed", "Stopped"}:
-                raise DeploymentAlreadyCompleted(f"Deployment {deployment_id} has already completed")
-            ext.world.on_deployment_stopped(deployment)
-            deployment.rollback_info = {}
-            if auto_rollback_enabled:
-                previous = getattr(deployment, "previous_revision", None) or _previous_revision(backend, deployment)
-                rollback_id = original_create(
-                    backend,
-                    deployment.application_name,
-                    deployment.deployment_group_name,
-                    previous,
-                    None,
-                    f"Automatic rollback of {deployment_id}",
-                )
-                rollback = backend.deployments[rollback_id]
-                rollback.creator = "codeDeployRollback"
-                rollback.rollback_info = {"rollbackTriggeringDeploymentId": deployment_id}
-                ext.world.on_rollback(deployment, rollback)
-                deployment.rollback_info = {
-                    "rollbackDeploymentId": rollback_id,
-                    "rollbackMessage": f"Deployment {deployment_id} was stopped; rolled back by {rollback_id}",
-                }
-                return {"status": "Succeeded", "statusMessage": f"Stopped; rolled back by {rollback_id}"}
-            return {"status": "Succeeded", "statusMessage": "Stopped without rollback"}
+        def respond(method: Callable[[Any], dict[str, Any]]) -> Callable[[Any], ActionResult]:
+            return lambda response: ActionResult(method(response))
 
-        def stop_response(response: Any) -> ActionResult:
-            return ActionResult(
-                stop_deployment(
-                    response.codedeploy_backend,
-                    response._get_param("deploymentId"),
-                    bool(response._get_param("autoRollbackEnabled")),
-                )
-            )
+        def stop_response(response: Any) -> dict[str, Any]:
+            deployment = response.codedeploy_backend.get_deployment(response._get_param("deploymentId"))
+            return ext.codedeploy.stop(deployment, bool(response._get_param("autoRollbackEnabled")))
+
+        def create_config_response(response: Any) -> dict[str, Any]:
+            body = {
+                k: response._get_param(k) for k in ("computePlatform", "trafficRoutingConfig", "minimumHealthyHosts")
+            }
+            return ext.codedeploy.create_config(response._get_param("deploymentConfigName"), body)
+
+        def get_config_response(response: Any) -> dict[str, Any]:
+            return {"deploymentConfigInfo": ext.codedeploy.get_config(response._get_param("deploymentConfigName"))}
 
         def deployment_info(deployment: Any) -> dict[str, Any]:
             info = original_info(deployment)
             info["rollbackInfo"] = getattr(deployment, "rollback_info", {}) or {}
+            info["errorInformation"] = getattr(deployment, "error_information", {}) or {}
             return info
+
+        def deployment_group_info(group: Any) -> dict[str, Any]:
+            info = original_group_info(group)
+            info["alarmConfiguration"] = group.alarm_configuration or {}  # moto answers {} whatever was set
+            return info
+
+        def alias_changed(original: Callable[..., Any]) -> Callable[..., Any]:
+            def change(backend: Any, *args: Any, **kwargs: Any) -> Any:
+                alias = original(backend, *args, **kwargs)
+                ext.world.on_alias_changed()
+                return alias
+
+            return change
 
         def wait_interval(wait_function: Any, env: Any, wait_seconds: int) -> None:
             ext.clock.advance(wait_seconds)
@@ -219,9 +236,13 @@ class MotoExtensions:
             for target, attribute, value in [
                 (LambdaSimpleBackend, "invoke", invoke),  # use_docker=False selects this backend
                 (CodeDeployBackend, "create_deployment", create_deployment),
-                (CodeDeployBackend, "stop_deployment", stop_deployment),
-                (cd_responses.CodeDeployResponse, "stop_deployment", stop_response),
+                (cd_responses.CodeDeployResponse, "stop_deployment", respond(stop_response)),
+                (cd_responses.CodeDeployResponse, "create_deployment_config", respond(create_config_response)),
+                (cd_responses.CodeDeployResponse, "get_deployment_config", respond(get_config_response)),
                 (cd_responses, "_deployment_info", deployment_info),
+                (cd_responses, "_deployment_group_info", deployment_group_info),
+                (LambdaBackend, "create_alias", alias_changed(LambdaBackend.create_alias)),
+                (LambdaBackend, "update_alias", alias_changed(LambdaBackend.update_alias)),
                 (WaitFunction, "_wait_interval", wait_interval),
                 (retrier_decl, "time", RetryBackoff),
                 (execute_state, "threading", SimpleNamespace(Event=VirtualEvent)),
@@ -232,17 +253,47 @@ class MotoExtensions:
                 stack.enter_context(mock.patch.object(target, attribute, value, create=True))
             yield self
 
+    def sleep(self, seconds: float) -> None:
+        """The domain's clock.sleep in the sandbox: the wait passes on the virtual clock and counts towards the
+        running function's Timeout."""
+        self.clock.advance(seconds)
+        budget = getattr(self.log.current, "budget", None)
+        if budget is not None:
+            budget.slept += seconds
+        self.check_deadline()
+
+    def check_deadline(self) -> None:
+        """Lambda stops a function that outlives its Timeout ("Configure Lambda function timeout"); the sandbox
+        looks when the function waits or calls AWS, and stops it there."""
+        budget = getattr(self.log.current, "budget", None)
+        if budget is not None and budget.remaining() < 0:
+            raise InvocationTimedOut()
+
     def _run_handler(self, name: str, event: dict[str, Any], response_headers: dict[str, str]) -> bytes:
         self._requests += 1
-        context = LambdaContext(function_name=name, aws_request_id=f"sandbox-{self._requests:06d}")
-        outer = self.log.caller()
-        self.log.current.function = name
+        timeout = self.timeouts.get(name, 30)
+        budget = Budget(timeout)
+        request_id = f"sandbox-{self._requests:06d}"
+        context = LambdaContext(function_name=name, aws_request_id=request_id, budget=budget)
+        outer, outer_budget = self.log.caller(), getattr(self.log.current, "budget", None)
+        self.log.current.function, self.log.current.budget = name, budget
         record: dict[str, Any] = {"function": name, "at": self.clock.now().isoformat(), "error": None}
         self.log.invocations.append(record)
         try:
             with contextlib.redirect_stdout(self.stdout):
                 result = self.handlers[name](event, context)
+            self.check_deadline()
             return json.dumps(result).encode("utf-8")
+        except InvocationTimedOut:
+            # What Lambda returns for a timed-out invocation; Step Functions reports the errorType as the error.
+            record["error"] = "Sandbox.Timedout"
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(
+                {
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
+                }
+            ).encode("utf-8")
         except Exception as exc:  # noqa: BLE001 - the Lambda service reports any handler exception this way
             record["error"] = type(exc).__name__
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -254,21 +305,4 @@ class MotoExtensions:
                 }
             ).encode("utf-8")
         finally:
-            self.log.current.function = outer
-
-
-def _previous_revision(backend: Any, deployment: Any) -> dict[str, Any]:
-    """The revision of the group's last succeeded deployment before ``deployment`` (what CodeDeploy restores)."""
-    earlier = sorted(
-        (
-            d
-            for d in backend.deployments.values()
-            if d.deployment_group_name == deployment.deployment_group_name
-            and d.status == "Succeeded"
-            and d.create_time < deployment.create_time
-        ),
-        key=lambda d: d.create_time,
-    )
-    if not earlier:
-        raise CodeDeployException("InvalidRevisionException", "no previous revision to roll back to")
-    return dict(earlier[-1].revision)
+            self.log.current.function, self.log.current.budget = outer, outer_budget

@@ -22,6 +22,7 @@ from rollguard import runtime
 
 from rollguard_cli.sandbox.appconfig import AppConfigDeployments
 from rollguard_cli.sandbox.clock import VirtualClock
+from rollguard_cli.sandbox.codedeploy import LambdaDeployments
 from rollguard_cli.sandbox.moto_ext import CallLog, MotoExtensions
 from rollguard_cli.sandbox.world import ErrorModel, ServiceSpec, World
 
@@ -63,6 +64,17 @@ def load_template(path: Path = REPO / "template.yaml") -> dict[str, Any]:
 
     Loader.add_multi_constructor("!", tagged)
     return dict(yaml.load(path.read_text(), Loader=Loader))  # noqa: S506 - SafeLoader subclass
+
+
+def function_timeouts(template: dict[str, Any] | None = None) -> dict[str, int]:
+    """Each sandbox function's Timeout: its own in template.yaml, else the Globals' (Lambda's default is 3 s)."""
+    template = template or load_template()
+    default = int(template.get("Globals", {}).get("Function", {}).get("Timeout", 3))
+    resources = template["Resources"]
+    return {
+        f"rollguard-{name}": int(resources[logical]["Properties"].get("Timeout", default))
+        for name, logical in FUNCTIONS.items()
+    }
 
 
 def load_handler(name: str) -> ModuleType:
@@ -151,6 +163,7 @@ class Sandbox:
         self.faults: list[Fault] = []
         self.published: list[dict[str, Any]] = []  # every SNS Publish, as sent
         self.appconfig = AppConfigDeployments(self.clock, publish=self.world.enqueue)
+        self.codedeploy = LambdaDeployments(self.world.now, self.world.schedule, self.world.cancel, self.world.enqueue)
         self._env: dict[str, str | None] = {}
         self._stack: list[Any] = []
 
@@ -190,14 +203,16 @@ class Sandbox:
         # A before-call handler that returns (response, parsed) answers in place of AWS: fault injection.
         boto3.DEFAULT_SESSION.events.register("before-parameter-build", self._keep_params)  # type: ignore[union-attr]
         boto3.DEFAULT_SESSION.events.register("before-call", self._record_call)  # type: ignore[union-attr,arg-type]
-        domain_clock.use(self.clock.now, sleeper=self.clock.advance)
         self._stack.append(domain_clock.reset)
         runtime.reset()
         self._stack.append(runtime.reset)
         for name in FUNCTIONS:
             self.handlers[name] = load_handler(name).lambda_handler
         self._route_logs()
-        ext = MotoExtensions(self.clock, self.world, self.handlers, self.log, self.log_stream)
+        ext = self.ext = MotoExtensions(
+            self.clock, self.world, self.codedeploy, self.handlers, self.log, self.log_stream, function_timeouts()
+        )
+        domain_clock.use(self.clock.now, sleeper=ext.sleep)
         patches = ext.installed()
         patches.__enter__()
         self._stack.append(lambda: patches.__exit__(None, None, None))
@@ -243,6 +258,7 @@ class Sandbox:
         service = model.service_model.endpoint_prefix
         region = getattr(request_signer, "_region_name", REGION)
         caller = self.log.caller()
+        self.ext.check_deadline()  # a function past its Timeout makes no more calls
         self.log.aws_calls.append((caller, service, model.name))
         if service == "sns" and model.name == "Publish":
             self.published.append(dict(context.get("sandbox_params", {})))
@@ -298,7 +314,7 @@ class Sandbox:
         self.stakeholder_topic_arn = sns.create_topic(Name="rollguard-outcomes")["TopicArn"]
         self.set_env(ESCALATION_TOPIC_ARN=self.topic_arn, STAKEHOLDER_TOPIC_ARN=self.stakeholder_topic_arn)
 
-        role = self.client("iam").create_role(
+        role = self.role_arn = self.client("iam").create_role(
             RoleName="rollguard-sandbox",
             AssumeRolePolicyDocument=json.dumps(
                 {
@@ -347,11 +363,15 @@ class Sandbox:
         self.set_env(STATE_MACHINE_ARN=self.state_machine_arn)
 
         self.world.cloudwatch = self.client("cloudwatch")
+        from moto.awslambda_simple.models import lambda_simple_backends
         from moto.cloudwatch.models import cloudwatch_backends
         from moto.codedeploy.models import codedeploy_backends
 
-        self.world.cloudwatch_backend = cloudwatch_backends[ACCOUNT][REGION]
-        self.world.codedeploy_backend = codedeploy_backends[ACCOUNT][REGION]
+        self.world.cloudwatch_backend = self.codedeploy.cloudwatch = cloudwatch_backends[ACCOUNT][REGION]
+        self.codedeploy.codedeploy = codedeploy_backends[ACCOUNT][REGION]
+        self.codedeploy.lambda_ = lambda_simple_backends[ACCOUNT][REGION]
+        self.world.after_alarms = self.codedeploy.alarms_evaluated
+        self.world.read_routing = lambda: self.routing()
         self.world.publish = self.publish_event
         svc = self.service
         self.world.read_config = lambda profile: self.appconfig.deployed_document(
@@ -364,6 +384,13 @@ class Sandbox:
             for event in resources[logical]["Properties"].get("Events", {}).values()
             if event["Type"] == "EventBridgeRule"
         ]
+
+    def routing(self, function: str | None = None, alias: str | None = None) -> dict[str, float]:
+        """Who serves the service's traffic, from its Lambda alias: {version: share} ({} before it exists)."""
+        try:
+            return self.codedeploy.routing(function or self.service.function, alias or self.service.alias)
+        except Exception:  # noqa: BLE001 - moto's UnknownAliasException / function not found
+            return {}
 
     def publish_event(self, event: dict[str, Any]) -> None:
         """EventBridge: every rule in template.yaml whose pattern matches invokes its function (async)."""

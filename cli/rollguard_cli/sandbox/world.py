@@ -1,12 +1,12 @@
-"""The simulated world: a service whose error rate depends on which revision serves how much traffic,
-CodeDeploy's traffic shifting, and CloudWatch's alarm evaluation (M of N datapoints, missing data).
+"""The simulated world: a service whose error rate depends on which version its Lambda alias routes how much
+traffic to, timers on the virtual clock (CodeDeploy's traffic shifts run on them), and CloudWatch's alarm
+evaluation (M of N datapoints, missing data).
 
-Nothing here knows about Rollguard's handlers: the world only reacts to CodeDeploy API calls (through
-moto_ext) and publishes metrics and alarm events the way AWS would.
+Nothing here knows about Rollguard's handlers: the world reads the alias (the truth of who serves traffic, as
+on Lambda) and publishes metrics and alarm events the way AWS would.
 """
 
 import json
-import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -21,7 +21,7 @@ PERIOD = 60
 ErrorModel = Callable[[str, datetime, dict[str, Any]], float]
 
 
-def _moto_time(moment: datetime) -> datetime:
+def moto_time(moment: datetime) -> datetime:
     """moto keeps naive UTC datetimes; mixing in aware ones breaks its comparisons."""
     return moment.astimezone(UTC).replace(tzinfo=None)
 
@@ -46,12 +46,12 @@ class ServiceSpec:
     appconfig_profiles: tuple[str, ...] = ("checkout-flags", "checkout-settings")
 
 
-@dataclass
-class _Shift:
+@dataclass(order=True)
+class _Timer:
     at: datetime
-    weights: dict[str, float]
-    deployment_id: str | None = None
-    status: str | None = None
+    seq: int
+    action: Callable[[], None] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -61,69 +61,53 @@ class World:
     error_rate: ErrorModel
     cloudwatch: Any = None  # boto3 client, set by the sandbox
     publish: Callable[[dict[str, Any]], None] | None = None  # EventBridge's default bus
-    weights: dict[str, float] = field(default_factory=dict)
+    # The service's traffic split, read from its Lambda alias (set by the sandbox): {version: share}.
+    read_routing: Callable[[], dict[str, float]] | None = None
     history: list[tuple[datetime, dict[str, float]]] = field(default_factory=list)
-    pending: list[_Shift] = field(default_factory=list)
+    timers: list[_Timer] = field(default_factory=list)
     datapoints: dict[tuple[str, str], list[tuple[datetime, float]]] = field(default_factory=dict)
-    alarm_states: dict[str, str] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
-    codedeploy_backend: Any = None
     cloudwatch_backend: Any = None
+    # Called after each alarm evaluation (CodeDeploy polls its deployments' alarms).
+    after_alarms: Callable[[], None] | None = None
     # Reads the deployed document of a profile, as the service's AppConfig agent would (set by the sandbox).
     read_config: Callable[[str], Any] | None = None
     loaded_config: dict[str, Any] = field(default_factory=dict)
     _next_period: datetime | None = None
+    _timer_at: datetime | None = None  # while a timer runs, "now" is the moment it was due
+    _seq: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
-    # ------------------------------------------------------------- CodeDeploy reacting to API calls
+    # ------------------------------------------------------------- traffic, as the alias says
 
-    def on_deployment_created(self, deployment: Any, label: str) -> None:
-        """A new deployment starts shifting traffic to ``label`` according to its configuration."""
+    def now(self) -> datetime:
+        """The sandbox clock, except while a timer runs: then the moment it was due (sync may run late)."""
+        return self._timer_at or self.clock.now()
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(self.history[-1][1]) if self.history else {}
+
+    def on_alias_changed(self) -> None:
+        """The alias was created or updated (by CodeDeploy or anyone): traffic follows it from now on."""
+        if self.read_routing is not None:
+            with self._lock:
+                routing = {k: v for k, v in self.read_routing().items() if v > 0}
+                if not self.history or self.history[-1][1] != routing:
+                    self.history.append((self.now(), routing))
+
+    # ------------------------------------------------------------- timers on the virtual clock
+
+    def schedule(self, at: datetime, action: Callable[[], None]) -> _Timer:
         with self._lock:
-            now = self.clock.now()
-            config = str(deployment.deployment_config_name)
-            deployment.status = "InProgress"
-            deployment.create_time = deployment.start_time = _moto_time(now)
-            canary = re.search(r"Canary(\d+)Percent(\d+)Minutes", config)
-            if canary:
-                share = int(canary.group(1)) / 100
-                interval = int(canary.group(2)) * 60
-                self._apply(now, self._blend(label, share))
-                self.pending.append(
-                    _Shift(now + timedelta(seconds=interval), {label: 1.0}, deployment.deployment_id, "Succeeded")
-                )
-            else:
-                self._apply(now, {label: 1.0})
-                self.pending.append(
-                    _Shift(now + timedelta(seconds=PERIOD), {label: 1.0}, deployment.deployment_id, "Succeeded")
-                )
-            deployment.world_weights_before = dict(self.history[-2][1]) if len(self.history) > 1 else {}
-            self.enqueue(_codedeploy_event(deployment, "START", now))
+            self._seq += 1
+            timer = _Timer(at, self._seq, action)
+            self.timers.append(timer)
+            return timer
 
-    def on_deployment_stopped(self, deployment: Any) -> None:
-        with self._lock:
-            deployment.status = "Stopped"
-            deployment.complete_time = _moto_time(self.clock.now())
-            self.pending = [p for p in self.pending if p.deployment_id != deployment.deployment_id]
-            self.enqueue(_codedeploy_event(deployment, "STOP", self.clock.now()))
-
-    def on_rollback(self, stopped: Any, rollback: Any) -> None:
-        """CodeDeploy's automatic rollback: traffic back to where it was before ``stopped`` began."""
-        with self._lock:
-            now = self.clock.now()
-            before = getattr(stopped, "world_weights_before", {}) or dict(self.weights)
-            rollback.status = "Succeeded"
-            rollback.create_time = rollback.start_time = rollback.complete_time = _moto_time(now)
-            self._apply(now, before)
-
-    def _blend(self, label: str, share: float) -> dict[str, float]:
-        blended = {k: v * (1 - share) for k, v in self.weights.items() if k != label}
-        blended[label] = share + self.weights.get(label, 0.0) * (1 - share)
-        return blended
-
-    def _apply(self, at: datetime, weights: dict[str, float]) -> None:
-        self.weights = {k: v for k, v in weights.items() if v > 0}
-        self.history.append((at, dict(self.weights)))
+    def cancel(self, timer: object) -> None:
+        assert isinstance(timer, _Timer)
+        timer.cancelled = True
 
     # ------------------------------------------------------------- time passing
 
@@ -134,26 +118,25 @@ class World:
             if self._next_period is None:
                 self._next_period = now.replace(second=0, microsecond=0) + timedelta(seconds=PERIOD)
             while True:
-                due = sorted((p for p in self.pending if p.at <= now), key=lambda p: p.at)
+                self.timers = [t for t in self.timers if not t.cancelled]
+                due = min((t for t in self.timers if t.at <= now), default=None)
                 boundary = self._next_period
-                if due and due[0].at <= boundary:
-                    self._complete(due[0])
+                if due is not None and due.at <= boundary:
+                    self.timers.remove(due)
+                    self._timer_at = due.at
+                    try:
+                        due.action()
+                    finally:
+                        self._timer_at = None
                     continue
                 if boundary > now:
                     break
                 self._emit_period(boundary - timedelta(seconds=PERIOD), boundary)
                 self._evaluate_alarms(boundary)
+                if self.after_alarms is not None:
+                    self.after_alarms()
                 self._poll_config()
                 self._next_period = boundary + timedelta(seconds=PERIOD)
-
-    def _complete(self, shift: _Shift) -> None:
-        self.pending.remove(shift)
-        self._apply(shift.at, shift.weights)
-        if shift.deployment_id and self.codedeploy_backend is not None:
-            deployment = self.codedeploy_backend.deployments.get(shift.deployment_id)
-            if deployment is not None and deployment.status == "InProgress":
-                deployment.status, deployment.complete_time = shift.status or "Succeeded", _moto_time(shift.at)
-                self.enqueue(_codedeploy_event(deployment, "SUCCESS", shift.at))
 
     def weights_during(self, start: datetime, end: datetime) -> dict[str, float]:
         """Time-weighted traffic shares over [start, end)."""
@@ -260,7 +243,7 @@ class World:
                 "timestamp": aws_time(alarm.state_updated_timestamp),
             }
             alarm.update_state(reason, reason_data, state)
-            alarm.state_updated_timestamp = _moto_time(at)
+            alarm.state_updated_timestamp = moto_time(at)
             self.outbox.append(
                 _state_change_event(
                     alarm,
@@ -317,32 +300,6 @@ def evaluate(alarm: Any, values: list[tuple[datetime, float]], at: datetime) -> 
     if treat == "ignore" and present < needed:
         return alarm.state_value, breaching, window
     return "OK", breaching, window
-
-
-def _codedeploy_event(deployment: Any, state: str, at: datetime) -> dict[str, Any]:
-    """CodeDeploy's "Deployment State-change Notification" as EventBridge delivers it."""
-    app, group = deployment.application_name, deployment.deployment_group_name
-    return {
-        "account": "123456789012",
-        "region": "us-east-1",
-        "detail-type": "CodeDeploy Deployment State-change Notification",
-        "source": "aws.codedeploy",
-        "version": "0",
-        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "id": str(uuid.uuid4()),
-        "resources": [
-            f"arn:aws:codedeploy:us-east-1:123456789012:application:{app}",
-            f"arn:aws:codedeploy:us-east-1:123456789012:deploymentgroup:{app}/{group}",
-        ],
-        "detail": {
-            "instanceGroupId": deployment.deployment_group.deployment_group_id,
-            "region": "us-east-1",
-            "application": app,
-            "deploymentId": deployment.deployment_id,
-            "state": state,
-            "deploymentGroup": group,
-        },
-    }
 
 
 def _state_change_event(alarm: Any, previous: dict[str, Any], state: dict[str, Any], at: datetime) -> dict[str, Any]:

@@ -91,6 +91,7 @@ class Progress(_Model):
     wait_seconds: int
     judge: Literal["slice", "aggregate"]
     rollback_deployment_id: str | None = None
+    stop_pending: str | None = None  # stopped with rollback, answered Pending: its rollback's id is read later
     full_rollback_done: bool = False
     extended: bool = False
     actions: list[ActionRecord] = Field(default_factory=list)

@@ -4,14 +4,24 @@ Decisions are pure functions (``plan_assessment``, ``judge_slice``, ``judge_aggr
 the step functions around them fetch facts through the adapters and write the audit trail.
 """
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from rollguard import clock
 from rollguard.adapters.appconfig import AppConfig
 from rollguard.adapters.cloudwatch import AlarmInfo, CloudWatch, breaches
-from rollguard.adapters.codedeploy import CANARY_CONFIG, FULL_CONFIG, IN_FLIGHT, CodeDeploy, retarget
+from rollguard.adapters.codedeploy import (
+    CANARY_MARGIN_SECONDS,
+    CANARY_PERCENT,
+    FULL_CONFIG,
+    IN_FLIGHT,
+    ROLLBACK_CREATORS,
+    CodeDeploy,
+    canary_minutes,
+    retarget,
+)
 from rollguard.audit import AuditEvent, AuditLog
 from rollguard.brakes import brake_reason, history_window
 from rollguard.clock import parse_aws_time
@@ -45,6 +55,7 @@ from rollguard.store import IncidentStore
 
 ROLLGUARD_MARK = "Rollguard"  # prefix of the descriptions of deployments Rollguard creates
 CLOCK_SKEW = timedelta(seconds=60)
+CANARY_SETTLE_SECONDS = 60  # after CodeDeploy's last shift, before the widened rollback is judged
 LOOKBACK = timedelta(days=90)
 
 Verdict = Literal["recovered", "not_recovered", "inconclusive"]
@@ -107,7 +118,7 @@ def _deploy_suspect(
     assert cd is not None
     group = f"{cd.application}/{cd.deployment_group}"
     window = timedelta(seconds=policy.trigger.require_change_within)
-    ours = [d for d in history if d.creator == "codeDeployRollback" or d.description.startswith(ROLLGUARD_MARK)]
+    ours = [d for d in history if d.creator in ROLLBACK_CREATORS or d.description.startswith(ROLLGUARD_MARK)]
     changes = [d for d in history if d not in ours]
     in_scope = [d for d in changes if onset - window <= parse_aws_time(d.create_time) <= onset + CLOCK_SKEW]
     if not in_scope:
@@ -267,6 +278,9 @@ class StepOutcome:
     full_rollback_done: bool = False
     reverted: str | None = None
     regions: list[dict[str, object]] = field(default_factory=list)
+    stop_pending: str | None = None  # a deployment whose stop answered Pending (its rollback id comes later)
+    alarm_override: dict[str, Any] | None = None  # the overrideAlarmConfiguration sent with the deployment
+    extra_wait: int = 0  # seconds before the verification window starts (a widening canary still shifting)
 
 
 def act(state: ExecutionState, deps: Deps) -> Progress:
@@ -313,20 +327,25 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
         reverted_change=outcome.reverted,
         ladder_action=step.action,
         approved_by=approved.approver if approved else None,
+        alarm_override=outcome.alarm_override,
     )
     deps.store.update(state.incident_id, current_step=f"step {index + 1}: {outcome.action} {outcome.scope}")
     return Progress(
         step=index,
         action=outcome.action,
         scope=outcome.scope,
-        wait_seconds=step.verify.window,
+        wait_seconds=step.verify.window + outcome.extra_wait,
         judge=outcome.judge,
+        stop_pending=outcome.stop_pending,
         rollback_deployment_id=outcome.rollback_deployment_id
         or (previous.rollback_deployment_id if previous else None),
         full_rollback_done=outcome.full_rollback_done or bool(previous and previous.full_rollback_done),
         actions=[*(previous.actions if previous else []), record],
         reverted=[*(previous.reverted if previous else []), *([outcome.reverted] if outcome.reverted else [])],
-        summary=f"Step {index + 1}: {outcome.detail}; verifying for {format_duration(step.verify.window)}.",
+        summary=(
+            f"Step {index + 1}: {outcome.detail}; verifying for {format_duration(step.verify.window)}"
+            f"{f' once it has shifted (in {format_duration(outcome.extra_wait)})' if outcome.extra_wait else ''}."
+        ),
     )
 
 
@@ -487,7 +506,7 @@ def _take_step(step: LadderStep, state: ExecutionState, deps: Deps) -> StepOutco
     why = f"incident {state.incident_id} ({state.alarm.name})"
     match step:
         case RollbackStep():
-            return _rollback(step.scope, state, deps)
+            return _rollback(step.scope, state, deps, step)
         case FlagStep():
             enabled = step.action == "flag_on"
             results = set_flag(_appconfig(deps), step.flag, enabled, deps.appconfig_strategy, deps.region, why)
@@ -548,9 +567,9 @@ def _revert_recent_change(state: ExecutionState, deps: Deps, why: str) -> StepOu
     return _config_outcome("config_revert", f"revert {d['profile']}", results, change.change_id)
 
 
-def _rollback(scope: str, state: ExecutionState, deps: Deps) -> StepOutcome:
+def _rollback(scope: str, state: ExecutionState, deps: Deps, step: LadderStep | None = None) -> StepOutcome:
     """CodeDeploy: stop an in-flight deployment with auto-rollback, or deploy the last-known-good revision
-    (canary first, or all at once; a full step after a canary widens it)."""
+    (a canary first, or all at once); a full step after a canary widens it by letting CodeDeploy finish it."""
     assessment = state.assessment
     if assessment is None or assessment.bad is None:
         raise NothingToRollBack("no CodeDeploy deployment in scope to roll back")
@@ -562,48 +581,114 @@ def _rollback(scope: str, state: ExecutionState, deps: Deps) -> StepOutcome:
     canary_id = previous.rollback_deployment_id if previous else None
     mark = f"{ROLLGUARD_MARK} {state.incident_id}"
 
-    def roll_back(config: str, what: str) -> tuple[str, DeploymentRef]:
-        """Deploy the last-known-good revision with ``config``; the new deployment's id and that revision."""
-        good = _last_good(assessment)
-        revision = retarget(good.revision, bad.revision_label)
-        return deps.codedeploy.deploy(cd.application, cd.deployment_group, revision, config, f"{mark}: {what}"), good
-
     if deps.codedeploy.get(bad.deployment_id).get("status") in IN_FLIGHT:
-        # Still deploying: stopping it with auto-rollback is both faster and what CodeDeploy does best.
-        deps.codedeploy.stop(bad.deployment_id, auto_rollback=True)
+        # Still deploying: stopping it with auto-rollback is both faster and what CodeDeploy does best. The stop
+        # answers Pending (API "StopDeployment"); the rollback deployment's id is read once it exists (Verify).
+        status = deps.codedeploy.stop(bad.deployment_id, auto_rollback=True)
         rollback_id = deps.codedeploy.get(bad.deployment_id).get("rollbackInfo", {}).get("rollbackDeploymentId")
         return StepOutcome(
             action="rollback",
             scope=scope,
-            detail=f"stopped in-flight deployment {bad.deployment_id} with automatic rollback",
+            detail=(
+                f"stopped in-flight deployment {bad.deployment_id} with automatic rollback (stop {status}"
+                f"{f'; rollback {rollback_id}' if rollback_id else ''})"
+            ),
             deployment_ids=[bad.deployment_id, *([rollback_id] if rollback_id else [])],
             rollback_deployment_id=rollback_id,
+            stop_pending=None if rollback_id else bad.deployment_id,
             full_rollback_done=True,
         )
+    good = _last_good(assessment)  # fail before changing anything if there is nowhere to go
+    alarms, alarm_note = _alarm_override(state, deps)
+
+    def roll_back(config: str, what: str) -> str:
+        revision = retarget(good.revision, bad.revision_label)
+        description = f"{mark}: {what}"
+        return deps.codedeploy.deploy(cd.application, cd.deployment_group, revision, config, description, alarms)
+
     if scope == "canary":
-        new_rollback, good = roll_back(CANARY_CONFIG[platform], "canary rollback")
+        window = step.verify.window * (2 if step.verify.extend_once else 1) if step else CANARY_MARGIN_SECONDS
+        minutes = canary_minutes(window)
+        config = deps.codedeploy.ensure_canary_config(platform, minutes)
+        new_rollback = roll_back(config, "canary rollback")
         return StepOutcome(
             action="rollback",
             scope="canary",
             judge="slice",
-            detail=f"canary rollback {new_rollback} to revision {good.revision_label} ({CANARY_CONFIG[platform]})",
+            detail=(
+                f"canary rollback {new_rollback} to revision {good.revision_label} ({config}: "
+                f"{CANARY_PERCENT}% now, the rest after {minutes}m unless Rollguard stops it){alarm_note}"
+            ),
             deployment_ids=[bad.deployment_id, new_rollback],
             rollback_deployment_id=new_rollback,
+            alarm_override=alarms,
         )
-    _last_good(assessment)  # fail before stopping anything if there is nowhere to go
-    if canary_id and deps.codedeploy.get(canary_id).get("status") in IN_FLIGHT:
-        # CodeDeploy cannot hurry a canary along: stop it where it is, then move everything at once.
-        deps.codedeploy.stop(canary_id, auto_rollback=False)
-    new_rollback, good = roll_back(FULL_CONFIG[platform], "full rollback")
-    verb = "widened canary to a full rollback" if canary_id else "full rollback"
+    if canary_id:
+        canary = deps.codedeploy.get(canary_id)
+        if canary.get("status") in IN_FLIGHT or canary.get("status") == "Succeeded":
+            # Widen: CodeDeploy moves the rest at the end of the canary interval (its second increment).
+            ends = _canary_end(canary)
+            remaining = max(0, int((ends - clock.now()).total_seconds())) if ends else 0
+            how = (
+                f"widening canary {canary_id}: CodeDeploy shifts the rest to revision {good.revision_label} "
+                f"at {clock.iso(ends)} (in {format_duration(remaining)})"
+                if canary.get("status") in IN_FLIGHT and ends
+                else f"canary {canary_id} has already moved all traffic to revision {good.revision_label}"
+            )
+            return StepOutcome(
+                action="rollback",
+                scope="full",
+                detail=how,
+                deployment_ids=[bad.deployment_id, canary_id],
+                rollback_deployment_id=canary_id,
+                full_rollback_done=True,
+                extra_wait=remaining + CANARY_SETTLE_SECONDS if remaining else 0,
+            )
+    new_rollback = roll_back(FULL_CONFIG[platform], "full rollback")
+    verb = f"canary {canary_id} ended {canary.get('status')}; full rollback" if canary_id else "full rollback"
     return StepOutcome(
         action="rollback",
         scope="full",
-        detail=f"{verb} {new_rollback} to revision {good.revision_label} ({FULL_CONFIG[platform]})",
+        detail=f"{verb} {new_rollback} to revision {good.revision_label} ({FULL_CONFIG[platform]}){alarm_note}",
         deployment_ids=[bad.deployment_id, *([canary_id] if canary_id else []), new_rollback],
         rollback_deployment_id=new_rollback,
         full_rollback_done=True,
+        alarm_override=alarms,
     )
+
+
+def _canary_end(canary: dict[str, Any]) -> datetime | None:
+    """When a TimeBasedCanary deployment shifts the rest: its start plus the interval in its config's name."""
+    match = re.search(r"Canary\d+Percent(\d+)Minutes", str(canary.get("deploymentConfigName", "")))
+    started = canary.get("startTime") or canary.get("createTime")
+    if not match or started is None:
+        return None
+    start = started if isinstance(started, datetime) else parse_aws_time(str(started))
+    return start + timedelta(minutes=int(match.group(1)))
+
+
+def _alarm_override(state: ExecutionState, deps: Deps) -> tuple[dict[str, Any] | None, str]:
+    """The deployment group's own alarms would stop Rollguard's rollback while the incident's alarm is in ALARM
+    ("Monitoring deployments with CloudWatch alarms in CodeDeploy"). Override them for this deployment, without the
+    alarms that opened this incident (API "CreateDeployment", overrideAlarmConfiguration); None if the group has
+    no alarms enabled."""
+    cd = state.policy.target.codedeploy
+    assert cd is not None
+    config = deps.codedeploy.deployment_group(cd.application, cd.deployment_group).get("alarmConfiguration") or {}
+    names = [a["name"] for a in config.get("alarms", []) if a.get("name")]
+    if not config.get("enabled") or not names:
+        return None, ""
+    dropped = [n for n in names if state.policy.matches(n) or n == state.alarm.name]
+    if not dropped:
+        return None, ""
+    kept = [n for n in names if n not in dropped]
+    override = {
+        "enabled": bool(kept),
+        "ignorePollAlarmFailure": bool(config.get("ignorePollAlarmFailure", False)),
+        "alarms": [{"name": n} for n in kept],
+    }
+    note = f"; the group's alarm configuration overridden without {', '.join(dropped)}"
+    return override, note + (f" (still watching {', '.join(kept)})" if kept else " (alarm polling off)")
 
 
 def _last_good(assessment: Assessment) -> DeploymentRef:
@@ -714,10 +799,24 @@ def _slice_queries(metrics: SliceMetrics, labels: dict[str, str]) -> list[dict[s
     return queries
 
 
+def _rollback_found(progress: Progress, deps: Deps) -> Progress:
+    """A stop that answered Pending has, by now, usually produced CodeDeploy's rollback deployment: record its id."""
+    assert progress.stop_pending
+    rollback_id = deps.codedeploy.get(progress.stop_pending).get("rollbackInfo", {}).get("rollbackDeploymentId")
+    if not rollback_id:
+        return progress
+    actions = [*progress.actions]
+    if actions:
+        actions[-1] = actions[-1].model_copy(update={"deployment_ids": [*actions[-1].deployment_ids, rollback_id]})
+    return progress.model_copy(update={"stop_pending": None, "rollback_deployment_id": rollback_id, "actions": actions})
+
+
 def verify(state: ExecutionState, deps: Deps) -> Progress:
     progress, assessment = state.progress, state.assessment
     if progress is None or assessment is None:
         raise RollguardError("verify was called before any action")
+    if progress.stop_pending:
+        progress = _rollback_found(progress, deps)
     now = clock.now()
     policy = state.policy
     window = timedelta(seconds=progress.wait_seconds * (2 if progress.extended else 1))
@@ -748,8 +847,8 @@ def verify(state: ExecutionState, deps: Deps) -> Progress:
     canary = progress.rollback_deployment_id if progress.judge == "slice" else None
     if next_route == "escalate" and canary and deps.codedeploy.get(canary).get("status") in IN_FLIGHT:
         # The canary proved nothing (or that the deploy is not the cause): stop moving traffic.
-        deps.codedeploy.stop(canary, auto_rollback=True)
-        because += f"; canary {canary} stopped"
+        status = deps.codedeploy.stop(canary, auto_rollback=True)
+        because += f"; canary {canary} stopped with rollback (stop {status})"
     actions = [*progress.actions]
     if actions:
         actions[-1] = actions[-1].model_copy(update={"verdict": verdict})
@@ -766,6 +865,7 @@ def verify(state: ExecutionState, deps: Deps) -> Progress:
         judge=progress.judge,
         next=next_route,
         measured=measured,
+        rollback_deployment_id=progress.rollback_deployment_id,
     )
     return progress.model_copy(
         update={

@@ -19,13 +19,18 @@ _NOT_FOUND = frozenset(
     }
 )
 IN_FLIGHT = frozenset({"Created", "Queued", "InProgress", "Baking", "Ready"})
+# Who else creates deployments that undo a change: they are never the change to blame (API "DeploymentInfo",
+# creator: codeDeployRollback, CloudFormationRollback).
+ROLLBACK_CREATORS = frozenset({"codeDeployRollback", "CloudFormationRollback"})
 
-# A canary moves only a slice of traffic first; "full" moves the rest at once.
-CANARY_CONFIG = {
-    "Lambda": "CodeDeployDefault.LambdaCanary10Percent15Minutes",
-    "ECS": "CodeDeployDefault.ECSCanary10Percent15Minutes",
-    "Server": "CodeDeployDefault.OneAtATime",
-}
+# A canary moves only a slice of traffic first. For Lambda and ECS, Rollguard's canary is a custom TimeBasedCanary
+# configuration whose interval is the verification window plus a margin (canary_config): CodeDeploy itself shifts
+# the rest when the interval ends, unless Rollguard stopped it first. That gives Rollguard the decision at the end
+# of the window with a mechanism CodeDeploy supports: stopping a Lambda canary *without* rollback would leave the
+# alias on two versions and fail every later deployment ("Troubleshoot AWS Lambda deployment issues").
+CANARY_PERCENT = 10
+CANARY_MARGIN_SECONDS = 60  # from the window's end to the latest moment Verify can still stop the canary
+SERVER_CANARY_CONFIG = "CodeDeployDefault.OneAtATime"
 FULL_CONFIG = {
     "Lambda": "CodeDeployDefault.LambdaAllAtOnce",
     "ECS": "CodeDeployDefault.ECSAllAtOnce",
@@ -78,16 +83,29 @@ def revision_label(revision: dict[str, Any]) -> str:
     return json.dumps(revision, sort_keys=True)[:60]
 
 
+def canary_minutes(longest_window_seconds: int) -> int:
+    """The canary interval (whole minutes, as TimeBasedCanary takes it) that outlasts a verification window."""
+    return max(1, -(-(longest_window_seconds + CANARY_MARGIN_SECONDS) // 60))
+
+
+def canary_config_name(platform: str, minutes: int) -> str:
+    return f"Rollguard-{platform}Canary{CANARY_PERCENT}Percent{minutes}Minutes"
+
+
 def retarget(revision: dict[str, Any], live_label: str) -> dict[str, Any]:
     """The revision to deploy to go back to ``revision`` from what is live now.
 
-    A Lambda AppSpec names the alias's current version as well as the target; the last-known-good
-    deployment's AppSpec names the version that was current back then, so Rollguard rewrites it to the
-    version live now. Other revision types are deployed as they are.
+    A Lambda AppSpec names the alias's current version as well as the target, and CodeDeploy fails the deployment
+    (INVALID_LAMBDA_CONFIGURATION) unless CurrentVersion is the alias's version. The last-known-good deployment's
+    AppSpec names the version that was current back then, so Rollguard rewrites it to the version live now, for
+    ``AppSpecContent`` and ``String`` revisions alike (both carry the AppSpec inline). Other types are deployed as
+    they are.
     """
-    if revision.get("revisionType") != "AppSpecContent":
+    kind = revision.get("revisionType")
+    if kind not in {"AppSpecContent", "String"}:
         return revision
-    spec = _load_appspec(revision.get("appSpecContent", {}).get("content", ""))
+    key = "appSpecContent" if kind == "AppSpecContent" else "string"
+    spec = _load_appspec(revision.get(key, {}).get("content", ""))
     changed = False
     for resource in spec.get("Resources", []):
         for body in resource.values():
@@ -97,7 +115,7 @@ def retarget(revision: dict[str, Any], live_label: str) -> dict[str, Any]:
                 changed = True
     if not changed:
         return revision
-    return {"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(spec)}}
+    return {"revisionType": kind, key: {"content": json.dumps(spec)}}
 
 
 def to_ref(info: dict[str, Any]) -> DeploymentRef:
@@ -157,7 +175,37 @@ class CodeDeploy:
             raise translate(exc, f"stopping deployment {deployment_id}", _NOT_FOUND, RollbackFailed) from exc
         return str(response.get("status", "Pending"))
 
-    def deploy(self, application: str, group: str, revision: dict[str, Any], config: str, description: str) -> str:
+    def ensure_canary_config(self, platform: str, minutes: int) -> str:
+        """Rollguard's canary configuration for ``platform`` with this interval, created once per account and
+        region and reused (CreateDeploymentConfig; TimeBasedCanary, "Deployment configurations in CodeDeploy")."""
+        if platform == "Server":
+            return SERVER_CANARY_CONFIG
+        name = canary_config_name(platform, minutes)
+        try:
+            self._cd.create_deployment_config(
+                deploymentConfigName=name,
+                computePlatform=platform,
+                trafficRoutingConfig={
+                    "type": "TimeBasedCanary",
+                    "timeBasedCanary": {"canaryPercentage": CANARY_PERCENT, "canaryInterval": minutes},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "DeploymentConfigAlreadyExistsException":
+                raise translate(exc, f"creating deployment configuration {name}", _NOT_FOUND, RollbackFailed) from exc
+        return name
+
+    def deploy(
+        self,
+        application: str,
+        group: str,
+        revision: dict[str, Any],
+        config: str,
+        description: str,
+        override_alarms: dict[str, Any] | None = None,
+    ) -> str:
+        """CreateDeployment; ``override_alarms`` replaces the group's alarm configuration for this deployment."""
+        extra = {"overrideAlarmConfiguration": override_alarms} if override_alarms is not None else {}
         try:
             response = self._cd.create_deployment(
                 applicationName=application,
@@ -165,6 +213,7 @@ class CodeDeploy:
                 revision=revision,
                 deploymentConfigName=config,
                 description=description[:250],
+                **extra,
             )
         except ClientError as exc:
             raise translate(exc, f"deploying {config} to {application}/{group}", _NOT_FOUND, RollbackFailed) from exc
