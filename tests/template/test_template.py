@@ -224,6 +224,44 @@ def test_definition_substitutions_match_the_asl(template: dict[str, Any]) -> Non
         assert not unused, f"{logical_id}: substitutions the ASL never uses: {unused}"
 
 
+# "Handle Lambda service exceptions" (Step Functions developer guide, best practices): these transient Lambda
+# service errors are to be retried; Lambda.TooManyRequestsException (throttling) is retried too.
+LAMBDA_SERVICE_EXCEPTIONS = {
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+}
+
+
+def _lambda_tasks(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every Task that invokes a Lambda function, nested Parallel branches and Map processors included."""
+    found = {}
+    for name, state in states.items():
+        resource = str(state.get("Resource", ""))
+        if state["Type"] == "Task" and (
+            re.fullmatch(r"\$\{\w+FunctionArn\}", resource) or resource.startswith("arn:aws:states:::lambda:invoke")
+        ):
+            found[name] = state
+        for branch in state.get("Branches", []):
+            found.update(_lambda_tasks(branch["States"]))
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            found.update(_lambda_tasks(processor["States"]))
+    return found
+
+
+def test_every_lambda_task_retries_lambda_service_exceptions() -> None:
+    asl = json.loads((REPO_ROOT / "statemachines" / "remediation.asl.json").read_text(encoding="utf-8"))
+    tasks = _lambda_tasks(asl["States"])
+    assert len(tasks) >= 9, sorted(tasks)
+    for name, task in tasks.items():
+        retried = {error for retrier in task.get("Retry", []) for error in retrier["ErrorEquals"]}
+        missing = LAMBDA_SERVICE_EXCEPTIONS - retried
+        assert not missing, f"{name!r} does not retry {sorted(missing)}"
+        assert "Lambda.TooManyRequestsException" in retried, name
+
+
 def test_state_machine_is_standard_logged_and_traced(template: dict[str, Any]) -> None:
     props = template["Resources"][STATE_MACHINE]["Properties"]
     assert props["Type"] == "STANDARD"  # task tokens and long waits need Standard
