@@ -265,12 +265,20 @@ def test_every_lambda_task_retries_lambda_service_exceptions() -> None:
 def test_state_machine_is_standard_logged_and_traced(template: dict[str, Any]) -> None:
     props = template["Resources"][STATE_MACHINE]["Properties"]
     assert props["Type"] == "STANDARD"  # task tokens and long waits need Standard
-    assert props["Logging"]["Level"] == "ALL"
-    assert props["Logging"]["IncludeExecutionData"] is True
+    assert props["Logging"]["Level"] == "ERROR"  # failures; the full history is the execution history
     assert props["Tracing"]["Enabled"] is True
     (destination,) = props["Logging"]["Destinations"]
     log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
     assert "RetentionInDays" in template["Resources"][log_group_id]["Properties"]
+
+
+def test_state_machine_logs_carry_no_execution_data(template: dict[str, Any]) -> None:
+    """The approval task passes $$.Task.Token to the Approval function: in the logs, anyone who may read the log
+    group could answer the approval. Level ERROR never logs TaskScheduled (where the token is, in its parameters),
+    and without execution data no logged event carries a state's input or output either."""
+    logging = template["Resources"][STATE_MACHINE]["Properties"]["Logging"]
+    assert logging["IncludeExecutionData"] is False
+    assert logging["Level"] in {"ERROR", "FATAL", "OFF"}
 
 
 # ---------------------------------------------------------------------------- IAM
