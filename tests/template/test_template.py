@@ -152,6 +152,7 @@ EXPECTED_OUTPUTS = [
     "EscalationTopicArn",
     "IntakeFunctionName",
     "IntakeDeadLetterQueueUrl",
+    "FailedInvocationsQueueUrl",
     "StepFunctionsConsoleUrl",
 ]
 
@@ -429,6 +430,25 @@ def test_flag_report_runs_weekly_on_the_flag_profiles_parameter(template: dict[s
     assert variables == {"ESCALATION_TOPIC_ARN": {"Ref": "EscalationTopic"}, "FLAG_PROFILES": {"Ref": "FlagProfiles"}}
     # The default checks nothing, and is valid JSON for the function.
     assert json.loads(template["Parameters"]["FlagProfiles"]["Default"]) == []
+
+
+def test_asynchronously_invoked_functions_keep_what_fails(template: dict[str, Any]) -> None:
+    """EventBridge and schedules invoke asynchronously: after Lambda's retries a failed event is dropped unless the
+    function has a dead-letter queue or an on-failure destination (a lost watchdog event is a lost escalation)."""
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    asynchronous = {
+        logical_id
+        for logical_id, function in functions.items()
+        if any(e["Type"] in {"EventBridgeRule", "Schedule"} for e in function["Properties"].get("Events", {}).values())
+    }
+    assert asynchronous == {"IntakeFunction", "WatchdogFunction", "JournalFunction", "FlagReportFunction"}
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    for logical_id in asynchronous:
+        props = functions[logical_id]["Properties"]
+        on_failure = props.get("EventInvokeConfig", {}).get("DestinationConfig", {}).get("OnFailure", {})
+        target = props.get("DeadLetterQueue", {}).get("TargetArn") or on_failure.get("Destination")
+        assert target, f"{logical_id} drops events that fail after Lambda's retries"
+        assert target["Fn::GetAtt"][0] in queues, logical_id
 
 
 def test_only_the_alarm_rule_may_dead_letter(template: dict[str, Any]) -> None:
