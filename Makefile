@@ -6,6 +6,8 @@ PYTHON ?= $(shell PYENV_VERSION=3.13.0 command -v python3.13 || command -v pytho
 export PYENV_VERSION ?= 3.13.0
 VENV := .venv
 TOOLS := .venv-tools
+CHECKOV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
 BIN := $(VENV)/bin
 SCENARIO ?= bad-deploy
 
@@ -23,6 +25,15 @@ $(TOOLS)/bin/.installed:
 	"$(PYTHON)" -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --upgrade pip
 	$(TOOLS)/bin/pip install --quiet aws-sam-cli==1.170.0 cfn-lint==1.58.0
+	touch $@
+
+# checkov (the IaC scanner, tests/template/test_iac_scan.py) gets its own environment: pip cannot resolve
+# its dependencies together with aws-sam-cli's pins. The stamp names the version, so a new pin reinstalls.
+$(CHECKOV)/bin/.installed-$(CHECKOV_VERSION):
+	rm -rf $(CHECKOV)
+	"$(PYTHON)" -m venv $(CHECKOV)
+	$(CHECKOV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
 	touch $@
 
 # The HTML incident report is checked in headless Chromium (tests/drills/test_report_in_browser.py):
@@ -48,8 +59,8 @@ typecheck: $(BIN)/.installed
 policies: $(BIN)/.installed
 	$(BIN)/rollguard policy check policies/
 
-test: $(BIN)/.installed $(TOOLS)/bin/.installed chromium lint typecheck policies
-	ROLLGUARD_TOOLS_BIN=$(CURDIR)/$(TOOLS)/bin $(BIN)/pytest
+test: $(BIN)/.installed $(TOOLS)/bin/.installed $(CHECKOV)/bin/.installed-$(CHECKOV_VERSION) chromium lint typecheck policies
+	ROLLGUARD_TOOLS_BIN=$(CURDIR)/$(TOOLS)/bin ROLLGUARD_CHECKOV_BIN=$(CURDIR)/$(CHECKOV)/bin $(BIN)/pytest
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py
@@ -58,4 +69,4 @@ build: $(TOOLS)/bin/.installed $(BIN)/.installed
 	PATH=$(CURDIR)/$(BIN):$$PATH $(TOOLS)/bin/sam build
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(CHECKOV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -155,6 +155,7 @@ EXPECTED_OUTPUTS = [
     "EscalationTopicArn",
     "IntakeFunctionName",
     "IntakeDeadLetterQueueUrl",
+    "FailedInvocationsQueueUrl",
     "StepFunctionsConsoleUrl",
 ]
 
@@ -227,15 +228,61 @@ def test_definition_substitutions_match_the_asl(template: dict[str, Any]) -> Non
         assert not unused, f"{logical_id}: substitutions the ASL never uses: {unused}"
 
 
+# "Handle Lambda service exceptions" (Step Functions developer guide, best practices): these transient Lambda
+# service errors are to be retried; Lambda.TooManyRequestsException (throttling) is retried too.
+LAMBDA_SERVICE_EXCEPTIONS = {
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+}
+
+
+def _lambda_tasks(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every Task that invokes a Lambda function, nested Parallel branches and Map processors included."""
+    found = {}
+    for name, state in states.items():
+        resource = str(state.get("Resource", ""))
+        if state["Type"] == "Task" and (
+            re.fullmatch(r"\$\{\w+FunctionArn\}", resource) or resource.startswith("arn:aws:states:::lambda:invoke")
+        ):
+            found[name] = state
+        for branch in state.get("Branches", []):
+            found.update(_lambda_tasks(branch["States"]))
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            found.update(_lambda_tasks(processor["States"]))
+    return found
+
+
+def test_every_lambda_task_retries_lambda_service_exceptions() -> None:
+    asl = json.loads((REPO_ROOT / "statemachines" / "remediation.asl.json").read_text(encoding="utf-8"))
+    tasks = _lambda_tasks(asl["States"])
+    assert len(tasks) >= 9, sorted(tasks)
+    for name, task in tasks.items():
+        retried = {error for retrier in task.get("Retry", []) for error in retrier["ErrorEquals"]}
+        missing = LAMBDA_SERVICE_EXCEPTIONS - retried
+        assert not missing, f"{name!r} does not retry {sorted(missing)}"
+        assert "Lambda.TooManyRequestsException" in retried, name
+
+
 def test_state_machine_is_standard_logged_and_traced(template: dict[str, Any]) -> None:
     props = template["Resources"][STATE_MACHINE]["Properties"]
     assert props["Type"] == "STANDARD"  # task tokens and long waits need Standard
-    assert props["Logging"]["Level"] == "ALL"
-    assert props["Logging"]["IncludeExecutionData"] is True
+    assert props["Logging"]["Level"] == "ERROR"  # failures; the full history is the execution history
     assert props["Tracing"]["Enabled"] is True
     (destination,) = props["Logging"]["Destinations"]
     log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
     assert "RetentionInDays" in template["Resources"][log_group_id]["Properties"]
+
+
+def test_state_machine_logs_carry_no_execution_data(template: dict[str, Any]) -> None:
+    """The approval task passes $$.Task.Token to the Approval function: in the logs, anyone who may read the log
+    group could answer the approval. Level ERROR never logs TaskScheduled (where the token is, in its parameters),
+    and without execution data no logged event carries a state's input or output either."""
+    logging = template["Resources"][STATE_MACHINE]["Properties"]["Logging"]
+    assert logging["IncludeExecutionData"] is False
+    assert logging["Level"] in {"ERROR", "FATAL", "OFF"}
 
 
 # ---------------------------------------------------------------------------- IAM
@@ -386,6 +433,25 @@ def test_flag_report_runs_weekly_on_the_flag_profiles_parameter(template: dict[s
     assert variables == {"ESCALATION_TOPIC_ARN": {"Ref": "EscalationTopic"}, "FLAG_PROFILES": {"Ref": "FlagProfiles"}}
     # The default checks nothing, and is valid JSON for the function.
     assert json.loads(template["Parameters"]["FlagProfiles"]["Default"]) == []
+
+
+def test_asynchronously_invoked_functions_keep_what_fails(template: dict[str, Any]) -> None:
+    """EventBridge and schedules invoke asynchronously: after Lambda's retries a failed event is dropped unless the
+    function has a dead-letter queue or an on-failure destination (a lost watchdog event is a lost escalation)."""
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    asynchronous = {
+        logical_id
+        for logical_id, function in functions.items()
+        if any(e["Type"] in {"EventBridgeRule", "Schedule"} for e in function["Properties"].get("Events", {}).values())
+    }
+    assert asynchronous == {"IntakeFunction", "WatchdogFunction", "JournalFunction", "FlagReportFunction"}
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    for logical_id in asynchronous:
+        props = functions[logical_id]["Properties"]
+        on_failure = props.get("EventInvokeConfig", {}).get("DestinationConfig", {}).get("OnFailure", {})
+        target = props.get("DeadLetterQueue", {}).get("TargetArn") or on_failure.get("Destination")
+        assert target, f"{logical_id} drops events that fail after Lambda's retries"
+        assert target["Fn::GetAtt"][0] in queues, logical_id
 
 
 def test_only_the_alarm_rule_may_dead_letter(template: dict[str, Any]) -> None:
