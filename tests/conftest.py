@@ -59,6 +59,7 @@ EXPECTED_OUTCOMES = {
     "approval-granted": "resolved",
     "approval-denied": "escalated",
     "approval-timeout": "escalated",
+    "flag-off-while-baking": "resolved",
 }
 DRILLS = tuple(EXPECTED_OUTCOMES)
 
