@@ -321,3 +321,54 @@ def test_deployments_are_listed_newest_first_with_their_profile(env: Env) -> Non
         (2, env.settings),
         (1, env.flags),
     ]
+
+
+# ---------------------------------------------------------------- hosted versions and EventBridge
+
+
+def test_a_stale_latest_version_number_is_a_conflict(env: Env) -> None:
+    """ "CreateHostedConfigurationVersion" (API reference): LatestVersionNumber is a locking token; a version
+    written meanwhile makes the write a ConflictException."""
+    with pytest.raises(env.ac.exceptions.ConflictException) as refused:
+        env.ac.create_hosted_configuration_version(
+            ApplicationId=env.app,
+            ConfigurationProfileId=env.flags,
+            Content=b'{"v": 2}',
+            ContentType="application/json",
+            LatestVersionNumber=0,
+        )
+    assert code(refused) == ("ConflictException", 409)
+
+
+def test_feature_flag_versions_must_match_the_feature_flags_schema(env: Env) -> None:
+    """ "Understanding the type reference for AWS.AppConfig.FeatureFlags" (user guide): a value names a
+    defined flag and its ``enabled`` is a boolean; anything else is a BadRequestException."""
+    profile = env.ac.create_configuration_profile(
+        ApplicationId=env.app, Name="ff", LocationUri="hosted", Type="AWS.AppConfig.FeatureFlags"
+    )["Id"]
+    broken = {"version": "1", "flags": {"a": {"name": "a"}}, "values": {"a": {"enabled": "yes"}}}
+
+    with pytest.raises(env.ac.exceptions.BadRequestException, match="enabled must be a boolean"):
+        env.version(profile, broken)
+    assert env.version(profile, {**broken, "values": {"a": {"enabled": True}}}) == 1
+
+
+def test_deployments_announce_start_complete_and_rollback_on_eventbridge(env: Env, sandbox: Sandbox) -> None:
+    """ "Using the AWS AppConfig deployment events to Amazon EventBridge extension" (user guide)."""
+    seen: list[dict[str, Any]] = []
+    sandbox.appconfig.publish = seen.append
+    env.start(env.flags, 1, env.immediate)
+    number = env.start(env.flags, 1, "AppConfig.Linear50PercentEvery30Seconds")["DeploymentNumber"]
+    env.stop(number)
+    sandbox.advance(60)
+    assert env.state(number) == "ROLLED_BACK"  # the sandbox moves deployments along when AppConfig is next read
+
+    assert [(e["detail-type"], e["detail"]["DeploymentNumber"]) for e in seen] == [
+        ("On Deployment Start", 1),
+        ("On Deployment Complete", 1),
+        ("On Deployment Start", 2),
+        ("On Deployment Rollback", 2),
+    ]
+    assert all(e["source"] == "aws.appconfig" and e["detail"]["ConfigurationProfile"]["Id"] == env.flags for e in seen)
+    rollback = seen[-1]
+    assert rollback["time"] == env.get(number)["CompletedAt"].strftime("%Y-%m-%dT%H:%M:%SZ"), "stamped when it happened"
