@@ -62,6 +62,7 @@ EXPECTED_OUTCOMES = {
     "in-flight-canary": "resolved",
     "string-revision": "resolved",
     "group-alarm": "resolved",
+    "flag-off-while-baking": "resolved",
 }
 DRILLS = tuple(EXPECTED_OUTCOMES)
 

@@ -543,6 +543,41 @@ SCENARIOS.update(
 )
 
 
+def _flag_off_while_baking(stage: Stage) -> None:
+    stage.appconfig()
+    stage.deploy("6")
+    stage.sb.advance(45 * 60)
+    stage.behave(lambda v, live: 0.15 if live.flag("new-pricing") else None)
+    # A human turns the flag on with AppConfig.AllAtOnce, which bakes 10 minutes: the alarm fires while it bakes.
+    ac, document = stage.sb.client("appconfig"), json.loads(json.dumps(FLAGS))
+    document["values"]["new-pricing"]["enabled"] = True
+    version = ac.create_hosted_configuration_version(
+        ApplicationId=stage.app_id,
+        ConfigurationProfileId=stage.profiles["checkout-flags"],
+        Content=json.dumps(document).encode(),
+        ContentType="application/json",
+    )["VersionNumber"]
+    ac.start_deployment(
+        ApplicationId=stage.app_id,
+        EnvironmentId=stage.env_id,
+        DeploymentStrategyId="AppConfig.AllAtOnce",
+        ConfigurationProfileId=stage.profiles["checkout-flags"],
+        ConfigurationVersion=str(version),
+        Description="checkout-flags by a human",
+    )
+
+
+SCENARIOS["flag-off-while-baking"] = Scenario(
+    "flag-off-while-baking",
+    "The new-pricing flag goes on with AppConfig.AllAtOnce and leaks 15% errors while its deployment still bakes; "
+    "Rollguard stops that deployment (AppConfig rolls it back), deploys the flag off, and the alarm recovers.",
+    "resolved",
+    _flag_off_while_baking,
+    "sandbox-kill-switch.yaml",
+    expected_alias={"6": 1.0},
+)
+
+
 def _seconds_between(start: datetime, end_iso: str) -> float:
     return round((parse_aws_time(end_iso) - start).total_seconds(), 1)
 

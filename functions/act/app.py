@@ -8,7 +8,7 @@ from rollguard import telemetry
 from rollguard.errors import RollguardError
 from rollguard.incident import ExecutionState
 from rollguard.remediation import act
-from rollguard.runtime import remediation_deps
+from rollguard.runtime import remediation_deps_for
 
 logger = Logger()
 metrics = Metrics()
@@ -19,7 +19,8 @@ metrics = Metrics()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = ExecutionState.model_validate(event)
     try:
-        result = act(state, remediation_deps())
+        # AppConfig waits end before the function's timeout, so a step that runs out of time still records why.
+        result = act(state, remediation_deps_for(context))
     except RollguardError as exc:  # counted as a failed action, then raised on for the state machine
         telemetry.emit(metrics, telemetry.failed_action(state, exc))
         raise

@@ -98,6 +98,7 @@ def test_the_escalation_notification_carries_the_context(drill_runs: dict[str, A
     ("name", "actions"),
     [
         ("flag-kill-switch", [("flag_off", "recovered")]),
+        ("flag-off-while-baking", [("flag_off", "recovered")]),
         ("config-drift", [("config_revert", "recovered")]),
         ("blame-the-flag", [("flag_off", "recovered")]),
         ("blame-the-deploy", [("rollback", "recovered")]),
@@ -108,6 +109,24 @@ def test_change_drills_undo_exactly_the_culprit(drill_runs: dict[str, Any], name
 
     assert [(a["action"], a["verdict"]) for a in doc["actions"]] == actions
     assert not any(a["action"] == "rollback" for a in doc["actions"]) or name == "blame-the-deploy"
+
+
+def test_flag_off_stops_the_baking_flag_deployment_and_the_audit_says_so(drill_runs: dict[str, Any]) -> None:
+    doc = document(drill_runs["flag-off-while-baking"])
+
+    assert doc["outcome"] == "resolved"
+    [action] = [e for e in doc["audit_events"] if e["kind"] == "action"]
+    assert action["result"] == "ok" and action["parameters"]["action"] == "flag_off"
+    [region] = action["parameters"]["regions"]
+    stopped = region["stopped"]
+    assert (stopped["state"], stopped["outcome"], stopped["by_rollguard"]) == ("BAKING", "ROLLED_BACK", True)
+    assert stopped["version"] == region["previous_version"], "the stopped deployment shipped the bad version"
+    assert region["new_version"] == region["previous_version"] + 1
+    assert region["deployment_number"] == stopped["deployment_number"] + 1
+    told = f"stopped deployment {stopped['deployment_number']} of version {stopped['version']} while BAKING"
+    assert told in action["summary"]
+    calls = doc["aws_calls"]
+    assert "rollguard-act:appconfig:StopDeployment" in calls and "rollguard-act:appconfig:StartDeployment" in calls
 
 
 def test_revert_recent_change_names_what_it_chose(drill_runs: dict[str, Any]) -> None:

@@ -142,23 +142,27 @@ def test_appconfig_errors_become_named_errors(
         require_success("flag_off", set_flag(appconfig(), one_region, False, STRATEGY, "us-east-1", "x"))
 
 
-def test_a_deployment_in_progress_is_a_real_conflict(sandbox: Sandbox, regions: dict[str, Any]) -> None:
+def test_another_profiles_deployment_in_progress_is_a_conflict_and_left_alone(
+    sandbox: Sandbox, regions: dict[str, Any]
+) -> None:
     ids = regions["us-east-1"]
     ac = boto3.client("appconfig", region_name="us-east-1")
     slow = ac.create_deployment_strategy(
         Name="slow", DeploymentDurationInMinutes=10, GrowthFactor=10, FinalBakeTimeInMinutes=10, ReplicateTo="NONE"
     )["Id"]
-    ac.start_deployment(
+    number = ac.start_deployment(
         ApplicationId=ids["app"],
         EnvironmentId=ids["env"],
         DeploymentStrategyId=slow,
         ConfigurationProfileId=ids["checkout-settings"],
         ConfigurationVersion="1",
-    )
+    )["DeploymentNumber"]
     one_region = FlagRef(**{**FLAG.model_dump(), "regions": ["us-east-1"]})
 
-    with pytest.raises(AppConfigConflict, match="already in progress"):
+    with pytest.raises(AppConfigConflict, match=rf"deployment {number} of checkout-settings version 1 \(DEPLOYING\)"):
         require_success("flag_on", set_flag(appconfig(), one_region, True, STRATEGY, "us-east-1", "x"))
+    state = ac.get_deployment(ApplicationId=ids["app"], EnvironmentId=ids["env"], DeploymentNumber=number)["State"]
+    assert state == "DEPLOYING", "someone else's deployment is not Rollguard's to stop"
 
 
 def test_the_feature_flag_schema_is_enforced_on_new_versions(sandbox: Sandbox, regions: dict[str, Any]) -> None:

@@ -45,6 +45,11 @@ class AppConfigConflict(RollguardError):
     """AppConfig refused because something changed meanwhile (a newer version, a deployment in progress)."""
 
 
+class AppConfigWaitTimedOut(RollguardError):
+    """An AppConfig deployment did not reach the state Rollguard waits for (live, or rolled back) within the
+    invocation's time budget; the message names the deployment, its region and the state it was left in."""
+
+
 class ConfigRejected(RollguardError):
     """AppConfig rejected the configuration (it does not validate against the profile's schema)."""
 

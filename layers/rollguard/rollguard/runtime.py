@@ -5,11 +5,22 @@ Imports happen inside the factories so that each handler pays at cold start only
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime, timedelta
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from rollguard import clients
+from rollguard import clients, clock
 from rollguard.settings import get_settings
+
+# What an invocation keeps back from its waits: the audit event and incident update after the action, with
+# botocore's standard retries (a throttled PutItem is retried with back-off).
+AFTER_THE_ACTION_S = 5.0
+
+
+class HasRemainingTime(Protocol):
+    def get_remaining_time_in_millis(self) -> int: ...
+
 
 if TYPE_CHECKING:
     from rollguard.adapters.notify import Notifier
@@ -75,6 +86,19 @@ def remediation_deps() -> Deps:
         region=s.region,
         control=control(),
     )
+
+
+def invocation_deadline(context: HasRemainingTime, reserve_s: float = AFTER_THE_ACTION_S) -> datetime:
+    """When this invocation's waits must end: Lambda's remaining time, less what the handler needs after them."""
+    return clock.now() + timedelta(milliseconds=context.get_remaining_time_in_millis()) - timedelta(seconds=reserve_s)
+
+
+def remediation_deps_for(context: HasRemainingTime) -> Deps:
+    """The cached wiring, with the AppConfig waits bounded by this invocation's deadline."""
+    deps = remediation_deps()
+    if deps.appconfig is None:
+        return deps
+    return replace(deps, appconfig=deps.appconfig.until(invocation_deadline(context)))
 
 
 def control() -> Control:
