@@ -131,25 +131,8 @@ def test_too_little_traffic_is_inconclusive_extends_once_then_escalates() -> Non
     assert_closed_cleanly(result, "escalated")
 
 
-def _in_flight_bad_deploy(stage: Stage) -> None:
-    stage.deploy("6")
-    stage.sb.advance(20 * 60)
-    stage.behave(lambda v, live: 0.30 if v == "7" else None)
-    stage.sb.client("codedeploy").create_deployment_config(
-        deploymentConfigName="Custom.LambdaCanary50Percent30Minutes",
-        computePlatform="Lambda",
-        trafficRoutingConfig={
-            "type": "TimeBasedCanary",
-            "timeBasedCanary": {"canaryPercentage": 50, "canaryInterval": 30},
-        },
-    )
-    stage.deploy("7", config="Custom.LambdaCanary50Percent30Minutes", settle=False)
-
-
 def test_in_flight_deployment_is_stopped_with_automatic_rollback_and_judged_on_the_aggregate() -> None:
-    scenario = Scenario("in-flight", "a canary deploy still in progress", "resolved", _in_flight_bad_deploy)
-
-    result = run_scenario(scenario)
+    result = run_scenario(SCENARIOS["in-flight-canary"])
 
     [action] = result["actions"]
     assert "stopped in-flight deployment" in action["detail"] and action["verdict"] == "recovered"

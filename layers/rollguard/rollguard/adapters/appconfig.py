@@ -217,8 +217,8 @@ class AppConfig:
         REVERTED, or COMPLETE when it finished before the stop reached it)."""
         return self._wait(ids, number, STOPPED | {"COMPLETE"}, set(), "rolled back", cap_s)
 
-    def active(self, ids: ProfileIds) -> Active | None:
-        """The environment's deployment in progress, of any profile (AppConfig allows one at a time)."""
+    def _newest_first(self, ids: ProfileIds) -> list[dict[str, Any]]:
+        """The environment's deployments (list items), newest first."""
         items = self._items(
             ids.region,
             "list_deployments",
@@ -226,7 +226,12 @@ class AppConfig:
             ApplicationId=ids.application_id,
             EnvironmentId=ids.environment_id,
         )
-        for item in sorted(items, key=lambda i: int(i["DeploymentNumber"]), reverse=True):
+        return sorted(items, key=lambda i: int(i["DeploymentNumber"]), reverse=True)
+
+    def active(self, ids: ProfileIds) -> Active | None:
+        """The environment's deployment in progress, of any profile (AppConfig allows one at a time)."""
+        items = self._newest_first(ids)
+        for item in items:
             if item.get("State") in ACTIVE:
                 full = self.deployment(ids, int(item["DeploymentNumber"]))
                 return Active(
@@ -242,14 +247,8 @@ class AppConfig:
 
     def live_version(self, ids: ProfileIds) -> int | None:
         """The version of this profile the environment serves: that of its newest live deployment."""
-        items = self._items(
-            ids.region,
-            "list_deployments",
-            "listing deployments",
-            ApplicationId=ids.application_id,
-            EnvironmentId=ids.environment_id,
-        )
-        for item in sorted(items, key=lambda i: int(i["DeploymentNumber"]), reverse=True):
+        items = self._newest_first(ids)
+        for item in items:
             if item.get("State") not in LIVE:
                 continue
             profile = item.get("ConfigurationProfileId") or self.deployment(ids, int(item["DeploymentNumber"])).get(
@@ -261,15 +260,9 @@ class AppConfig:
 
     def deployments(self, ids: ProfileIds) -> list[dict[str, Any]]:
         """The environment's deployments of this profile, newest first (with their configuration versions)."""
-        items = self._items(
-            ids.region,
-            "list_deployments",
-            "listing deployments",
-            ApplicationId=ids.application_id,
-            EnvironmentId=ids.environment_id,
-        )
+        items = self._newest_first(ids)
         mine = []
-        for item in sorted(items, key=lambda i: int(i["DeploymentNumber"]), reverse=True):
+        for item in items:
             full = self.deployment(ids, int(item["DeploymentNumber"]))
             if full.get("ConfigurationProfileId") == ids.profile_id:
                 mine.append(full)
