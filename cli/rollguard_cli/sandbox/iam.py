@@ -698,9 +698,12 @@ class Enforcer:
         return Decision(function, policy.principal, service, operation, tuple(authorized))
 
 
-def sandbox_enforcer(sandbox: Any, template: Mapping[str, Any] | None = None) -> Enforcer:
+def sandbox_enforcer(
+    sandbox: Any, template: Mapping[str, Any] | None = None, parameters: Mapping[str, str] | None = None
+) -> Enforcer:
     """The enforcer for a provisioned :class:`~rollguard_cli.sandbox.runner.Sandbox`: template.yaml's logical ids
-    mapped to the sandbox's tables, topics, state machine and functions."""
+    mapped to the sandbox's tables, topics, state machine and functions; ``parameters`` override the template's
+    parameter defaults (``CodeDeployApplicationPattern``, ``AlarmNamePattern``) as a deployment's would."""
     from moto.codedeploy.models import codedeploy_backends
 
     from rollguard_cli.sandbox.runner import ACCOUNT, FUNCTIONS, REGION, TABLES, load_template
@@ -726,7 +729,7 @@ def sandbox_enforcer(sandbox: Any, template: Mapping[str, Any] | None = None) ->
 
     return Enforcer(
         template if template is not None else load_template(),
-        Stack(physical=physical, account=ACCOUNT, region=REGION),
+        Stack(physical=physical, parameters=dict(parameters or {}), account=ACCOUNT, region=REGION),
         functions={f"rollguard-{name}": logical for name, logical in FUNCTIONS.items()},
         lookups={("codedeploy", "deploymentid"): deployment_group},
     )
