@@ -262,3 +262,10 @@ def test_the_denial_names_the_role_the_action_and_the_resource() -> None:
         "the codedeploy:GetDeploymentGroup action"
     )
     assert enforcer.check("someone-else", "codedeploy", "GetDeploymentGroup", params, REGION) is None
+
+
+def test_a_service_without_a_modelled_refusal_fails_loudly() -> None:
+    template = {"Resources": {"Fn": {"Type": "AWS::Serverless::Function", "Properties": {"Policies": []}}}}
+    enforcer = Enforcer(template, Stack(physical={}), functions={"rollguard-fn": "Fn"})
+    with pytest.raises(CallNotModelled, match="ACCESS_DENIED"):
+        enforcer.check("rollguard-fn", "sqs", "SendMessage", {"QueueUrl": "u"}, REGION)

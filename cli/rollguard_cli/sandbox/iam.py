@@ -672,6 +672,8 @@ class Enforcer:
         request naming a resource that does not exist (the service answers its own not-found); else the decision."""
         if function not in self.functions:
             return None
+        if service not in ACCESS_DENIED:
+            raise CallNotModelled(f"{service}: add its access-denied error (code, status) to iam.ACCESS_DENIED")
         policy = self.policy(function)
         authorized: list[tuple[str, str]] = []
         try:
@@ -693,8 +695,6 @@ class Enforcer:
                     authorized.append((action, resource))
         except _NoSuchResource:
             return None
-        if service not in ACCESS_DENIED:
-            raise CallNotModelled(f"{service}: add its access-denied error (code, status) to iam.ACCESS_DENIED")
         return Decision(function, policy.principal, service, operation, tuple(authorized))
 
 
