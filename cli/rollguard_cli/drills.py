@@ -19,6 +19,7 @@ from rollguard.clock import iso as domain_iso
 from rollguard.durations import format_duration
 
 from rollguard_cli.review import INCIDENT_FILE, LEAD_IN, METRIC_FILE, alarm_onset, read_alarm_metric
+from rollguard_cli.sandbox.iam import summary as iam_summary
 from rollguard_cli.sandbox.runner import REPO, TABLES, Sandbox
 from rollguard_cli.sandbox.world import ServiceSpec
 
@@ -640,6 +641,9 @@ def run_scenario(
         )
     result["incident"] = from_item(incident)
     result["metric"] = metric.model_dump(mode="json") if metric else None
+    # A call the template does not grant fails the drill, as it would fail the incident in AWS.
+    result["iam"] = iam_summary(sandbox.log.iam_authorized, sandbox.log.iam_denied)
+    result["passed"] = result["passed"] and not result["iam"]["denied"]
     return result
 
 
@@ -781,6 +785,7 @@ def render_timeline(result: dict[str, Any]) -> str:
         f"State transitions: {result['state_transitions']}   Lambda invocations: {result['lambda_invocations']}"
         f"   lock released: {'yes' if result['lock_released'] else 'NO'}   wall time: {result['wall_time_s']} s",
     ]
+    lines += [f"IAM denied ({d['code']}): {d['message']}" for d in result.get("iam", {}).get("denied", [])]
     return "\n".join(lines)
 
 

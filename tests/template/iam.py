@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cfnlint.decode import decode_str
+from rollguard_cli.sandbox.iam import PolicyNotModelled, policy_statements
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
@@ -32,9 +33,6 @@ _KIND_BY_TYPE = {
     "AWS::Lambda::Function": "function",
     "AWS::Logs::LogGroup": "loggroup",
 }
-
-# SAM policy templates this helper knows how to expand; any other one is rejected on purpose.
-_KNOWN_POLICY_TEMPLATES = {"LambdaInvokePolicy"}
 
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
@@ -136,21 +134,12 @@ def policy_entries(template: dict[str, Any], logical_id: str) -> list[Any]:
 
 
 def statements(template: dict[str, Any], logical_id: str) -> list[dict[str, Any]]:
-    """Every IAM statement the resource's `Policies` grant, SAM templates expanded."""
-    result: list[dict[str, Any]] = []
-    for entry in policy_entries(template, logical_id):
-        if isinstance(entry, dict) and "Statement" in entry:
-            result.extend(_as_list(entry["Statement"]))
-        elif isinstance(entry, dict) and len(entry) == 1 and next(iter(entry)) in _KNOWN_POLICY_TEMPLATES:
-            ((name, params),) = entry.items()
-            if name == "LambdaInvokePolicy":
-                # SAM grants lambda:InvokeFunction on the function (and its versions/aliases).
-                result.append(
-                    {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": params["FunctionName"]}
-                )
-        else:
-            raise UnsupportedPolicyError(f"{logical_id}: policy entry {entry!r} is not an explicit Statement list")
-    return result
+    """Every IAM statement the resource's `Policies` grant, SAM templates expanded: the sandbox's reading
+    (rollguard_cli.sandbox.iam), so the template tests and the enforced IAM see the same statements."""
+    try:
+        return policy_statements(template, logical_id)
+    except PolicyNotModelled as exc:
+        raise UnsupportedPolicyError(str(exc)) from exc
 
 
 def allowed_actions(template: dict[str, Any], logical_id: str) -> dict[str, set[str]]:

@@ -1,7 +1,10 @@
 """Every function's IAM covers the AWS calls it really makes in the drills — and nothing more.
 
-The calls are recorded by the sandbox (a botocore hook, attributed to the function running); the grants
-come from template.yaml. Grants that no drill exercises must be explained here.
+The sandbox enforces each function's statements from template.yaml on every call (cli/rollguard_cli/sandbox/iam.py)
+and records the IAM actions each call was authorized on, the Service Authorization Reference's way (a DynamoDB
+transaction needs PutItem/UpdateItem/..., not TransactWriteItems; CreateDeployment with overrideAlarmConfiguration
+also needs UpdateDeploymentGroup). A call the template does not grant fails its drill (tests/sandbox). Here: grants
+that no drill exercises must be explained.
 """
 
 from typing import Any
@@ -21,15 +24,12 @@ FUNCTIONS = {
     "rollguard-journal": "JournalFunction",
     "rollguard-approval": "ApprovalFunction",
 }
-SERVICE_PREFIX = {"monitoring": "cloudwatch"}
 # Functions no drill runs, and where their calls are compared with their grants instead.
 NOT_DRILLED = {
     "FlagReportFunction": "scheduled, outside incidents: tests/functional/test_flags.py records its calls on moto",
     "WatchdogFunction": "runs only when an execution dies: the closing-failure branch in tests/statemachine "
     "drives it; its grants are pinned in test_template.py",
 }
-# A call authorised by other actions than its own name.
-AUTHORISED_BY = {"dynamodb:TransactWriteItems": {"dynamodb:PutItem"}}
 # Granted but not exercised by a drill, and why.
 EXPLAINED = {
     "IntakeFunction": {
@@ -47,15 +47,15 @@ EXPLAINED = {
 
 
 def recorded(drill_runs: dict[str, Any]) -> dict[str, set[str]]:
+    """The IAM actions each function's calls were authorized on, over every drill."""
     import json
 
     calls: dict[str, set[str]] = {logical: set() for logical in FUNCTIONS.values()}
     for run in drill_runs.values():
-        for entry in json.loads(run["stdout"])["aws_calls"]:
-            function, service, operation = entry.split(":")
+        for entry in json.loads(run["stdout"])["iam"]["authorized"]:
+            function, action = entry.split(":", 1)
             if function in FUNCTIONS:
-                action = f"{SERVICE_PREFIX.get(service, service)}:{operation}"
-                calls[FUNCTIONS[function]] |= AUTHORISED_BY.get(action, {action})
+                calls[FUNCTIONS[function]].add(action)
     return calls
 
 

