@@ -34,6 +34,8 @@ def test_drill_exits_zero_with_its_expected_outcome(drill_runs: dict[str, Any], 
     ):
         assert key in doc
     assert doc["lock_released"] is True
+    assert doc["alias_final"] == doc["expected_alias"], "who serves traffic at the end, read from the Lambda alias"
+    assert doc["iam"]["denied"] == [], "every call the drill made was granted by template.yaml"
 
 
 def test_bad_deploy_reports_actions_and_times(drill_runs: dict[str, Any]) -> None:

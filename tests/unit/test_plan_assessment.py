@@ -98,9 +98,10 @@ def test_the_newest_deployment_in_the_window_is_the_suspect(policy: Policy, make
     "ours",
     [
         {"creator": "codeDeployRollback"},
+        {"creator": "CloudFormationRollback"},  # a stack rollback redeploys what was there: undo, not change
         {"description": "Rollguard checkout-5xx-20250304T115000Z-abcdef: canary rollback"},
     ],
-    ids=["codedeploy-rollback", "rollguard-description"],
+    ids=["codedeploy-rollback", "cloudformation-rollback", "rollguard-description"],
 )
 def test_rollback_deployments_are_never_blamed(
     policy: Policy, make_deployment: MakeDeployment, ours: dict[str, Any]

@@ -138,6 +138,23 @@ def test_retarget_points_a_lambda_appspec_current_version_at_what_is_live_now() 
     assert "sha256" not in moved["appSpecContent"], "the old digest would not match the new content"
 
 
+def test_retarget_rewrites_a_string_revision_and_keeps_its_type() -> None:
+    """A String revision carries the AppSpec inline too; CodeDeploy checks its CurrentVersion against the alias."""
+    import json
+
+    from rollguard.adapters.codedeploy import retarget
+
+    props = {"Name": "checkout", "Alias": "live", "CurrentVersion": "5", "TargetVersion": "6"}
+    spec = {"version": 0.0, "Resources": [{"fn": {"Type": "AWS::Lambda::Function", "Properties": props}}]}
+    good = {"revisionType": "String", "string": {"content": json.dumps(spec), "sha256": "x"}}
+
+    moved = retarget(good, "7")
+
+    assert moved["revisionType"] == "String" and "sha256" not in moved["string"]
+    rewritten = json.loads(moved["string"]["content"])["Resources"][0]["fn"]["Properties"]
+    assert (rewritten["CurrentVersion"], rewritten["TargetVersion"]) == ("7", "6")
+
+
 def test_retarget_leaves_other_revision_types_alone() -> None:
     from rollguard.adapters.codedeploy import retarget
 

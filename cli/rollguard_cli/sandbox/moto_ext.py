@@ -16,7 +16,7 @@ AppConfig's deployment side, which moto lacks entirely, is the other half of thi
 answers those operations from a botocore before-call hook (installed by runner.py), in AppConfig's shapes.
 """
 
-import contextlib
+import builtins
 import json
 import threading
 import traceback
@@ -235,8 +235,18 @@ class MotoExtensions:
 
             return read
 
+        original_print = builtins.print
+
+        def handler_print(*args: Any, **kwargs: Any) -> None:
+            """A handler's prints (Powertools' EMF metrics) go where CloudWatch Logs would take them. Per thread:
+            contextlib.redirect_stdout swaps the process's sys.stdout, which races with the CLI's own capture."""
+            if ext.log.caller() and "file" not in kwargs:
+                kwargs["file"] = ext.stdout
+            original_print(*args, **kwargs)
+
         with ExitStack() as stack:
             for target, attribute, value in [
+                (builtins, "print", handler_print),
                 (LambdaSimpleBackend, "invoke", invoke),  # use_docker=False selects this backend
                 (CodeDeployBackend, "create_deployment", create_deployment),
                 (cd_responses.CodeDeployResponse, "stop_deployment", respond(stop_response)),
@@ -283,8 +293,7 @@ class MotoExtensions:
         record: dict[str, Any] = {"function": name, "at": self.clock.now().isoformat(), "error": None}
         self.log.invocations.append(record)
         try:
-            with contextlib.redirect_stdout(self.stdout):
-                result = self.handlers[name](event, context)
+            result = self.handlers[name](event, context)
             self.check_deadline()
             return json.dumps(result).encode("utf-8")
         except InvocationTimedOut:
