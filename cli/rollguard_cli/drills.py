@@ -208,8 +208,9 @@ class Stage:
         self.push("checkout-flags", FLAGS)
         self.push("checkout-settings", SETTINGS)
 
-    def push(self, profile: str, document: dict[str, Any]) -> int:
-        """A person changes configuration: a new hosted version, deployed at once; settles for a minute."""
+    def push(self, profile: str, document: dict[str, Any], strategy: str | None = None, settle: bool = True) -> int:
+        """A person changes configuration: a new hosted version, deployed with ``strategy`` (the immediate one by
+        default); settles for a minute unless told not to."""
         ac = self.sb.client("appconfig")
         version = ac.create_hosted_configuration_version(
             ApplicationId=self.app_id,
@@ -220,12 +221,13 @@ class Stage:
         ac.start_deployment(
             ApplicationId=self.app_id,
             EnvironmentId=self.env_id,
-            DeploymentStrategyId=self.strategy_id,
+            DeploymentStrategyId=strategy or self.strategy_id,
             ConfigurationProfileId=self.profiles[profile],
             ConfigurationVersion=str(version),
             Description=f"{profile} by a human",
         )
-        self.sb.advance(60)
+        if settle:
+            self.sb.advance(60)
         return int(version)
 
     def flip(self, flag: str, enabled: bool) -> int:
@@ -550,22 +552,9 @@ def _flag_off_while_baking(stage: Stage) -> None:
     stage.sb.advance(45 * 60)
     stage.behave(lambda v, live: 0.15 if live.flag("new-pricing") else None)
     # A human turns the flag on with AppConfig.AllAtOnce, which bakes 10 minutes: the alarm fires while it bakes.
-    ac, document = stage.sb.client("appconfig"), json.loads(json.dumps(FLAGS))
+    document = json.loads(json.dumps(FLAGS))
     document["values"]["new-pricing"]["enabled"] = True
-    version = ac.create_hosted_configuration_version(
-        ApplicationId=stage.app_id,
-        ConfigurationProfileId=stage.profiles["checkout-flags"],
-        Content=json.dumps(document).encode(),
-        ContentType="application/json",
-    )["VersionNumber"]
-    ac.start_deployment(
-        ApplicationId=stage.app_id,
-        EnvironmentId=stage.env_id,
-        DeploymentStrategyId="AppConfig.AllAtOnce",
-        ConfigurationProfileId=stage.profiles["checkout-flags"],
-        ConfigurationVersion=str(version),
-        Description="checkout-flags by a human",
-    )
+    stage.push("checkout-flags", document, strategy="AppConfig.AllAtOnce", settle=False)
 
 
 SCENARIOS["flag-off-while-baking"] = Scenario(
