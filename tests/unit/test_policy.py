@@ -389,3 +389,15 @@ policies:
     with pytest.raises(PolicyFileInvalid) as caught:
         parse_policy_document(text, "p.yaml")
     assert "a rollback needs target.codedeploy" in str(caught.value)
+
+
+def test_a_key_repeated_in_one_mapping_is_refused_with_both_lines() -> None:
+    """YAML keys are unique; PyYAML would silently keep the last (shadow then enforce would run enforce)."""
+    from rollguard.policy import PolicyFileInvalid, parse_policy_document
+
+    text = "version: 1\ndefaults:\n  mode: shadow\n  mode: enforce\npolicies: []\n"
+    with pytest.raises(PolicyFileInvalid) as raised:
+        parse_policy_document(text, "p.yaml")
+    [problem] = raised.value.problems
+    assert problem.path == "line 4, column 3"
+    assert "duplicate key 'mode' (first at line 3)" in problem.reason

@@ -348,11 +348,32 @@ def policy_warnings(doc: PolicyFile, file: str = "<policy>") -> list[PolicyProbl
     return warnings
 
 
+def _strict_loader() -> type:
+    """YAML's SafeLoader, refusing a key repeated in one mapping: YAML 1.2 requires keys to be unique, and
+    PyYAML silently keeps the last one (``mode: shadow`` then ``mode: enforce`` would run enforce)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+                if isinstance(key, str | int | float | bool) and key in seen:
+                    first = seen[key].start_mark
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {first.line + 1})", key_node.start_mark
+                    )
+                seen[key] = key_node
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
 def parse_policy_document(text: str, file: str = "<policy>") -> PolicyFile:
     import yaml  # only the intake and the CLI parse YAML; the other handlers skip the import
 
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
