@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from moto.awslambda.exceptions import UnknownFunctionException
 from moto.codedeploy.exceptions import CodeDeployException
 
 from rollguard_cli.sandbox.world import moto_time
@@ -247,7 +248,7 @@ class LambdaDeployments:
                 )
             try:
                 self.lambda_.get_function(spec.function, spec.target)
-            except Exception:  # noqa: BLE001 - moto raises its own not-found type
+            except UnknownFunctionException:
                 return self._fail(
                     deployment, "INVALID_LAMBDA_FUNCTION", f"Version {spec.target} of {spec.function} does not exist"
                 )

@@ -19,6 +19,7 @@ import boto3
 import yaml
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto import mock_aws
+from moto.awslambda.exceptions import UnknownAliasException, UnknownFunctionException
 from rollguard import clock as domain_clock
 from rollguard import runtime
 
@@ -428,7 +429,7 @@ class Sandbox:
         """Who serves the service's traffic, from its Lambda alias: {version: share} ({} before it exists)."""
         try:
             return self.codedeploy.routing(function or self.service.function, alias or self.service.alias)
-        except Exception:  # noqa: BLE001 - moto's UnknownAliasException / function not found
+        except (UnknownAliasException, UnknownFunctionException):
             return {}
 
     def publish_event(self, event: dict[str, Any]) -> None:

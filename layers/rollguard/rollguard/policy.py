@@ -139,6 +139,11 @@ class StepVerify(_Strict):
 
     _durations = field_validator("window", mode="before")(_seconds)
 
+    @property
+    def longest(self) -> int:
+        """The most a verification of this step can take: the window, extended once if allowed."""
+        return self.window * (2 if self.extend_once else 1)
+
 
 class Approval(_Strict):
     """A human approves the step before it runs (Step Functions task token); silence is handled by on_timeout."""

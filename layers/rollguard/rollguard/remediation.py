@@ -4,7 +4,6 @@ Decisions are pure functions (``plan_assessment``, ``judge_slice``, ``judge_aggr
 the step functions around them fetch facts through the adapters and write the audit trail.
 """
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -13,7 +12,6 @@ from rollguard import clock
 from rollguard.adapters.appconfig import AppConfig
 from rollguard.adapters.cloudwatch import AlarmInfo, CloudWatch, breaches
 from rollguard.adapters.codedeploy import (
-    CANARY_MARGIN_SECONDS,
     CANARY_PERCENT,
     FULL_CONFIG,
     IN_FLIGHT,
@@ -506,7 +504,7 @@ def _take_step(step: LadderStep, state: ExecutionState, deps: Deps) -> StepOutco
     why = f"incident {state.incident_id} ({state.alarm.name})"
     match step:
         case RollbackStep():
-            return _rollback(step.scope, state, deps, step)
+            return _rollback(step.scope, state, deps, step.verify.longest)
         case FlagStep():
             enabled = step.action == "flag_on"
             results = set_flag(_appconfig(deps), step.flag, enabled, deps.appconfig_strategy, deps.region, why)
@@ -567,9 +565,10 @@ def _revert_recent_change(state: ExecutionState, deps: Deps, why: str) -> StepOu
     return _config_outcome("config_revert", f"revert {d['profile']}", results, change.change_id)
 
 
-def _rollback(scope: str, state: ExecutionState, deps: Deps, step: LadderStep | None = None) -> StepOutcome:
+def _rollback(scope: str, state: ExecutionState, deps: Deps, verify_seconds: int = 0) -> StepOutcome:
     """CodeDeploy: stop an in-flight deployment with auto-rollback, or deploy the last-known-good revision
-    (a canary first, or all at once); a full step after a canary widens it by letting CodeDeploy finish it."""
+    (a canary first, or all at once); a full step after a canary widens it by letting CodeDeploy finish it.
+    ``verify_seconds``: the longest verification of a canary step, which its canary interval must outlast."""
     assessment = state.assessment
     if assessment is None or assessment.bad is None:
         raise NothingToRollBack("no CodeDeploy deployment in scope to roll back")
@@ -607,8 +606,7 @@ def _rollback(scope: str, state: ExecutionState, deps: Deps, step: LadderStep | 
         return deps.codedeploy.deploy(cd.application, cd.deployment_group, revision, config, description, alarms)
 
     if scope == "canary":
-        window = step.verify.window * (2 if step.verify.extend_once else 1) if step else CANARY_MARGIN_SECONDS
-        minutes = canary_minutes(window)
+        minutes = canary_minutes(verify_seconds)
         config = deps.codedeploy.ensure_canary_config(platform, minutes)
         new_rollback = roll_back(config, "canary rollback")
         return StepOutcome(
@@ -627,7 +625,7 @@ def _rollback(scope: str, state: ExecutionState, deps: Deps, step: LadderStep | 
         canary = deps.codedeploy.get(canary_id)
         if canary.get("status") in IN_FLIGHT or canary.get("status") == "Succeeded":
             # Widen: CodeDeploy moves the rest at the end of the canary interval (its second increment).
-            ends = _canary_end(canary)
+            ends = _canary_end(canary, deps.codedeploy)
             remaining = max(0, int((ends - clock.now()).total_seconds())) if ends else 0
             how = (
                 f"widening canary {canary_id}: CodeDeploy shifts the rest to revision {good.revision_label} "
@@ -657,14 +655,14 @@ def _rollback(scope: str, state: ExecutionState, deps: Deps, step: LadderStep | 
     )
 
 
-def _canary_end(canary: dict[str, Any]) -> datetime | None:
-    """When a TimeBasedCanary deployment shifts the rest: its start plus the interval in its config's name."""
-    match = re.search(r"Canary\d+Percent(\d+)Minutes", str(canary.get("deploymentConfigName", "")))
+def _canary_end(canary: dict[str, Any], codedeploy: CodeDeploy) -> datetime | None:
+    """When a TimeBasedCanary deployment shifts the rest: its start plus its configuration's canary interval."""
+    minutes = codedeploy.canary_interval(str(canary.get("deploymentConfigName", "")))
     started = canary.get("startTime") or canary.get("createTime")
-    if not match or started is None:
+    if minutes is None or started is None:
         return None
     start = started if isinstance(started, datetime) else parse_aws_time(str(started))
-    return start + timedelta(minutes=int(match.group(1)))
+    return start + timedelta(minutes=minutes)
 
 
 def _alarm_override(state: ExecutionState, deps: Deps) -> tuple[dict[str, Any] | None, str]:

@@ -195,6 +195,18 @@ class CodeDeploy:
                 raise translate(exc, f"creating deployment configuration {name}", _NOT_FOUND, RollbackFailed) from exc
         return name
 
+    def canary_interval(self, config: str) -> int | None:
+        """The minutes a TimeBasedCanary configuration waits before shifting the rest (GetDeploymentConfig);
+        None for any other kind of configuration."""
+        try:
+            info = self._cd.get_deployment_config(deploymentConfigName=config)["deploymentConfigInfo"]
+        except ClientError as exc:
+            raise translate(exc, f"reading deployment configuration {config}", _NOT_FOUND) from exc
+        routing = info.get("trafficRoutingConfig") or {}
+        if routing.get("type") != "TimeBasedCanary":
+            return None
+        return int(routing["timeBasedCanary"]["canaryInterval"])
+
     def deploy(
         self,
         application: str,
