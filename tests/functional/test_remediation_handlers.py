@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from rollguard.errors import PermissionDenied, TargetNotFound
-from rollguard_cli.drills import Stage
+from rollguard_cli.drills import SCENARIOS, Stage
 from rollguard_cli.sandbox.runner import TABLES, Sandbox
 from rollguard_cli.sandbox.world import aws_time
 
@@ -178,3 +178,52 @@ def test_audit_events_are_queryable_by_target_over_time(sandbox: Sandbox, bad_de
     assert [e["kind"] for e in early] == ["assessed"]
     assert all(e["at"] >= before[:19] for e in everything)
     assert log.for_target("codedeploy:other/group") == []
+
+
+def test_a_retried_act_continues_with_the_deployment_it_already_created(
+    sandbox: Sandbox, bad_deploy: dict[str, Any]
+) -> None:
+    """Step Functions retries the whole task when anything after CreateDeployment fails (an audit write, a lost
+    response): the retry finds Rollguard's deployment for this incident and step, and creates no second one."""
+    state = dict(bad_deploy)
+    state["assessment"] = call(sandbox, "assess", state)
+
+    first = call(sandbox, "act", state)
+    again = call(sandbox, "act", state)
+
+    assert again["rollback_deployment_id"] == first["rollback_deployment_id"]
+    cd = sandbox.client("codedeploy")
+    ids = cd.list_deployments(applicationName="checkout", deploymentGroupName="checkout-prod")["deployments"]
+    ours = [
+        i
+        for i in cd.batch_get_deployments(deploymentIds=ids)["deploymentsInfo"]
+        if i.get("description", "").startswith("Rollguard")
+    ]
+    assert len(ours) == 1, "one canary, however often the step ran"
+
+
+def test_a_retried_stop_of_an_in_flight_deployment_continues_once_codedeploy_rolled_it_back(sandbox: Sandbox) -> None:
+    """The stop answered Pending, then the step is retried after CodeDeploy finished the rollback: nothing is
+    stopped or deployed again; the step continues with CodeDeploy's rollback deployment."""
+    sandbox.world.publish = None
+    stage = Stage(sandbox)
+    sandbox.world.error_rate = stage.error_rate
+    SCENARIOS["in-flight-canary"].setup(stage)
+    sandbox.advance(3 * 60)  # the alarm fires while revision 7's own canary still shifts
+    state = load_event("assess/incident.json")
+    state["alarm"]["state_timestamp"] = aws_time(sandbox.clock.now())
+    open_incident(sandbox, state)
+    state["assessment"] = call(sandbox, "assess", state)
+    assert state["assessment"]["in_flight"] is True
+
+    first = call(sandbox, "act", state)
+    assert first["stop_pending"] == state["assessment"]["bad"]["deployment_id"]
+    sandbox.advance(30)
+    cd = sandbox.client("codedeploy")
+    before = set(cd.list_deployments(applicationName="checkout", deploymentGroupName="checkout-prod")["deployments"])
+    again = call(sandbox, "act", state)
+
+    after = set(cd.list_deployments(applicationName="checkout", deploymentGroupName="checkout-prod")["deployments"])
+    assert after == before, "the retry neither stops nor deploys anything"
+    assert again["full_rollback_done"] is True and again["rollback_deployment_id"] in before
+    assert sandbox.routing() == {"6": 1.0}

@@ -175,6 +175,25 @@ def test_throttling_that_outlives_botocore_retries_is_retried_by_the_state_machi
     assert_closed_cleanly(result, "resolved")
 
 
+def test_a_failure_after_the_canary_was_created_retries_act_without_a_second_deployment() -> None:
+    """The audit write after CreateDeployment fails: Step Functions retries Act, which finds its own canary and
+    continues; CodeDeploy sees one deployment, the incident resolves."""
+    seen: dict[str, Any] = {}
+
+    def fail_the_audit_write_once(sb: Sandbox) -> None:
+        seen["log"] = sb.log
+        sb.inject_fault("PutItem", "ThrottlingException", "Rate exceeded", function="rollguard-act", times=1)
+
+    result = run_scenario(SCENARIOS["bad-deploy"], prepare=fail_the_audit_write_once)
+
+    failures = [e for e in result["execution_history"] if e["type"] == "LambdaFunctionFailed"]
+    assert [f["lambdaFunctionFailedEventDetails"]["error"] for f in failures] == ["TransientAwsError"]
+    created = [c for c in seen["log"].aws_calls if c == ("rollguard-act", "codedeploy", "CreateDeployment")]
+    assert len(created) == 1, "the retried step continued with the canary it had created"
+    assert result["alias_final"] == {"6": 1.0}
+    assert_closed_cleanly(result, "resolved")
+
+
 def test_an_alarm_for_a_deleted_deployment_group_escalates_with_the_reason(sandbox: Sandbox) -> None:
     cw = sandbox.client("cloudwatch")
     cw.put_metric_alarm(

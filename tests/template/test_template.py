@@ -54,6 +54,8 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
     },
     "ActFunction": {
         "codedeploy:CreateDeployment": {DEPLOYMENT_GROUPS},
+        "codedeploy:ListDeployments": {DEPLOYMENT_GROUPS},
+        "codedeploy:BatchGetDeployments": {DEPLOYMENT_GROUPS},
         "codedeploy:StopDeployment": {"*"},  # no resource type in the Service Authorization Reference
         "codedeploy:GetDeployment": {DEPLOYMENT_GROUPS},
         "codedeploy:GetDeploymentConfig": {DEPLOYMENT_CONFIGS},

@@ -580,7 +580,19 @@ def _rollback(scope: str, state: ExecutionState, deps: Deps, verify_seconds: int
     canary_id = previous.rollback_deployment_id if previous else None
     mark = f"{ROLLGUARD_MARK} {state.incident_id}"
 
-    if deps.codedeploy.get(bad.deployment_id).get("status") in IN_FLIGHT:
+    suspect = deps.codedeploy.get(bad.deployment_id)
+    stopped_by = suspect.get("rollbackInfo", {}).get("rollbackDeploymentId")
+    if assessment.in_flight and suspect.get("status") not in IN_FLIGHT and stopped_by:
+        # A retry after this step's stop (or CodeDeploy got there first): the suspect is rolled back; continue.
+        return StepOutcome(
+            action="rollback",
+            scope=scope,
+            detail=f"in-flight deployment {bad.deployment_id} already stopped and rolled back by {stopped_by}",
+            deployment_ids=[bad.deployment_id, stopped_by],
+            rollback_deployment_id=stopped_by,
+            full_rollback_done=True,
+        )
+    if suspect.get("status") in IN_FLIGHT:
         # Still deploying: stopping it with auto-rollback is both faster and what CodeDeploy does best. The stop
         # answers Pending (API "StopDeployment"); the rollback deployment's id is read once it exists (Verify).
         status = deps.codedeploy.stop(bad.deployment_id, auto_rollback=True)
@@ -601,8 +613,14 @@ def _rollback(scope: str, state: ExecutionState, deps: Deps, verify_seconds: int
     alarms, alarm_note = _alarm_override(state, deps)
 
     def roll_back(config: str, what: str) -> str:
-        revision = retarget(good.revision, bad.revision_label)
+        """Deploy the last-known-good revision, marked with the incident; a retry of this step after the deployment
+        was created (its response lost, or the audit write after it failed) finds that deployment and continues."""
         description = f"{mark}: {what}"
+        since = parse_aws_time(bad.create_time)
+        for earlier in deps.codedeploy.deployments(cd.application, cd.deployment_group, since=since):
+            if earlier.description == description[:250]:
+                return earlier.deployment_id
+        revision = retarget(good.revision, bad.revision_label)
         return deps.codedeploy.deploy(cd.application, cd.deployment_group, revision, config, description, alarms)
 
     if scope == "canary":
