@@ -297,7 +297,8 @@ class MotoExtensions:
             self.check_deadline()
             return json.dumps(result).encode("utf-8")
         except InvocationTimedOut:
-            # What Lambda returns for a timed-out invocation; Step Functions reports the errorType as the error.
+            # What Lambda returns for a timed-out invocation ("Configure Lambda function timeout"); the errorType
+            # Sandbox.Timedout is what managed runtimes report (seen in public state machines, not on an AWS page).
             record["error"] = "Sandbox.Timedout"
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(
