@@ -8,6 +8,7 @@ reference for its access-denied error.
 
 import copy
 import json
+from datetime import timedelta
 from collections.abc import Iterator
 from typing import Any
 
@@ -210,3 +211,29 @@ def test_calls_with_no_function_caller_are_not_evaluated(sb: Sandbox) -> None:
     sb.client("dynamodb").put_item(TableName=TABLES["IncidentsTable"], Item={"incident_id": {"S": "setup"}})
     with pytest.raises(ValueError, match="not one of the sandbox's functions"), sb.acting_as("checkout"):
         pass
+
+
+def test_the_worlds_metrics_published_during_a_functions_read_are_not_that_functions_calls(sb: Sandbox) -> None:
+    """A function's GetMetricData brings the world up to the clock on the function's own thread; the datapoints
+    the world publishes then are CloudWatch's, not the function's PutMetricData (which its role does not grant)."""
+    lam = sb.client("lambda")  # the checkout alias serves traffic, so every period has datapoints
+    lam.create_function(
+        FunctionName="checkout", Runtime="python3.13", Role=sb.role_arn, Handler="app.handler", Code={"ZipFile": b"x"}
+    )
+    lam.create_alias(
+        FunctionName="checkout", Name="live", FunctionVersion=lam.publish_version(FunctionName="checkout")["Version"]
+    )
+    sb.world.sync()
+    sb.clock.advance(180)  # periods due, not yet emitted: the read below emits them
+    now, calls_before, denied_before = sb.clock.now(), len(sb.log.aws_calls), len(sb.log.iam_denied)
+    metric = {"Namespace": "AWS/Lambda", "MetricName": "Invocations"}
+    query = {"Id": "e", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "Sum"}}
+    with sb.acting_as("rollguard-verify"):
+        sb.client("cloudwatch").get_metric_data(
+            MetricDataQueries=[query], StartTime=now - timedelta(hours=1), EndTime=now
+        )
+
+    emitted = [c for c in sb.log.aws_calls[calls_before:] if c[2] == "PutMetricData"]
+    assert emitted, "the read should have brought the world's datapoints up to the clock"
+    assert {function for function, _, _ in emitted} == {""}
+    assert sb.log.iam_denied[denied_before:] == []

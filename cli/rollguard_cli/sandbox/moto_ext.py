@@ -96,6 +96,17 @@ class CallLog:
     def caller(self) -> str:
         return getattr(self.current, "function", "") or ""
 
+    @contextmanager
+    def as_world(self) -> Iterator[None]:
+        """The world's own calls (metrics, alarms) made on a handler's thread are not that function's calls: IAM
+        must not judge them against its role, and they do not count against its Timeout."""
+        saved = (self.caller(), getattr(self.current, "budget", None))
+        self.current.function, self.current.budget = "", None
+        try:
+            yield
+        finally:
+            self.current.function, self.current.budget = saved
+
 
 class MotoExtensions:
     def __init__(
@@ -197,8 +208,9 @@ class MotoExtensions:
 
         def wait_interval(wait_function: Any, env: Any, wait_seconds: int) -> None:
             ext.clock.advance(wait_seconds)
-            ext.world.sync()
-            ext.world.deliver()
+            with ext.log.as_world():
+                ext.world.sync()
+                ext.world.deliver()
 
         class RetryBackoff:
             """Stands in for the ``time`` module inside moto's retrier: back-off passes on the virtual clock."""
@@ -230,7 +242,8 @@ class MotoExtensions:
 
         def syncing(original: Callable[..., Any]) -> Callable[..., Any]:
             def read(response: Any) -> Any:
-                ext.world.sync()
+                with ext.log.as_world():  # runs on the reading function's thread
+                    ext.world.sync()
                 return original(response)
 
             return read
