@@ -8,8 +8,8 @@ reference for its access-denied error.
 
 import copy
 import json
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
