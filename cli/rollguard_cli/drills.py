@@ -579,8 +579,10 @@ def run_scenario(
     service: ServiceSpec | None = None,
     prepare: Callable[[Sandbox], None] | None = None,
     policy_file: Path | None = None,
+    observe: Callable[[Sandbox], Any] | None = None,
 ) -> dict[str, Any]:
-    """Run ``scenario`` in a fresh sandbox; ``prepare`` may inject faults before the alarm fires."""
+    """Run ``scenario`` in a fresh sandbox; ``prepare`` may inject faults before the alarm fires, ``observe``
+    reads the sandbox once the incident is over (its answer is the result's ``observed``)."""
     wall = time.perf_counter()
     stages: list[Stage] = []
     sandbox = Sandbox(
@@ -626,6 +628,7 @@ def run_scenario(
             wall_s=time.perf_counter() - wall,
             alias=[{"at": domain_iso(at), "routing": routing} for at, routing in sb.world.history],
         )
+        result["observed"] = observe(sb) if observe is not None else None
     result["incident"] = from_item(incident)
     result["metric"] = metric.model_dump(mode="json") if metric else None
     # A call the template does not grant fails the drill, as it would fail the incident in AWS.

@@ -13,11 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import yaml
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.exceptions import ReadTimeoutError
 from moto import mock_aws
 from moto.awslambda.exceptions import UnknownAliasException, UnknownFunctionException
 from rollguard import clock as domain_clock
@@ -117,7 +118,11 @@ def matches_pattern(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
 
 @dataclass
 class Fault:
-    """An AWS error answered in place of a real call (botocore raises it as the real ClientError)."""
+    """A fault on an AWS call. ``kind``:
+    - ``error``: AWS answers with an error instead (botocore raises it as the real ClientError);
+    - ``timeout``: the request never reaches AWS and the caller sees botocore's ReadTimeoutError;
+    - ``lost``: AWS carries the call out, and its response is lost: the caller sees ReadTimeoutError.
+    Each fault stands for what is left once botocore's own retries are spent, so ``times=1`` reaches the caller."""
 
     operation: str
     code: str
@@ -126,6 +131,7 @@ class Fault:
     times: int
     status: int
     region: str | None = None
+    kind: Literal["error", "timeout", "lost"] = "error"
     fired: int = 0
 
     def matches(self, caller: str, operation: str, region: str) -> bool:
@@ -138,6 +144,8 @@ class Fault:
 
     def fire(self) -> tuple[AWSResponse, dict[str, Any]]:
         self.fired += 1
+        if self.kind == "timeout":
+            raise ReadTimeoutError(endpoint_url=f"https://sandbox.invalid/{self.operation}")
         return _answer(self.status, {"Error": {"Code": self.code, "Message": self.message}})
 
 
@@ -208,6 +216,7 @@ class Sandbox:
         # A before-call handler that returns (response, parsed) answers in place of AWS: fault injection.
         boto3.DEFAULT_SESSION.events.register("before-parameter-build", self._keep_params)  # type: ignore[union-attr]
         boto3.DEFAULT_SESSION.events.register("before-call", self._record_call)  # type: ignore[union-attr,arg-type]
+        boto3.DEFAULT_SESSION.events.register("after-call", self._lose_response)  # type: ignore[union-attr]
         self._stack.append(domain_clock.reset)
         runtime.reset()
         self._stack.append(runtime.reset)
@@ -273,12 +282,22 @@ class Sandbox:
             self.published.append(dict(context.get("sandbox_params", {})))
         for fault in self.faults:
             if fault.matches(caller, model.name, region):
-                return fault.fire()
+                if fault.kind != "lost":
+                    return fault.fire()
+                fault.fired += 1
+                context["sandbox_lost"] = True  # answered by AWS below, then lost on the way back (after-call)
+                break
         if service == "appconfig":
             answered = self.appconfig.answer(region, model.name, context.get("sandbox_params", {}))
             if answered is not None:
                 return _answer(*answered)
         return None
+
+    @staticmethod
+    def _lose_response(context: dict[str, Any], **_: Any) -> None:
+        """A ``lost`` fault: the call was carried out; its caller never hears so."""
+        if context.pop("sandbox_lost", False):
+            raise ReadTimeoutError(endpoint_url="https://sandbox.invalid (response lost)")
 
     def _authorize(
         self, caller: str, model: Any, params: dict[str, Any], region: str
@@ -320,10 +339,11 @@ class Sandbox:
         times: int = 1_000_000,
         status: int = 400,
         region: str | None = None,
+        kind: Literal["error", "timeout", "lost"] = "error",
     ) -> "Fault":
         """Make ``operation`` (called by ``function``, or by anyone, in ``region`` or any) fail with AWS's
-        error shape."""
-        fault = Fault(operation, code, message, function, times, status, region)
+        error shape, time out, or lose its response after AWS carried it out (``kind``, see Fault)."""
+        fault = Fault(operation, code, message, function, times, status, region, kind)
         self.faults.append(fault)
         return fault
 

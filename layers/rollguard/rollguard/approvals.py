@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from rollguard import clock
-from rollguard.adapters.aws_errors import error_code, translate
+from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
 from rollguard.adapters.notify import Notifier
 from rollguard.audit import AuditEvent, AuditLog
 from rollguard.durations import format_duration
@@ -172,7 +171,7 @@ def decide(
                 error="ApprovalDenied",
                 cause=f"denied by {approver}: {reason or 'no reason given'}"[:32768],
             )
-    except ClientError as exc:
+    except AWS_FAILURES as exc:
         if error_code(exc) in {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}:
             raise ApprovalError(f"incident {incident_id}: the approval window has closed ({error_code(exc)})") from exc
         raise translate(exc, f"sending the {verdict} decision for incident {incident_id}") from exc

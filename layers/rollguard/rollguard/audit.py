@@ -11,11 +11,10 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
 from rollguard import clock
-from rollguard.adapters.aws_errors import error_code, translate
+from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
 
 AUTOMATION = "rollguard-automation"
 
@@ -78,7 +77,7 @@ class AuditLog:
         try:
             self._db.put_item(**put_request(self._table, event))
             return True
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise translate(exc, f"appending audit event {event.kind} to {self._table}") from exc
@@ -116,6 +115,6 @@ class AuditLog:
         try:
             for page in paginator.paginate(TableName=self._table, **kwargs):
                 events.extend(from_item(item) for item in page["Items"])
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"reading audit events from {self._table}") from exc
         return sorted(events, key=lambda e: (e["at"], e["event_key"]))

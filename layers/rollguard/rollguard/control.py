@@ -3,10 +3,8 @@ told, but no action runs."""
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from rollguard import clock
-from rollguard.adapters.aws_errors import translate
+from rollguard.adapters.aws_errors import AWS_FAILURES, translate
 from rollguard.audit import from_item, to_item
 
 PAUSE_KEY = "control#pause"
@@ -21,7 +19,7 @@ class Control:
         item = {"target_key": PAUSE_KEY, "reason": reason or "no reason given", "by": who, "at": clock.iso()}
         try:
             self._db.put_item(TableName=self._table, Item=to_item(item))
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"pausing Rollguard in {self._table}") from exc
         return item
 
@@ -31,7 +29,7 @@ class Control:
             old = self._db.delete_item(
                 TableName=self._table, Key={"target_key": {"S": PAUSE_KEY}}, ReturnValues="ALL_OLD"
             ).get("Attributes")
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"resuming Rollguard in {self._table}") from exc
         return old is not None
 
@@ -41,6 +39,6 @@ class Control:
             item = self._db.get_item(
                 TableName=self._table, Key={"target_key": {"S": PAUSE_KEY}}, ConsistentRead=True
             ).get("Item")
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"reading the pause switch in {self._table}") from exc
         return from_item(item) if item else None

@@ -9,10 +9,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from rollguard import clock
-from rollguard.adapters.aws_errors import error_code, translate
+from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
 from rollguard.audit import AuditEvent, from_item, put_request, to_item
 
 
@@ -60,7 +58,7 @@ class IncidentStore:
                 ]
             )
             return OpenResult(True, incident["incident_id"], incident["status"])
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             if error_code(exc) != "TransactionCanceledException":
                 raise translate(exc, f"opening an incident for {incident['target_key']}") from exc
         holder = self.lock_holder(incident["target_key"])
@@ -75,7 +73,7 @@ class IncidentStore:
             item = self._db.get_item(
                 TableName=self.locks_table, Key={"target_key": {"S": target_key}}, ConsistentRead=True
             ).get("Item")
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"reading the lock for {target_key}") from exc
         return item["incident_id"]["S"] if item else None
 
@@ -84,7 +82,7 @@ class IncidentStore:
             item = self._db.get_item(
                 TableName=self.incidents_table, Key={"incident_id": {"S": incident_id}}, ConsistentRead=True
             ).get("Item")
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"reading incident {incident_id}") from exc
         return from_item(item) if item else None
 
@@ -112,7 +110,7 @@ class IncidentStore:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_item(values),
             )
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(
                 exc, f"updating incident {incident_id}", frozenset({"ConditionalCheckFailedException"})
             ) from exc
@@ -128,7 +126,7 @@ class IncidentStore:
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":t": {"S": token}, ":d": {"S": decision}, ":s": {"S": "open"}},
             )
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"claiming the approval of incident {incident_id}") from exc
 
     def release_lock(self, target_key: str, incident_id: str) -> bool:
@@ -141,7 +139,7 @@ class IncidentStore:
                 ExpressionAttributeValues={":i": {"S": incident_id}},
             )
             return True
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise translate(exc, f"releasing the lock on {target_key}") from exc

@@ -1,1 +1,1 @@
-"""AWS adapters: every boto3 call lives here, and every ClientError becomes a domain error."""
+"""AWS adapters: every boto3 call lives here, and every AWS failure (an error, or no answer) is a domain error."""

@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from rollguard import clock
-from rollguard.adapters.aws_errors import error_code, translate
+from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
 from rollguard.errors import AppConfigConflict, AppConfigWaitTimedOut, ConfigRejected, RollguardError, TargetNotFound
 
 LIVE = {"BAKING", "COMPLETE"}  # AppConfig serves the new version to everyone from BAKING on
@@ -75,7 +73,7 @@ class AppConfig:
     def _call(self, region: str, operation: str, doing: str, **params: Any) -> dict[str, Any]:
         try:
             return dict(getattr(self._client_for(region), operation)(**params))
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             code = error_code(exc)
             if code == "ConflictException":
                 raise AppConfigConflict(f"{doing} in {region}: {exc.response['Error'].get('Message', '')}") from exc

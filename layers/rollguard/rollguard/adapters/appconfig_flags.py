@@ -9,9 +9,7 @@ that exists).
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from rollguard.adapters.aws_errors import translate
+from rollguard.adapters.aws_errors import AWS_FAILURES, translate
 from rollguard.errors import TargetNotFound
 from rollguard.flags import FeatureFlagsDocument, FlagDocumentInvalid, load_document
 
@@ -45,7 +43,7 @@ class AppConfigFlags:
                 for page in self._ac.get_paginator(operation).paginate(**kwargs)
                 for item in page.get("Items", [])
             ]
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, doing, _NOT_FOUND) from exc
 
     def application_id(self, application: str) -> str:
@@ -88,7 +86,7 @@ class AppConfigFlags:
             response = self._ac.get_hosted_configuration_version(
                 ApplicationId=application_id, ConfigurationProfileId=profile_id, VersionNumber=version
             )
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(
                 exc, f"reading hosted version {version} of {application_id}/{profile_id}", _NOT_FOUND
             ) from exc

@@ -1,6 +1,7 @@
-"""Translate botocore's ClientError into Rollguard's named domain errors."""
+"""Translate botocore's failures into Rollguard's named domain errors."""
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as TransportError
 
 from rollguard.errors import AwsCallFailed, PermissionDenied, RollguardError, TargetNotFound, TransientAwsError
 
@@ -16,7 +17,13 @@ _THROTTLING = {
     "InternalFailure",
     "InternalError",
     "InternalServerError",
+    "InternalServerException",
+    "Throttled",  # SNS's throttling code (its API reference's ThrottledException)
+    "RequestTimeout",  # what error_code calls a request whose response never came
 }
+# What boto3 raises when the response never came (a read timeout, a dropped connection) once its retries are spent.
+# The call may or may not have been carried out: transient, and a retry must find what was done (issue 9).
+AWS_FAILURES = (ClientError, TransportError, HTTPClientError)
 _DENIED = {
     "AccessDenied",
     "AccessDeniedException",
@@ -27,19 +34,21 @@ _DENIED = {
 }
 
 
-def error_code(exc: ClientError) -> str:
+def error_code(exc: ClientError | TransportError | HTTPClientError) -> str:
+    if not isinstance(exc, ClientError):
+        return "RequestTimeout"
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def translate(
-    exc: ClientError,
+    exc: ClientError | TransportError | HTTPClientError,
     doing: str,
     not_found: frozenset[str] = frozenset(),
     otherwise: type[RollguardError] = AwsCallFailed,
 ) -> RollguardError:
     """A domain error whose message says what Rollguard was doing and what AWS answered."""
     code = error_code(exc)
-    message = exc.response.get("Error", {}).get("Message", "")
+    message = exc.response.get("Error", {}).get("Message", "") if isinstance(exc, ClientError) else str(exc)
     text = f"{doing}: {code}: {message}".rstrip(": ")
     if code in _THROTTLING:
         return TransientAwsError(text)

@@ -4,9 +4,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from rollguard.adapters.aws_errors import translate
+from rollguard.adapters.aws_errors import AWS_FAILURES, translate
 from rollguard.errors import TargetNotFound, VerificationFailed
 
 
@@ -51,7 +49,7 @@ class CloudWatch:
     def alarm(self, name: str) -> AlarmInfo:
         try:
             response = self._cw.describe_alarms(AlarmNames=[name], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"reading alarm {name}") from exc
         for composite in response.get("CompositeAlarms", []):
             return AlarmInfo(name=name, state=composite["StateValue"], composite=True)
@@ -90,6 +88,6 @@ class CloudWatch:
             ):
                 for result in page["MetricDataResults"]:
                     out[result["Id"]].extend(float(v) for v in result.get("Values", []))
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, "reading metrics for verification", otherwise=VerificationFailed) from exc
         return out

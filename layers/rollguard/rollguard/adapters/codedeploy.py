@@ -4,9 +4,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from rollguard.adapters.aws_errors import translate
+from rollguard.adapters.aws_errors import AWS_FAILURES, translate
 from rollguard.errors import RollbackFailed
 from rollguard.incident import DeploymentRef
 
@@ -143,7 +141,7 @@ class CodeDeploy:
                     "deploymentGroupInfo"
                 ]
             )
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"reading deployment group {application}/{group}", _NOT_FOUND) from exc
 
     def deployments(self, application: str, group: str, since: datetime | None = None) -> list[DeploymentRef]:
@@ -158,20 +156,20 @@ class CodeDeploy:
             infos: list[dict[str, Any]] = []
             for i in range(0, len(ids), 25):
                 infos.extend(self._cd.batch_get_deployments(deploymentIds=ids[i : i + 25])["deploymentsInfo"])
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"listing deployments of {application}/{group}", _NOT_FOUND) from exc
         return sorted((to_ref(i) for i in infos), key=lambda d: d.create_time, reverse=True)
 
     def get(self, deployment_id: str) -> dict[str, Any]:
         try:
             return dict(self._cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"])
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"reading deployment {deployment_id}", _NOT_FOUND) from exc
 
     def stop(self, deployment_id: str, auto_rollback: bool) -> str:
         try:
             response = self._cd.stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=auto_rollback)
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"stopping deployment {deployment_id}", _NOT_FOUND, RollbackFailed) from exc
         return str(response.get("status", "Pending"))
 
@@ -190,7 +188,7 @@ class CodeDeploy:
                     "timeBasedCanary": {"canaryPercentage": CANARY_PERCENT, "canaryInterval": minutes},
                 },
             )
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             if exc.response["Error"]["Code"] != "DeploymentConfigAlreadyExistsException":
                 raise translate(exc, f"creating deployment configuration {name}", _NOT_FOUND, RollbackFailed) from exc
         return name
@@ -200,7 +198,7 @@ class CodeDeploy:
         None for any other kind of configuration."""
         try:
             info = self._cd.get_deployment_config(deploymentConfigName=config)["deploymentConfigInfo"]
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"reading deployment configuration {config}", _NOT_FOUND) from exc
         routing = info.get("trafficRoutingConfig") or {}
         if routing.get("type") != "TimeBasedCanary":
@@ -227,6 +225,6 @@ class CodeDeploy:
                 description=description[:250],
                 **extra,
             )
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"deploying {config} to {application}/{group}", _NOT_FOUND, RollbackFailed) from exc
         return str(response["deploymentId"])

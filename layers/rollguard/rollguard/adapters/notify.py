@@ -3,9 +3,7 @@
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from rollguard.adapters.aws_errors import translate
+from rollguard.adapters.aws_errors import AWS_FAILURES, translate
 
 
 class Notifier:
@@ -30,6 +28,6 @@ class Notifier:
                 **structure,
                 MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
             )
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"publishing to {self._topic}") from exc
         return str(response["MessageId"])
