@@ -34,7 +34,9 @@ def audit_events(sb: Sandbox, incident_id: str) -> list[dict[str, Any]]:
 
 
 def lock_items(sb: Sandbox) -> list[dict[str, Any]]:
-    return list(sb.client("dynamodb").scan(TableName=TABLES["LocksTable"])["Items"])
+    """The targets' locks (not the alarm event ids the intake remembers for replays)."""
+    items = sb.client("dynamodb").scan(TableName=TABLES["LocksTable"])["Items"]
+    return [i for i in items if not i["target_key"]["S"].startswith("event#")]
 
 
 def incident_item(sb: Sandbox, incident_id: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ closing events, a notification, no mutation made twice, and a transient fault on
 
 import argparse
 import json
+import logging
 import multiprocessing
 import random
 import sys
@@ -252,6 +253,7 @@ def run_matrix(selected: list[Case], jobs: int = 1) -> Report:
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.getLogger("moto").setLevel(logging.CRITICAL)  # the interpreter logs every failed state; we count them
     parser = argparse.ArgumentParser(prog="python -m rollguard_cli.faults", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sample", type=int, default=0, help="run a fixed sample of N cases (0: the full matrix)")
     parser.add_argument("--jobs", type=int, default=1, help="processes to run cases in")

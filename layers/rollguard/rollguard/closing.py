@@ -1,7 +1,7 @@
 """Closing an incident: the final audit event, the incident's outcome, the lock released, people told."""
 
 import json
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from rollguard import clock
@@ -129,10 +129,20 @@ def close(
     store: IncidentStore,
     notifier: Notifier | None,
     stakeholders: Notifier | None = None,
+    closed_by: str = "state machine",
 ) -> CloseResult:
-    """Audit, outcome, lock, then people: on-call (``notifier``) and, when configured, the stakeholder topic."""
-    state, outcome = request.state, request.outcome
-    reason = request.reason or closing_reason(state, outcome)
+    """Outcome, audit, lock, then people: on-call (``notifier``) and, when configured, the stakeholder topic.
+
+    Every step is safe to repeat, so a retried Close, or the watchdog after a Close that died half-way, finishes
+    what is missing and changes nothing that was done: the first closer's outcome stands (``store.settle``), the
+    closing audit event is written once with that outcome, the lock is released only if this incident holds it,
+    and people are told once (``notified_at``)."""
+    state = request.state
+    reason = request.reason or closing_reason(state, request.outcome)
+    settled = store.settle(state.incident_id, request.outcome, closed_by, reason)
+    outcome = cast(Outcome, settled["status"])
+    reason = str(settled.get("outcome_reason") or reason)
+    first = settled.get("closed_by") == closed_by
     released = store.release_lock(state.target_key, state.incident_id)
     audit.append(
         AuditEvent(
@@ -142,33 +152,50 @@ def close(
             result=outcome,
             reason=reason,
             summary=f"{_HEADLINE[outcome]}: {reason}",
-            event_key="incident_closed",
-            parameters={"lock_released": released, "actions": len(state.progress.actions) if state.progress else 0},
+            event_key="incident_closed",  # one per incident: whoever closes it again finds it written
+            parameters={
+                "lock_released": released,
+                "actions": len(state.progress.actions) if state.progress else 0,
+                "closed_by": settled.get("closed_by"),
+            },
         )
     )
-    store.update(
-        state.incident_id, status=outcome, closed_at=clock.iso(), current_step="closed", outcome_reason=reason[:1000]
-    )
-    notified = False
-    if notifier is not None:
-        shadow = "[SHADOW] " if state.policy.mode == "shadow" else ""
-        subject = f"[Rollguard] {shadow}{_HEADLINE[outcome]}: {state.policy.name}"
-        attributes: dict[str, Any] = {
-            "outcome": outcome,
-            "policy": state.policy.name,
-            "incident_id": state.incident_id,
-            "mode": state.policy.mode or "enforce",
-        }
-        text = compose_message(state, outcome, reason, request.execution_arn)
-        chat = compose_chat(state, outcome, reason, request.execution_arn)
-        for topic in (notifier, stakeholders):
-            if topic is not None:
-                topic.publish(subject, text, attributes, chat=chat)
+    notified = bool(settled.get("notified_at"))
+    if notifier is not None and not notified:
+        _tell(state, outcome, reason, request.execution_arn, notifier, stakeholders)
+        store.update(state.incident_id, notified_at=clock.iso())
         notified = True
+    summary = f"{_HEADLINE[outcome]}: {reason}"
+    if not first:
+        summary = f"already closed by the {settled.get('closed_by')} ({outcome}); finished what was missing"
     return CloseResult(
         incident_id=state.incident_id,
         outcome=outcome,
         reason=reason,
         notified=notified,
-        summary=f"{_HEADLINE[outcome]}: {reason}"[:500],
+        summary=summary[:500],
+        closed_by=str(settled.get("closed_by")),
     )
+
+
+def _tell(
+    state: ExecutionState,
+    outcome: Outcome,
+    reason: str,
+    execution_arn: str | None,
+    notifier: Notifier,
+    stakeholders: Notifier | None,
+) -> None:
+    shadow = "[SHADOW] " if state.policy.mode == "shadow" else ""
+    subject = f"[Rollguard] {shadow}{_HEADLINE[outcome]}: {state.policy.name}"
+    attributes: dict[str, Any] = {
+        "outcome": outcome,
+        "policy": state.policy.name,
+        "incident_id": state.incident_id,
+        "mode": state.policy.mode or "enforce",
+    }
+    text = compose_message(state, outcome, reason, execution_arn)
+    chat = compose_chat(state, outcome, reason, execution_arn)
+    for topic in (notifier, stakeholders):
+        if topic is not None:
+            topic.publish(subject, text, attributes, chat=chat)

@@ -143,3 +143,4 @@ class CloseResult(_Model):
     reason: str
     summary: str
     notified: bool
+    closed_by: str = "state machine"  # who settled the outcome first (the state machine or the watchdog)

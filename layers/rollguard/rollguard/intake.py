@@ -24,6 +24,7 @@ from rollguard.policy import PolicyFile
 from rollguard.store import IncidentStore, execution_input_of
 
 logger = logging.getLogger(__name__)
+CLOSED = frozenset({"resolved", "escalated", "closed_no_action"})
 
 
 class IntakeResult(BaseModel):
@@ -109,7 +110,7 @@ def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
         "current_step": "opening",
         "execution_input": json.dumps(execution_input),
     }
-    opened = deps.store.open_or_join(incident, deps.policies.defaults.lock_ttl, received)
+    opened = deps.store.open_or_join(incident, deps.policies.defaults.lock_ttl, received, event_id=event.id)
 
     if opened.opened:
         started = _start(deps, incident_id, execution_input)
@@ -132,6 +133,18 @@ def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
         current = deps.store.get(joined_id)
         if current:
             arn = _start(deps, joined_id, execution_input_of(current))
+    if not fresh and opened.status in CLOSED:
+        # A replay of the event that opened an incident now closed: on its record, and nothing reopened.
+        deps.audit.append(
+            received.model_copy(
+                update={
+                    "incident_id": joined_id,
+                    "kind": "alarm_replayed",
+                    "summary": f"event {event.id} delivered again after the incident closed; not reopened",
+                    "event_key": f"alarm#{event.id}#replayed",
+                }
+            )
+        )
     if not fresh:
         return IntakeResult(
             status="duplicate",

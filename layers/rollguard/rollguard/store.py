@@ -12,6 +12,15 @@ from typing import Any
 from rollguard import clock
 from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
 from rollguard.audit import AuditEvent, from_item, put_request, to_item
+from rollguard.errors import TargetNotFound, TransientAwsError
+
+OPEN_ATTEMPTS = 5
+# How long an alarm event id is remembered: EventBridge retries a delivery for up to 24 hours by default
+# ("Event retry policy and using dead-letter queues", EventBridge user guide), and Lambda keeps an asynchronous
+# event for at most 6 hours ("Configuring error handling for asynchronous invocation"). DynamoDB's TTL deletes
+# the record some time after it expires, and the condition below treats an expired record as gone.
+REPLAY_WINDOW_S = 24 * 3600
+EVENT_PREFIX = "event#"
 
 
 @dataclass(frozen=True)
@@ -28,45 +37,79 @@ class IncidentStore:
         self.locks_table = locks_table
         self.audit_table = audit_table
 
-    def open_or_join(self, incident: dict[str, Any], lock_ttl_seconds: int, first_event: AuditEvent) -> OpenResult:
+    def open_or_join(
+        self, incident: dict[str, Any], lock_ttl_seconds: int, first_event: AuditEvent, event_id: str = ""
+    ) -> OpenResult:
+        """Open ``incident`` if its target is free, else join whoever holds it. An alarm event id seen in the last
+        REPLAY_WINDOW_S (a redelivery, a replay from an archive) never opens a second incident: it joins the one it
+        opened, even after that one closed. A lock freed between the attempt and the read is tried again, a few
+        times, then left to the event's retry."""
+        for _ in range(OPEN_ATTEMPTS):
+            cancelled = self._try_open(incident, lock_ttl_seconds, first_event, event_id)
+            if cancelled is None:
+                return OpenResult(True, incident["incident_id"], incident["status"])
+            seen = self.event_incident(event_id) if event_id and "event" in cancelled else None
+            holder = seen or self.lock_holder(incident["target_key"])
+            if holder is not None:
+                current = self.get(holder) or {}
+                return OpenResult(False, holder, str(current.get("status", "unknown")))
+        raise TransientAwsError(
+            f"opening an incident for {incident['target_key']}: its lock changed hands {OPEN_ATTEMPTS} times; "
+            "the event's retry tries again"
+        )
+
+    def _try_open(
+        self, incident: dict[str, Any], lock_ttl_seconds: int, first_event: AuditEvent, event_id: str
+    ) -> set[str] | None:
+        """One transaction: lock, incident, first audit event and the event id's record. None if it committed,
+        else which conditions failed ("lock", "event")."""
         now = clock.now()
+        epoch = int(now.timestamp())
         lock = {
             "target_key": incident["target_key"],
             "incident_id": incident["incident_id"],
             "acquired_at": clock.iso(now),
-            "expires_at_epoch": int(now.timestamp()) + lock_ttl_seconds,
+            "expires_at_epoch": epoch + lock_ttl_seconds,
         }
+        free = {
+            "ConditionExpression": "attribute_not_exists(target_key) OR expires_at_epoch < :now",
+            "ExpressionAttributeValues": {":now": {"N": str(epoch)}},
+        }
+        items = [
+            {"Put": {"TableName": self.locks_table, "Item": to_item(lock), **free}},
+            {
+                "Put": {
+                    "TableName": self.incidents_table,
+                    "Item": to_item(incident),
+                    "ConditionExpression": "attribute_not_exists(incident_id)",
+                }
+            },
+            {"Put": put_request(self.audit_table, first_event)},
+        ]
+        if event_id:
+            seen = {
+                "target_key": f"{EVENT_PREFIX}{event_id}",
+                "incident_id": incident["incident_id"],
+                "expires_at_epoch": epoch + REPLAY_WINDOW_S,
+            }
+            items.append({"Put": {"TableName": self.locks_table, "Item": to_item(seen), **free}})
         try:
-            self._db.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.locks_table,
-                            "Item": to_item(lock),
-                            "ConditionExpression": "attribute_not_exists(target_key) OR expires_at_epoch < :now",
-                            "ExpressionAttributeValues": {":now": {"N": str(int(now.timestamp()))}},
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self.incidents_table,
-                            "Item": to_item(incident),
-                            "ConditionExpression": "attribute_not_exists(incident_id)",
-                        }
-                    },
-                    {"Put": put_request(self.audit_table, first_event)},
-                ]
-            )
-            return OpenResult(True, incident["incident_id"], incident["status"])
+            self._db.transact_write_items(TransactItems=items)
+            return None
         except AWS_FAILURES as exc:
             if error_code(exc) != "TransactionCanceledException":
                 raise translate(exc, f"opening an incident for {incident['target_key']}") from exc
-        holder = self.lock_holder(incident["target_key"])
-        if holder is None:
-            # The lock vanished between our attempt and the read (the incident just closed): try once more.
-            return self.open_or_join(incident, lock_ttl_seconds, first_event)
-        current = self.get(holder) or {}
-        return OpenResult(False, holder, str(current.get("status", "unknown")))
+            reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
+            failed = {
+                name
+                for name, reason in zip(("lock", "incident", "audit", "event"), reasons, strict=False)
+                if reason.get("Code") == "ConditionalCheckFailed"
+            }
+            return failed or {"lock", "event"}  # no reasons given: look at both
+
+    def event_incident(self, event_id: str) -> str | None:
+        """The incident an alarm event id opened, while its record lasts (REPLAY_WINDOW_S)."""
+        return self.lock_holder(f"{EVENT_PREFIX}{event_id}")
 
     def lock_holder(self, target_key: str) -> str | None:
         try:
@@ -114,6 +157,30 @@ class IncidentStore:
             raise translate(
                 exc, f"updating incident {incident_id}", frozenset({"ConditionalCheckFailedException"})
             ) from exc
+
+    def settle(self, incident_id: str, outcome: str, closed_by: str, reason: str) -> dict[str, Any]:
+        """Give the incident its outcome once: the first closer (the state machine, or the watchdog after a dead
+        execution) wins; a later one, or a retry, gets the incident as the winner left it (``closed_by`` says
+        who), so both tell the same story."""
+        values = {":o": outcome, ":b": closed_by, ":t": clock.iso(), ":c": "closed", ":r": reason[:1000]}
+        try:
+            item = self._db.update_item(
+                TableName=self.incidents_table,
+                Key={"incident_id": {"S": incident_id}},
+                UpdateExpression="SET #s = :o, closed_by = :b, closed_at = :t, current_step = :c, outcome_reason = :r",
+                ConditionExpression="attribute_exists(incident_id) AND attribute_not_exists(closed_by)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=to_item(values),
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+            return from_item(item)
+        except AWS_FAILURES as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc, f"settling the outcome of incident {incident_id}") from exc
+        current = self.get(incident_id)
+        if current is None:
+            raise TargetNotFound(f"settling the outcome of incident {incident_id}: no such incident")
+        return current
 
     def claim_token(self, incident_id: str, token: str, decision: str) -> None:
         """Take the waiting task token off the incident, once: a second approver finds it gone."""

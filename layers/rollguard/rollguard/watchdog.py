@@ -37,7 +37,7 @@ def on_execution_ended(
             reason=f"execution {detail.get('name')} is not a Rollguard incident: {str(exc).splitlines()[0]}",
         )
     incident = store.get(state.incident_id) or {}
-    if incident.get("status") in CLOSED:
+    if incident.get("status") in CLOSED and incident.get("notified_at"):
         return WatchdogResult(
             status="ignored",
             reason=f"incident {state.incident_id} was already closed "
@@ -46,10 +46,14 @@ def on_execution_ended(
     why = f"the remediation execution {status}"
     if detail.get("error") or detail.get("cause"):
         why += f": {detail.get('error') or ''} {detail.get('cause') or ''}".rstrip()
+    # Closing is idempotent: after a Close that died half-way this finishes it with its outcome, not a second one.
     result = close(
         CloseRequest(state=state, outcome="escalated", execution_arn=detail.get("executionArn"), reason=why[:2000]),
         audit,
         store,
         notifier,
+        closed_by="watchdog",
     )
+    if result.closed_by != "watchdog":
+        return WatchdogResult(status="completed", reason=result.summary, closed=result)
     return WatchdogResult(status="escalated", reason=why, closed=result)
