@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollguard import telemetry
 from rollguard.closing import close
 from rollguard.incident import CloseRequest
-from rollguard.runtime import audit_log, incident_store, notifier, stakeholders
+from rollguard.runtime import audit_log, codedeploy, control, incident_store, notifier, stakeholders
 
 logger = Logger()
 metrics = Metrics()
@@ -17,6 +17,8 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = CloseRequest.model_validate(event)
-    result = close(request, audit_log(), incident_store(), notifier(), stakeholders())
+    result = close(
+        request, audit_log(), incident_store(), notifier(), stakeholders(), codedeploy=codedeploy(), control=control()
+    )
     telemetry.emit(metrics, telemetry.after_close(request.state, result))
     return result.model_dump(mode="json")

@@ -35,6 +35,13 @@ APPCONFIG_CHANGE = {APPCONFIG_APPS, APPCONFIG_STRATEGIES}
 APPCONFIG_APPLICATIONS = f"arn:${{AWS::Partition}}:appconfig:{_ACCOUNT}:application/*"
 
 # What each function's code calls, and nothing more. Change this together with the handler.
+# Closing (Close, or the watchdog after a dead execution) says where the target is left and stops an unverified
+# canary of Rollguard's on escalation (rollguard/target_state.py).
+LEAVE_TARGET = {
+    "codedeploy:GetDeployment": {DEPLOYMENT_GROUPS},
+    "codedeploy:GetDeploymentConfig": {DEPLOYMENT_CONFIGS},
+    "codedeploy:StopDeployment": {"*"},
+}
 EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
     "IntakeFunction": {
         "dynamodb:PutItem": {INCIDENTS, LOCKS, AUDIT},
@@ -88,19 +95,21 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "cloudwatch:DescribeAlarms": {ALARMS},
         "cloudwatch:GetMetricData": {"*"},
         "codedeploy:GetDeployment": {DEPLOYMENT_GROUPS},
-        "codedeploy:StopDeployment": {"*"},
         "dynamodb:PutItem": {AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS},
     },
     "CloseFunction": {
+        **LEAVE_TARGET,
         "dynamodb:PutItem": {AUDIT},
+        "dynamodb:GetItem": {INCIDENTS, LOCKS},
         "dynamodb:UpdateItem": {INCIDENTS},
         "dynamodb:DeleteItem": {LOCKS},
         "sns:Publish": {TOPIC, "topic:StakeholderTopic"},
     },
     "WatchdogFunction": {
+        **LEAVE_TARGET,
         "dynamodb:PutItem": {AUDIT},
-        "dynamodb:GetItem": {INCIDENTS},
+        "dynamodb:GetItem": {INCIDENTS, LOCKS},
         "dynamodb:UpdateItem": {INCIDENTS},
         "dynamodb:DeleteItem": {LOCKS},
         "sns:Publish": {TOPIC},

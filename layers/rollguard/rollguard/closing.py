@@ -5,10 +5,13 @@ from typing import Any, cast
 from urllib.parse import quote
 
 from rollguard import clock
+from rollguard.adapters.codedeploy import CodeDeploy
 from rollguard.adapters.notify import Notifier
 from rollguard.audit import AuditEvent, AuditLog
+from rollguard.control import Control
 from rollguard.incident import CloseRequest, CloseResult, ExecutionState, Outcome
 from rollguard.store import IncidentStore
+from rollguard.target_state import leave_target
 
 _HEADLINE = {
     "resolved": "RESOLVED",
@@ -54,7 +57,9 @@ _NEXT = {
 }
 
 
-def compose_message(state: ExecutionState, outcome: Outcome, reason: str, execution_arn: str | None = None) -> str:
+def compose_message(
+    state: ExecutionState, outcome: Outcome, reason: str, execution_arn: str | None = None, target_state: str = ""
+) -> str:
     """Plain text for email; every fact an on-call engineer needs to pick the incident up."""
     shadow = state.policy.mode == "shadow"
     lines = [
@@ -68,6 +73,7 @@ def compose_message(state: ExecutionState, outcome: Outcome, reason: str, execut
         f"Alarm:    {state.alarm.name} ({state.alarm.state} at {state.alarm.state_timestamp})",
         f"          {state.alarm.reason}",
         f"Target:   {state.target_key} (policy {state.policy.name})",
+        *([f"Left as:  {target_state}"] if target_state else []),
     ]
     if state.assessment is not None:
         lines.append(f"Change:   {state.assessment.summary}")
@@ -84,7 +90,7 @@ def compose_message(state: ExecutionState, outcome: Outcome, reason: str, execut
 
 
 def compose_chat(
-    state: ExecutionState, outcome: Outcome, reason: str, execution_arn: str | None = None
+    state: ExecutionState, outcome: Outcome, reason: str, execution_arn: str | None = None, target_state: str = ""
 ) -> dict[str, Any]:
     """The same facts as an AWS Chatbot custom notification (version 1.0), for Slack/Teams/Chime channels."""
     shadow = " [SHADOW]" if state.policy.mode == "shadow" else ""
@@ -97,6 +103,7 @@ def compose_chat(
             f"*Why:* {reason}",
             f"*Alarm:* `{state.alarm.name}` — {state.alarm.reason}",
             f"*Target:* `{state.target_key}` (policy `{state.policy.name}`)",
+            *([f"*Left as:* {target_state}"] if target_state else []),
             *([f"*Change:* {state.assessment.summary}"] if state.assessment else []),
             *actions,
         ]
@@ -130,6 +137,8 @@ def close(
     notifier: Notifier | None,
     stakeholders: Notifier | None = None,
     closed_by: str = "state machine",
+    codedeploy: CodeDeploy | None = None,
+    control: Control | None = None,
 ) -> CloseResult:
     """Outcome, audit, lock, then people: on-call (``notifier``) and, when configured, the stakeholder topic.
 
@@ -138,7 +147,11 @@ def close(
     closing audit event is written once with that outcome, the lock is released only if this incident holds it,
     and people are told once (``notified_at``)."""
     state = request.state
+    paused = bool(control.paused()) if control is not None else False
+    target = leave_target(state, codedeploy, paused, escalating=request.outcome == "escalated")
     reason = request.reason or closing_reason(state, request.outcome)
+    if target.halted:
+        reason = f"{reason}; {target.halted}"
     settled = store.settle(state.incident_id, request.outcome, closed_by, reason)
     outcome = cast(Outcome, settled["status"])
     reason = str(settled.get("outcome_reason") or reason)
@@ -157,12 +170,13 @@ def close(
                 "lock_released": released,
                 "actions": len(state.progress.actions) if state.progress else 0,
                 "closed_by": settled.get("closed_by"),
+                "target_state": target.text,
             },
         )
     )
     notified = bool(settled.get("notified_at"))
     if notifier is not None and not notified:
-        _tell(state, outcome, reason, request.execution_arn, notifier, stakeholders)
+        _tell(state, outcome, reason, request.execution_arn, notifier, stakeholders, target.text)
         store.update(state.incident_id, notified_at=clock.iso())
         notified = True
     summary = f"{_HEADLINE[outcome]}: {reason}"
@@ -185,6 +199,7 @@ def _tell(
     execution_arn: str | None,
     notifier: Notifier,
     stakeholders: Notifier | None,
+    target_state: str,
 ) -> None:
     shadow = "[SHADOW] " if state.policy.mode == "shadow" else ""
     subject = f"[Rollguard] {shadow}{_HEADLINE[outcome]}: {state.policy.name}"
@@ -194,8 +209,8 @@ def _tell(
         "incident_id": state.incident_id,
         "mode": state.policy.mode or "enforce",
     }
-    text = compose_message(state, outcome, reason, execution_arn)
-    chat = compose_chat(state, outcome, reason, execution_arn)
+    text = compose_message(state, outcome, reason, execution_arn, target_state)
+    chat = compose_chat(state, outcome, reason, execution_arn, target_state)
     for topic in (notifier, stakeholders):
         if topic is not None:
             topic.publish(subject, text, attributes, chat=chat)

@@ -643,7 +643,7 @@ def _rollback(scope: str, state: ExecutionState, deps: Deps, verify_seconds: int
         canary = deps.codedeploy.get(canary_id)
         if canary.get("status") in IN_FLIGHT or canary.get("status") == "Succeeded":
             # Widen: CodeDeploy moves the rest at the end of the canary interval (its second increment).
-            ends = _canary_end(canary, deps.codedeploy)
+            ends = deps.codedeploy.canary_end(canary)
             remaining = max(0, int((ends - clock.now()).total_seconds())) if ends else 0
             how = (
                 f"widening canary {canary_id}: CodeDeploy shifts the rest to revision {good.revision_label} "
@@ -671,16 +671,6 @@ def _rollback(scope: str, state: ExecutionState, deps: Deps, verify_seconds: int
         full_rollback_done=True,
         alarm_override=alarms,
     )
-
-
-def _canary_end(canary: dict[str, Any], codedeploy: CodeDeploy) -> datetime | None:
-    """When a TimeBasedCanary deployment shifts the rest: its start plus its configuration's canary interval."""
-    minutes = codedeploy.canary_interval(str(canary.get("deploymentConfigName", "")))
-    started = canary.get("startTime") or canary.get("createTime")
-    if minutes is None or started is None:
-        return None
-    start = started if isinstance(started, datetime) else parse_aws_time(str(started))
-    return start + timedelta(minutes=minutes)
 
 
 def _alarm_override(state: ExecutionState, deps: Deps) -> tuple[dict[str, Any] | None, str]:
@@ -859,12 +849,9 @@ def verify(state: ExecutionState, deps: Deps) -> Progress:
             )["alarm_metric"]
         verdict, why = judge_aggregate(alarm, latest)
         measured = {"alarm_state": alarm.state, "latest": latest}
+    # Verify changes nothing: on escalation Close stops an unverified canary of Rollguard's (unless paused) and
+    # says where the target is left (target_state.py), so every escalation path does it, not only this one.
     next_route, next_step, because = route(progress, verdict, policy)
-    canary = progress.rollback_deployment_id if progress.judge == "slice" else None
-    if next_route == "escalate" and canary and deps.codedeploy.get(canary).get("status") in IN_FLIGHT:
-        # The canary proved nothing (or that the deploy is not the cause): stop moving traffic.
-        status = deps.codedeploy.stop(canary, auto_rollback=True)
-        because += f"; canary {canary} stopped with rollback (stop {status})"
     actions = [*progress.actions]
     if actions:
         actions[-1] = actions[-1].model_copy(update={"verdict": verdict})

@@ -23,6 +23,7 @@ class HasRemainingTime(Protocol):
 
 
 if TYPE_CHECKING:
+    from rollguard.adapters.codedeploy import CodeDeploy
     from rollguard.adapters.notify import Notifier
     from rollguard.audit import AuditLog
     from rollguard.control import Control
@@ -71,12 +72,11 @@ def intake_deps() -> IntakeDeps:
 def remediation_deps() -> Deps:
     from rollguard.adapters.appconfig import AppConfig
     from rollguard.adapters.cloudwatch import CloudWatch
-    from rollguard.adapters.codedeploy import CodeDeploy
     from rollguard.remediation import Deps
 
     s = get_settings()
     return Deps(
-        codedeploy=CodeDeploy(clients.client("codedeploy")),
+        codedeploy=codedeploy(),
         cloudwatch=CloudWatch(clients.client("cloudwatch")),
         audit=audit_log(),
         store=incident_store(),
@@ -86,6 +86,12 @@ def remediation_deps() -> Deps:
         region=s.region,
         control=control(),
     )
+
+
+def codedeploy() -> CodeDeploy:
+    from rollguard.adapters.codedeploy import CodeDeploy
+
+    return CodeDeploy(clients.client("codedeploy"))
 
 
 def invocation_deadline(context: HasRemainingTime, reserve_s: float = AFTER_THE_ACTION_S) -> datetime:

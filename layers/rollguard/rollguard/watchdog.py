@@ -6,9 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from rollguard.adapters.codedeploy import CodeDeploy
 from rollguard.adapters.notify import Notifier
 from rollguard.audit import AuditLog
 from rollguard.closing import close
+from rollguard.control import Control
 from rollguard.incident import CloseRequest, CloseResult, ExecutionState
 from rollguard.store import IncidentStore
 
@@ -23,7 +25,12 @@ class WatchdogResult(BaseModel):
 
 
 def on_execution_ended(
-    event: dict[str, Any], store: IncidentStore, audit: AuditLog, notifier: Notifier | None
+    event: dict[str, Any],
+    store: IncidentStore,
+    audit: AuditLog,
+    notifier: Notifier | None,
+    codedeploy: CodeDeploy | None = None,
+    control: Control | None = None,
 ) -> WatchdogResult:
     detail = event.get("detail") or {}
     status = str(detail.get("status", ""))
@@ -53,6 +60,8 @@ def on_execution_ended(
         store,
         notifier,
         closed_by="watchdog",
+        codedeploy=codedeploy,
+        control=control,
     )
     if result.closed_by != "watchdog":
         return WatchdogResult(status="completed", reason=result.summary, closed=result)

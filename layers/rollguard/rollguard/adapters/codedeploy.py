@@ -1,10 +1,11 @@
 """CodeDeploy: find the deployment in scope and its last-known-good predecessor, roll back, widen."""
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from rollguard.adapters.aws_errors import AWS_FAILURES, translate
+from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
+from rollguard.clock import parse_aws_time
 from rollguard.errors import RollbackFailed
 from rollguard.incident import DeploymentRef
 
@@ -189,9 +190,18 @@ class CodeDeploy:
                 },
             )
         except AWS_FAILURES as exc:
-            if exc.response["Error"]["Code"] != "DeploymentConfigAlreadyExistsException":
+            if error_code(exc) != "DeploymentConfigAlreadyExistsException":
                 raise translate(exc, f"creating deployment configuration {name}", _NOT_FOUND, RollbackFailed) from exc
         return name
+
+    def canary_end(self, deployment: dict[str, Any]) -> datetime | None:
+        """When a TimeBasedCanary deployment shifts the rest: its start plus its configuration's canary interval."""
+        minutes = self.canary_interval(str(deployment.get("deploymentConfigName", "")))
+        started = deployment.get("startTime") or deployment.get("createTime")
+        if minutes is None or started is None:
+            return None
+        start = started if isinstance(started, datetime) else parse_aws_time(str(started))
+        return start + timedelta(minutes=minutes)
 
     def canary_interval(self, config: str) -> int | None:
         """The minutes a TimeBasedCanary configuration waits before shifting the rest (GetDeploymentConfig);
