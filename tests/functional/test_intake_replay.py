@@ -68,3 +68,18 @@ def test_opening_gives_up_after_a_few_races_instead_of_recursing() -> None:
             {"incident_id": "i", "target_key": "t", "status": "starting"}, 60, first, event_id="e"
         )
     assert db.transactions == OPEN_ATTEMPTS
+
+
+def test_a_lock_is_renewed_only_by_its_owner(holding: Sandbox) -> None:  # noqa: F811
+    from rollguard.errors import LockLost
+
+    incident_id = intake(holding, load_event("intake/alarm.json"))["incident_id"]
+    target = "codedeploy:checkout/checkout-prod"
+    before = int(lock_items(holding)[0]["expires_at_epoch"]["N"])
+
+    store(holding).renew_lock(target, incident_id, 7200 + 3600)
+    with pytest.raises(LockLost, match="no longer holds the lock"):
+        store(holding).renew_lock(target, "someone-else", 60)
+
+    [lock] = lock_items(holding)
+    assert lock["incident_id"]["S"] == incident_id and int(lock["expires_at_epoch"]["N"]) >= before + 3600

@@ -185,6 +185,8 @@ def test_the_approval_function_stores_the_token_and_pages_without_it(sandbox: Sa
     event = load_event("approval/request.json")
     incident_id = event["state"]["incident_id"]
     put_incident(sandbox, incident_id, status="open")
+    lock = {"target_key": {"S": "codedeploy:checkout/checkout-prod"}, "incident_id": {"S": incident_id}}
+    sandbox.client("dynamodb").put_item(TableName=TABLES["LocksTable"], Item=lock)  # an open incident holds it
 
     result = sandbox.handlers["rollguard-approval"](event, context("rollguard-approval"))
 

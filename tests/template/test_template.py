@@ -89,14 +89,14 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "dynamodb:Query": {f"{AUDIT}/index/by_target"},
         "dynamodb:GetItem": {LOCKS},
         "dynamodb:PutItem": {AUDIT},
-        "dynamodb:UpdateItem": {INCIDENTS},
+        "dynamodb:UpdateItem": {INCIDENTS, LOCKS},
     },
     "VerifyFunction": {
         "cloudwatch:DescribeAlarms": {ALARMS},
         "cloudwatch:GetMetricData": {"*"},
         "codedeploy:GetDeployment": {DEPLOYMENT_GROUPS},
         "dynamodb:PutItem": {AUDIT},
-        "dynamodb:UpdateItem": {INCIDENTS},
+        "dynamodb:UpdateItem": {INCIDENTS, LOCKS},
     },
     "CloseFunction": {
         **LEAVE_TARGET,
@@ -116,7 +116,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
     },
     "ApprovalFunction": {
         "dynamodb:PutItem": {AUDIT},
-        "dynamodb:UpdateItem": {INCIDENTS},
+        "dynamodb:UpdateItem": {INCIDENTS, LOCKS},
         "sns:Publish": {TOPIC},
     },
     "JournalFunction": {

@@ -59,6 +59,7 @@ def request_approval(
         raise RollguardError("an approval was requested for a step that has no approval gate")
     deadline = clock.iso(clock.now() + timedelta(seconds=gate.timeout_seconds))
     what = _describe_step(state, gate.step)
+    store.renew_lock(state.target_key, state.incident_id, state.lock_ttl + gate.timeout_seconds)
     store.update(
         state.incident_id,
         task_token=request.task_token,

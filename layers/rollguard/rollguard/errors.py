@@ -62,5 +62,9 @@ class PartiallyFailed(RollguardError):
     """The action succeeded in some regions and failed in others; the reason lists each region."""
 
 
+class LockLost(RollguardError):
+    """The incident no longer holds its target's lock: it must not act on the target any more."""
+
+
 class ActionBlocked(RollguardError):
     """A safety brake (pause, freeze window, cooldown, hourly cap, rollback-once) stopped the action."""

@@ -35,6 +35,9 @@ class IncidentInput(_Model):
     target_key: str
     policy: Policy
     alarm: AlarmRef
+    # How long the target's lock outlives the incident's last sign of life (the policy file's defaults.lock_ttl);
+    # every step renews it for the time it will wait, so it never expires under a live incident.
+    lock_ttl: int = 7200
 
 
 class DeploymentRef(_Model):

@@ -97,7 +97,12 @@ def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
         event_key=f"alarm#{event.id}",  # stable: a redelivered event is recognised, not counted twice
     )
     execution_input = IncidentInput(
-        incident_id=incident_id, opened_at=now, target_key=target_key, policy=policy, alarm=alarm_ref
+        incident_id=incident_id,
+        opened_at=now,
+        target_key=target_key,
+        policy=policy,
+        alarm=alarm_ref,
+        lock_ttl=deps.policies.defaults.lock_ttl,
     ).model_dump(mode="json")
     incident = {
         "incident_id": incident_id,

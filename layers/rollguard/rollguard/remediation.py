@@ -297,6 +297,7 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
     if state.policy.mode == "shadow":
         return _shadow(step, index, started_at, state, deps)
     try:
+        deps.store.renew_lock(state.target_key, state.incident_id, state.lock_ttl + _step_horizon(step))
         outcome = _take_step(step, state, deps)
     except RollguardError as exc:
         _record_step(deps, state, step, index, started_at, f"failed: {exc}", "failed", f"{type(exc).__name__}: {exc}")
@@ -345,6 +346,13 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
             f"{f' once it has shifted (in {format_duration(outcome.extra_wait)})' if outcome.extra_wait else ''}."
         ),
     )
+
+
+def _step_horizon(step: LadderStep) -> int:
+    """How long a step can keep the incident busy after Act: a canary's interval (CodeDeploy's wait before the
+    rest), then the verification window, extended once if allowed."""
+    canary = canary_minutes(step.verify.longest) * 60 if step.action == "rollback" and step.scope == "canary" else 0
+    return canary + step.verify.longest
 
 
 def _record_step(
@@ -821,6 +829,7 @@ def verify(state: ExecutionState, deps: Deps) -> Progress:
     progress, assessment = state.progress, state.assessment
     if progress is None or assessment is None:
         raise RollguardError("verify was called before any action")
+    deps.store.renew_lock(state.target_key, state.incident_id, state.lock_ttl + 2 * progress.wait_seconds)
     if progress.stop_pending:
         progress = _rollback_found(progress, deps)
     now = clock.now()

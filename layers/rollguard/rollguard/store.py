@@ -12,7 +12,7 @@ from typing import Any
 from rollguard import clock
 from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
 from rollguard.audit import AuditEvent, from_item, put_request, to_item
-from rollguard.errors import TargetNotFound, TransientAwsError
+from rollguard.errors import LockLost, TargetNotFound, TransientAwsError
 
 OPEN_ATTEMPTS = 5
 # How long an alarm event id is remembered: EventBridge retries a delivery for up to 24 hours by default
@@ -195,6 +195,26 @@ class IncidentStore:
             )
         except AWS_FAILURES as exc:
             raise translate(exc, f"claiming the approval of incident {incident_id}") from exc
+
+    def renew_lock(self, target_key: str, incident_id: str, seconds: int) -> None:
+        """Keep the target's lock for ``seconds`` more, if ``incident_id`` still holds it. LockLost if not: the lock
+        expired and another incident took the target, so this one must not act on it."""
+        expires = int(clock.now().timestamp()) + seconds
+        try:
+            self._db.update_item(
+                TableName=self.locks_table,
+                Key={"target_key": {"S": target_key}},
+                UpdateExpression="SET expires_at_epoch = :e",
+                ConditionExpression="incident_id = :i",
+                ExpressionAttributeValues={":e": {"N": str(expires)}, ":i": {"S": incident_id}},
+            )
+        except AWS_FAILURES as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise LockLost(
+                    f"incident {incident_id} no longer holds the lock on {target_key} (it expired, and the target "
+                    "may be another incident's now): Rollguard stops acting on it"
+                ) from exc
+            raise translate(exc, f"renewing the lock on {target_key}") from exc
 
     def release_lock(self, target_key: str, incident_id: str) -> bool:
         """Free the target if ``incident_id`` still holds it; False when it was already free or taken over."""
