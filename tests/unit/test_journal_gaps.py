@@ -30,7 +30,7 @@ def test_the_description_names_the_window_the_scopes_and_the_queue() -> None:
 
     assert text == (
         "the change journal may be missing events between 2026-12-01T11:30:00.000Z and 2026-12-01T12:00:00.000Z "
-        "(2 events of appconfig:checkout/prod could not be recorded; 1 event in the journal's dead-letter queue)"
+        "(2 events of appconfig:checkout/prod could not be recorded; 1 message in the journal's dead-letter queue)"
     )
 
 

@@ -161,7 +161,7 @@ class Completeness(BaseModel):
             scopes = ", ".join(sorted({g.scope_key for g in self.gaps}))
             why.append(f"{_count(len(self.gaps), 'event')} of {scopes} could not be recorded")
         if self.dead_letters:
-            why.append(f"{_count(self.dead_letters, 'event')} in the journal's dead-letter queue")
+            why.append(f"{_count(self.dead_letters, 'message')} in the journal's dead-letter queue")
         return f"the change journal may be missing events between {self.since} and {self.until} ({'; '.join(why)})"
 
 
@@ -181,8 +181,9 @@ def gap_id(event: dict[str, Any]) -> str:
 
 
 class DeadLetters:
-    """The journal's dead-letter queue. Lambda sends an event there after its retries; the journal sends one
-    itself when it could mark no gap. Its depth is the health record Assess reads: any message may be a change."""
+    """The journal's dead-letter queue. Lambda sends an event there after its retries; the journal sends one itself
+    on each attempt that could mark no gap, so an event may be there more than once (replaying it is idempotent).
+    Its depth is the health record Assess reads: any message may be a change, of any scope and time."""
 
     def __init__(self, sqs: Callable[[], Any], queue_url: str):
         self._sqs = sqs  # a client factory: only Assess and the journal's failures need SQS, not every cold start
