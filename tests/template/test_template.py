@@ -501,11 +501,55 @@ def _queue_policy(template: dict[str, Any], queue: str) -> dict[str, Any]:
     return dict(statement["Condition"])
 
 
-def test_only_the_journal_rules_may_dead_letter_into_its_queue(template: dict[str, Any]) -> None:
+def test_only_the_journal_rules_and_the_watchdog_rule_may_dead_letter_into_their_queues(
+    template: dict[str, Any],
+) -> None:
     rules = [
         {"Fn::GetAtt": [rule, "Arn"]} for rule in ("JournalFunctionCodeDeployChange", "JournalFunctionAppConfigChange")
     ]
     assert _queue_policy(template, "JournalDeadLetterQueue") == {"ArnEquals": {"aws:SourceArn": rules}}
+    assert _queue_policy(template, "FailedInvocationsQueue") == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["WatchdogFunctionExecutionEnded", "Arn"]}}
+    }
+
+
+def test_every_dead_letter_queue_pages_on_call(template: dict[str, Any]) -> None:
+    """A message in any queue of the stack is something Rollguard did not handle: an alarm on its visible messages
+    publishes to the escalation (on-call) topic."""
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+    watched = {}
+    for alarm in (a["Properties"] for a in alarms):
+        [dimension] = alarm["Dimensions"]
+        assert (alarm["Namespace"], alarm["MetricName"], dimension["Name"]) == (
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            "QueueName",
+        )
+        assert (alarm["ComparisonOperator"], alarm["Threshold"], alarm["Statistic"]) == (
+            "GreaterThanThreshold",
+            0,
+            "Maximum",
+        )
+        assert alarm["TreatMissingData"] == "notBreaching", "SQS publishes nothing for an idle queue"
+        assert alarm["AlarmActions"] == [{"Ref": "EscalationTopic"}]
+        watched[dimension["Value"]["Fn::GetAtt"][0]] = alarm
+    assert set(watched) == set(resources_of_type(template, "AWS::SQS::Queue"))
+
+
+def test_cloudwatch_alarms_may_use_the_escalation_topics_key(template: dict[str, Any]) -> None:
+    """An alarm cannot publish to a topic encrypted with aws/sns; the topic's own key lets CloudWatch use it, and
+    lets publishers use it only through SNS in this account, as aws/sns does."""
+    topic = template["Resources"]["EscalationTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "EscalationTopicKey"}
+    key = template["Resources"]["EscalationTopicKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    statements = {s["Sid"]: s for s in key["KeyPolicy"]["Statement"]}
+    alarms = statements["CloudWatchAlarmsPage"]
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert alarms["Action"] == ["kms:GenerateDataKey*", "kms:Decrypt"]
+    through_sns = statements["PublishThroughSns"]
+    assert through_sns["Principal"] == {"AWS": "*"}
+    assert set(through_sns["Condition"]["StringEquals"]) == {"kms:CallerAccount", "kms:ViaService"}
 
 
 def test_only_the_alarm_rule_may_dead_letter(template: dict[str, Any]) -> None:
