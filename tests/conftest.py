@@ -65,6 +65,7 @@ EXPECTED_OUTCOMES = {
     "string-revision": "resolved",
     "group-alarm": "resolved",
     "flag-off-while-baking": "resolved",
+    "journal-outage": "escalated",
 }
 DRILLS = tuple(EXPECTED_OUTCOMES)
 

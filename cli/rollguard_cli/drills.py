@@ -566,6 +566,32 @@ SCENARIOS["flag-off-while-baking"] = Scenario(
 )
 
 
+def _journal_outage(stage: Stage) -> None:
+    stage.appconfig()
+    stage.deploy("6")
+    stage.sb.advance(45 * 60)
+    # DynamoDB refuses the journal's writes (the rest of Rollguard still reaches it): the flip is neither recorded
+    # nor marked as a gap, so the journal keeps its events in its dead-letter queue, and Lambda retries them.
+    for operation in ("UpdateItem", "PutItem"):
+        stage.sb.inject_fault(
+            operation, "InternalServerError", "DynamoDB is unavailable", function="rollguard-journal", status=500
+        )
+    stage.behave(lambda v, live: 0.15 if live.flag("new-pricing") else None)
+    stage.flip("new-pricing", True)
+
+
+SCENARIOS["journal-outage"] = Scenario(
+    "journal-outage",
+    "The new-pricing flag goes on and leaks 15% errors while DynamoDB refuses the change journal's writes; the "
+    "journal keeps the events in its dead-letter queue, and Rollguard escalates that it cannot tell what changed "
+    "instead of closing with 'no change'.",
+    "escalated",
+    _journal_outage,
+    "sandbox-kill-switch.yaml",
+    expected_alias={"6": 1.0},
+)
+
+
 def _seconds_between(start: datetime, end_iso: str) -> float:
     return round((parse_aws_time(end_iso) - start).total_seconds(), 1)
 

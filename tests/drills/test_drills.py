@@ -200,3 +200,13 @@ def test_stakeholders_hear_every_outcome() -> None:
     chatbot = json.loads(chat)
     assert (chatbot["version"], chatbot["source"], chatbot["id"]) == ("1.0", "custom", incident_id)
     assert "RESOLVED" in chatbot["content"]["title"]
+
+
+def test_a_journal_outage_pages_on_call_that_rollguard_cannot_tell_what_changed(drill_runs: dict[str, Any]) -> None:
+    doc = document(drill_runs["journal-outage"])
+    [assessed] = [e for e in doc["audit_events"] if e["kind"] == "assessed"]
+
+    assert assessed["result"] == "escalate" and doc["actions"] == []
+    assert doc["reason"].startswith("cannot tell what changed: the change journal may be missing events between ")
+    [message] = doc["notifications"]
+    assert "ESCALATED" in message and "journal's dead-letter queue" in message

@@ -411,4 +411,5 @@ def test_the_report_functions_iam_covers_its_calls_and_nothing_more(
     made = set(aws.calls)
     granted = set(allowed_actions(load_template(), "FlagReportFunction"))
     assert made - granted == set(), "FlagReportFunction calls AWS without permission"
-    assert granted - made == set(), "FlagReportFunction is granted actions it never uses"
+    # sqs:SendMessage: the Lambda service sends a failed invocation to the dead-letter queue with the function's role.
+    assert granted - made == {"sqs:SendMessage"}, "FlagReportFunction is granted actions it never uses"

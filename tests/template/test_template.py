@@ -56,6 +56,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "codedeploy:ListDeployments": {DEPLOYMENT_GROUPS},
         "codedeploy:BatchGetDeployments": {DEPLOYMENT_GROUPS},
         "dynamodb:Query": {f"{CHANGES}/index/by_time"},
+        "sqs:GetQueueAttributes": {"queue:JournalDeadLetterQueue"},
         "dynamodb:PutItem": {AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS},
     },
@@ -113,6 +114,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "dynamodb:UpdateItem": {INCIDENTS},
         "dynamodb:DeleteItem": {LOCKS},
         "sns:Publish": {TOPIC},
+        "sqs:SendMessage": {"queue:FailedInvocationsQueue"},
     },
     "ApprovalFunction": {
         "dynamodb:PutItem": {AUDIT},
@@ -121,6 +123,8 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
     },
     "JournalFunction": {
         "dynamodb:UpdateItem": {CHANGES},
+        "dynamodb:PutItem": {CHANGES},
+        "sqs:SendMessage": {"queue:JournalDeadLetterQueue"},
         "appconfig:GetConfigurationProfile": {APPCONFIG_APPS},
     },
     "FlagReportFunction": {
@@ -129,6 +133,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "appconfig:ListHostedConfigurationVersions": {APPCONFIG_APPLICATIONS},
         "appconfig:GetHostedConfigurationVersion": {APPCONFIG_APPLICATIONS},
         "sns:Publish": {TOPIC},
+        "sqs:SendMessage": {"queue:FailedInvocationsQueue"},
     },
 }
 
@@ -155,6 +160,7 @@ EXPECTED_OUTPUTS = [
     "EscalationTopicArn",
     "IntakeFunctionName",
     "IntakeDeadLetterQueueUrl",
+    "JournalDeadLetterQueueUrl",
     "FailedInvocationsQueueUrl",
     "StepFunctionsConsoleUrl",
 ]
@@ -423,7 +429,7 @@ def test_escalation_topic_is_encrypted(template: dict[str, Any]) -> None:
 
 def test_queues_are_encrypted(template: dict[str, Any]) -> None:
     queues = resources_of_type(template, "AWS::SQS::Queue")
-    assert "IntakeDeadLetterQueue" in queues
+    assert {"IntakeDeadLetterQueue", "JournalDeadLetterQueue", "FailedInvocationsQueue"} <= set(queues)
     for logical_id, queue in queues.items():
         props = queue["Properties"]
         assert props.get("SqsManagedSseEnabled") is True or props.get("KmsMasterKeyId"), logical_id
@@ -471,6 +477,79 @@ def test_asynchronously_invoked_functions_keep_what_fails(template: dict[str, An
         target = props.get("DeadLetterQueue", {}).get("TargetArn") or on_failure.get("Destination")
         assert target, f"{logical_id} drops events that fail after Lambda's retries"
         assert target["Fn::GetAtt"][0] in queues, logical_id
+
+
+def test_the_journal_keeps_what_it_cannot_record_in_its_own_queue(template: dict[str, Any]) -> None:
+    """Its own queue, apart from the watchdog's and the flag report's: its depth is what Assess reads."""
+    props = template["Resources"]["JournalFunction"]["Properties"]
+    queue = {"Fn::GetAtt": ["JournalDeadLetterQueue", "Arn"]}
+    assert props["DeadLetterQueue"] == {"Type": "SQS", "TargetArn": queue}
+    assert {name: e["Properties"]["DeadLetterConfig"] for name, e in props["Events"].items()} == {
+        "CodeDeployChange": {"Arn": queue},
+        "AppConfigChange": {"Arn": queue},
+    }
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["JOURNAL_DEAD_LETTER_QUEUE_URL"] == {
+        "Ref": "JournalDeadLetterQueue"
+    }
+
+
+def _queue_policy(template: dict[str, Any], queue: str) -> dict[str, Any]:
+    policies = resources_of_type(template, "AWS::SQS::QueuePolicy").values()
+    (policy,) = [p for p in policies if p["Properties"]["Queues"] == [{"Ref": queue}]]
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert (statement["Principal"], statement["Action"]) == ({"Service": "events.amazonaws.com"}, "sqs:SendMessage")
+    return dict(statement["Condition"])
+
+
+def test_only_the_journal_rules_and_the_watchdog_rule_may_dead_letter_into_their_queues(
+    template: dict[str, Any],
+) -> None:
+    rules = [
+        {"Fn::GetAtt": [rule, "Arn"]} for rule in ("JournalFunctionCodeDeployChange", "JournalFunctionAppConfigChange")
+    ]
+    assert _queue_policy(template, "JournalDeadLetterQueue") == {"ArnEquals": {"aws:SourceArn": rules}}
+    assert _queue_policy(template, "FailedInvocationsQueue") == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["WatchdogFunctionExecutionEnded", "Arn"]}}
+    }
+
+
+def test_every_dead_letter_queue_pages_on_call(template: dict[str, Any]) -> None:
+    """A message in any queue of the stack is something Rollguard did not handle: an alarm on its visible messages
+    publishes to the escalation (on-call) topic."""
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+    watched = {}
+    for alarm in (a["Properties"] for a in alarms):
+        [dimension] = alarm["Dimensions"]
+        assert (alarm["Namespace"], alarm["MetricName"], dimension["Name"]) == (
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            "QueueName",
+        )
+        assert (alarm["ComparisonOperator"], alarm["Threshold"], alarm["Statistic"]) == (
+            "GreaterThanThreshold",
+            0,
+            "Maximum",
+        )
+        assert alarm["TreatMissingData"] == "notBreaching", "SQS publishes nothing for an idle queue"
+        assert alarm["AlarmActions"] == [{"Ref": "EscalationTopic"}]
+        watched[dimension["Value"]["Fn::GetAtt"][0]] = alarm
+    assert set(watched) == set(resources_of_type(template, "AWS::SQS::Queue"))
+
+
+def test_cloudwatch_alarms_may_use_the_escalation_topics_key(template: dict[str, Any]) -> None:
+    """An alarm cannot publish to a topic encrypted with aws/sns; the topic's own key lets CloudWatch use it, and
+    lets publishers use it only through SNS in this account, as aws/sns does."""
+    topic = template["Resources"]["EscalationTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "EscalationTopicKey"}
+    key = template["Resources"]["EscalationTopicKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    statements = {s["Sid"]: s for s in key["KeyPolicy"]["Statement"]}
+    alarms = statements["CloudWatchAlarmsPage"]
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert alarms["Action"] == ["kms:GenerateDataKey*", "kms:Decrypt"]
+    through_sns = statements["PublishThroughSns"]
+    assert through_sns["Principal"] == {"AWS": "*"}
+    assert set(through_sns["Condition"]["StringEquals"]) == {"kms:CallerAccount", "kms:ViaService"}
 
 
 def test_only_the_alarm_rule_may_dead_letter(template: dict[str, Any]) -> None:

@@ -268,4 +268,4 @@ def test_a_service_without_a_modelled_refusal_fails_loudly() -> None:
     template = {"Resources": {"Fn": {"Type": "AWS::Serverless::Function", "Properties": {"Policies": []}}}}
     enforcer = Enforcer(template, Stack(physical={}), functions={"rollguard-fn": "Fn"})
     with pytest.raises(CallNotModelled, match="ACCESS_DENIED"):
-        enforcer.check("rollguard-fn", "sqs", "SendMessage", {"QueueUrl": "u"}, REGION)
+        enforcer.check("rollguard-fn", "kinesis", "PutRecord", {"StreamName": "s"}, REGION)

@@ -76,6 +76,8 @@ ACCESS_DENIED: dict[str, tuple[str, int]] = {
     # status code: 403" (aws-cloudformation/cloudformation-cli issue 376); CloudWatch's "Common Errors" page does not
     # list an access-denied code.
     "cloudwatch": ("AccessDenied", 403),
+    # SQS API reference, "Common Errors": AccessDeniedException, HTTP 400.
+    "sqs": ("AccessDeniedException", 400),
 }
 
 # Permissions an operation needs beyond its own action, documented by the service but absent from the SAR's
@@ -712,14 +714,14 @@ def sandbox_enforcer(
     parameter defaults (``CodeDeployApplicationPattern``, ``AlarmNamePattern``) as a deployment's would."""
     from moto.codedeploy.models import codedeploy_backends
 
-    from rollguard_cli.sandbox.runner import ACCOUNT, FUNCTIONS, REGION, TABLES, load_template
+    from rollguard_cli.sandbox.runner import ACCOUNT, FUNCTIONS, QUEUES, REGION, TABLES, load_template
 
     physical = {
         **TABLES,
+        **QUEUES,
         "EscalationTopic": sandbox.topic_arn,
         "StakeholderTopic": sandbox.stakeholder_topic_arn,
         "RemediationStateMachine": sandbox.state_machine_arn,
-        "IntakeDeadLetterQueue": "rollguard-intake-dead-letters",  # not provisioned: no function sends to it
         **{logical: f"rollguard-{name}" for name, logical in FUNCTIONS.items()},
     }
 
@@ -737,8 +739,14 @@ def sandbox_enforcer(
         template if template is not None else load_template(),
         Stack(physical=physical, parameters=dict(parameters or {}), account=ACCOUNT, region=REGION),
         functions={f"rollguard-{name}": logical for name, logical in FUNCTIONS.items()},
-        lookups={("codedeploy", "deploymentid"): deployment_group},
+        lookups={("codedeploy", "deploymentid"): deployment_group, ("sqs", "queueurl"): queue_name},
     )
+
+
+def queue_name(queue_url: str, region: str) -> dict[str, str]:
+    """SQS requests name a queue by its URL (https://sqs.<region>.amazonaws.com/<account>/<name>); IAM by its ARN."""
+    account, name = queue_url.rstrip("/").split("/")[-2:]
+    return {"Account": account, "QueueName": name}
 
 
 def summary(authorized: list[tuple[str, str, str]], denied: list[dict[str, str]]) -> dict[str, Any]:

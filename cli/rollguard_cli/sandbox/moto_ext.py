@@ -2,7 +2,9 @@
 request and response shapes — botocore serialises and parses them — so handlers cannot tell.
 
 - Lambda: ``Invoke`` of a registered function runs the real handler in-process (moto would need Docker),
-  answering as the Lambda service does, ``FunctionError: Unhandled`` and ``errorType`` included.
+  answering as the Lambda service does, ``FunctionError: Unhandled`` and ``errorType`` included. An asynchronous
+  ``Invoke`` (``InvocationType=Event``) is answered 202 and handed to sandbox/lambda_async.py: retries, then the
+  function's dead-letter queue or on-failure destination.
 - CodeDeploy: ``StopDeployment``, ``CreateDeploymentConfig``/``GetDeploymentConfig``, ``errorInformation`` and
   ``rollbackInfo`` in deployment reads, one active deployment per group (``DeploymentLimitExceededException``,
   API "CreateDeployment"); what a deployment then does to the Lambda alias is sandbox/codedeploy.py's.
@@ -123,6 +125,7 @@ class MotoExtensions:
         self.timeouts = timeouts or {}  # function name → its Timeout in seconds (template.yaml)
         self.stdout = stdout  # where a handler's prints (Powertools' EMF metrics) go, as CloudWatch Logs would
         self._requests = 0
+        self.asynchronous: Any = None  # lambda_async.AsyncInvocations, set by the sandbox
 
     @contextmanager
     def installed(self) -> Iterator["MotoExtensions"]:
@@ -139,7 +142,12 @@ class MotoExtensions:
             name = function_name.split(":")[6] if function_name.startswith("arn:") else function_name
             if name not in ext.handlers:
                 return original_invoke(backend, function_name, qualifier, body, headers, response_headers)
-            payload = ext._run_handler(name, json.loads(body) if body else {}, response_headers)
+            event = json.loads(body) if body else {}
+            if headers.get("X-Amz-Invocation-Type") == "Event" and ext.asynchronous is not None:
+                ext.asynchronous.invoke(name, event)  # the first attempt now; the result is not the caller's
+                response_headers["Content-Length"] = "0"
+                return b""
+            payload = ext._run_handler(name, event, response_headers)
             response_headers["Content-Length"] = str(len(payload))
             return payload
 
@@ -295,11 +303,19 @@ class MotoExtensions:
         if budget is not None and budget.remaining() < 0:
             raise InvocationTimedOut()
 
-    def _run_handler(self, name: str, event: dict[str, Any], response_headers: dict[str, str]) -> bytes:
+    def run_async(self, name: str, event: dict[str, Any], request_id: str) -> dict[str, Any] | None:
+        """One attempt of an asynchronous invocation: the handler's error payload, or None if it succeeded."""
+        headers: dict[str, str] = {}
+        payload = self._run_handler(name, event, headers, request_id)
+        return dict(json.loads(payload)) if "x-amz-function-error" in headers else None
+
+    def _run_handler(
+        self, name: str, event: dict[str, Any], response_headers: dict[str, str], request_id: str | None = None
+    ) -> bytes:
         self._requests += 1
         timeout = self.timeouts.get(name, 30)
         budget = Budget(timeout)
-        request_id = f"sandbox-{self._requests:06d}"
+        request_id = request_id or f"sandbox-{self._requests:06d}"
         context = LambdaContext(function_name=name, aws_request_id=request_id, budget=budget)
         outer, outer_budget = self.log.caller(), getattr(self.log.current, "budget", None)
         self.log.current.function, self.log.current.budget = name, budget

@@ -28,6 +28,7 @@ from rollguard_cli.sandbox.appconfig import AppConfigDeployments
 from rollguard_cli.sandbox.clock import VirtualClock
 from rollguard_cli.sandbox.codedeploy import LambdaDeployments
 from rollguard_cli.sandbox.iam import Enforcer, iam_prefix, sandbox_enforcer
+from rollguard_cli.sandbox.lambda_async import AsyncInvocations, async_configs
 from rollguard_cli.sandbox.moto_ext import CallLog, MotoExtensions
 from rollguard_cli.sandbox.world import ErrorModel, ServiceSpec, World
 
@@ -49,6 +50,11 @@ TABLES = {
     "AuditTable": "rollguard-audit",
     "LocksTable": "rollguard-locks",
     "ChangesTable": "rollguard-changes",
+}
+QUEUES = {
+    "IntakeDeadLetterQueue": "rollguard-intake-dead-letters",
+    "JournalDeadLetterQueue": "rollguard-journal-dead-letters",
+    "FailedInvocationsQueue": "rollguard-failed-invocations",
 }
 
 
@@ -232,6 +238,16 @@ class Sandbox:
         self._stack.append(lambda: patches.__exit__(None, None, None))
         self._provision()
         self.iam = sandbox_enforcer(self)
+        ext.asynchronous = self.asynchronous = AsyncInvocations(
+            configs=async_configs(load_template()["Resources"], self._function_ids(), self.queue_urls),
+            run=ext.run_async,
+            send=self._send_as,
+            now=self.world.now,
+            schedule=self.world.schedule,
+            later=self.world.later,
+            account=ACCOUNT,
+            region=REGION,
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -316,6 +332,21 @@ class Sandbox:
         self.log.iam_denied.append(decision.record())
         return _answer(*decision.error_response())
 
+    @staticmethod
+    def _function_ids() -> dict[str, str]:
+        return {f"rollguard-{name}": logical for name, logical in FUNCTIONS.items()}
+
+    def _send_as(self, function: str, queue_url: str, body: str, attributes: dict[str, Any]) -> None:
+        """Lambda delivers a failed event with the function's execution role ("Dead-letter queues", Lambda guide)."""
+
+        def send() -> None:
+            self.client("sqs").send_message(QueueUrl=queue_url, MessageBody=body, MessageAttributes=attributes)
+
+        if self.iam is None or function not in self.iam.functions:
+            return send()  # a function a test added: its role is not modelled
+        with self.acting_as(function):
+            send()
+
     @contextmanager
     def acting_as(self, function: str) -> Iterator[None]:
         """Inside the block, calls on this thread are made as ``function`` (``"rollguard-act"``) would make them:
@@ -361,6 +392,8 @@ class Sandbox:
             indexes = ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "LocalSecondaryIndexes")
             kwargs = {k: props[k] for k in indexes if k in props}
             ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **kwargs)
+        self.queue_urls = self._provision_queues(resources)
+        self.set_env(JOURNAL_DEAD_LETTER_QUEUE_URL=self.queue_urls["JournalDeadLetterQueue"])
         sns = self.client("sns")
         self.topic_arn = sns.create_topic(Name="rollguard-escalations")["TopicArn"]
         sqs = self.client("sqs")
@@ -444,6 +477,28 @@ class Sandbox:
             for event in resources[logical]["Properties"].get("Events", {}).values()
             if event["Type"] == "EventBridgeRule"
         ]
+
+    def _provision_queues(self, resources: dict[str, Any]) -> dict[str, str]:
+        """The template's queues, with their retention and encryption: logical id → queue URL."""
+        queues = {logical for logical, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
+        assert queues == set(QUEUES), "template queues changed"
+        sqs, urls = self.client("sqs"), {}
+        for logical, name in QUEUES.items():
+            props = resources[logical]["Properties"]
+            attributes = {k: str(props[k]).lower() if isinstance(props[k], bool) else str(props[k]) for k in props}
+            urls[logical] = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        return urls
+
+    def dead_letters(self, logical: str) -> list[dict[str, Any]]:
+        """The messages waiting in one of the template's queues (left there: receiving hides them for 0 s)."""
+        sqs = self.client("sqs")
+        found = sqs.receive_message(
+            QueueUrl=self.queue_urls[logical],
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=0,
+            MessageAttributeNames=["All"],
+        )
+        return list(found.get("Messages", []))
 
     def routing(self, function: str | None = None, alias: str | None = None) -> dict[str, float]:
         """Who serves the service's traffic, from its Lambda alias: {version: share} ({} before it exists)."""

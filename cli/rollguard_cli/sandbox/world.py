@@ -67,6 +67,7 @@ class World:
     timers: list[_Timer] = field(default_factory=list)
     datapoints: dict[tuple[str, str], list[tuple[datetime, float]]] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[Callable[[], None]] = field(default_factory=list)  # work due outside any AWS request (retries)
     cloudwatch_backend: Any = None
     # Called after each alarm evaluation (CodeDeploy polls its deployments' alarms).
     after_alarms: Callable[[], None] | None = None
@@ -258,15 +259,22 @@ class World:
         with self._lock:
             self.outbox.append(event)
 
+    def later(self, call: Callable[[], None]) -> None:
+        """Run ``call`` at the next delivery, outside any in-flight AWS request (a timer may fire inside one)."""
+        with self._lock:
+            self.calls.append(call)
+
     def deliver(self) -> None:
-        """Hand queued events to EventBridge (outside any in-flight AWS request)."""
+        """Hand queued events to EventBridge and run the queued calls (outside any in-flight AWS request)."""
         while True:
             with self._lock:
-                if not self.outbox:
+                if not self.outbox and not self.calls:
                     return
-                event = self.outbox.pop(0)
-            if self.publish is not None:
+                event, call = (self.outbox.pop(0), None) if self.outbox else (None, self.calls.pop(0))
+            if event is not None and self.publish is not None:
                 self.publish(event)
+            if call is not None:
+                call()
 
 
 _COMPARE = {

@@ -68,3 +68,8 @@ class LockLost(RollguardError):
 
 class ActionBlocked(RollguardError):
     """A safety brake (pause, freeze window, cooldown, hourly cap, rollback-once) stopped the action."""
+
+
+class ChangeNotRecorded(RollguardError):
+    """The journal could not record a change event. It left a marker (a gap item, or the event in its dead-letter
+    queue) and fails, so that Lambda retries the event and dead-letters it after its retries."""

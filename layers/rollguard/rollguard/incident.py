@@ -62,7 +62,8 @@ class Gate(_Model):
 
 
 class Assessment(_Model):
-    decision: Literal["act", "no_action"]
+    # escalate: Rollguard cannot tell what changed (the change journal may be missing events), so a human decides.
+    decision: Literal["act", "no_action", "escalate"]
     reason: str
     summary: str
     bad: DeploymentRef | None = None

@@ -162,9 +162,11 @@ def plan_assessment(
     policy: Policy,
     alarm_name: str,
     changes: list[Change] | None = None,
+    journal_gap: str | None = None,
 ) -> Assessment:
     """Which recent change (a deployment, a flag flip, a config push) could be to blame, newest first, and a
-    known-good revision to go back to? Changes that started after the alarm fired are never blamed."""
+    known-good revision to go back to? Changes that started after the alarm fired are never blamed.
+    ``journal_gap`` says why the change journal may be missing events of the window (None: it is complete)."""
     if alarm_state == "OK":
         reason = f"{alarm_name} was back to OK before any action"
         return Assessment(decision="no_action", reason=reason, summary=f"No action: {reason}.")
@@ -177,6 +179,10 @@ def plan_assessment(
             why_not.append(no_deploy)
             handled, bad = bad, None
     config_changes = [c for c in changes or [] if c.kind != "deploy" and c.started <= onset]
+    if bad is None and not config_changes and journal_gap and policy.target.appconfig is not None:
+        # "No change" would be a guess: the change that caused the alarm may be the one the journal missed.
+        reason = "; ".join([f"cannot tell what changed: {journal_gap}", *why_not])
+        return Assessment(decision="escalate", reason=reason, summary=f"Escalating: {reason}.", bad=handled)
     if handled is not None and not config_changes:
         return Assessment(decision="no_action", reason=why_not[0], summary=f"No action: {why_not[0]}.", bad=handled)
     if bad is None and not config_changes:
@@ -237,8 +243,10 @@ def assess(state: ExecutionState, deps: Deps) -> Assessment:
     if (ac := policy.target.appconfig) is not None:
         scopes.append(appconfig_scope(ac.application, ac.environment))
     since = onset - timedelta(seconds=policy.trigger.require_change_within)
-    changes = deps.journal.changes(scopes, clock.iso(since), clock.iso(onset)) if scopes and deps.journal else []
-    assessment = plan_assessment(alarm.state, onset, history, policy, state.alarm.name, changes)
+    window = deps.journal.window(scopes, clock.iso(since), clock.iso(onset)) if scopes and deps.journal else None
+    changes = window.changes if window else []
+    gap = None if window is None or window.completeness.complete else window.completeness.describe()
+    assessment = plan_assessment(alarm.state, onset, history, policy, state.alarm.name, changes, gap)
     assessment = assessment.model_copy(update={"gate": gate_for(policy, 0)})
     _record(
         deps,
@@ -251,6 +259,7 @@ def assess(state: ExecutionState, deps: Deps) -> Assessment:
         suspect=assessment.bad.deployment_id if assessment.bad else None,
         last_good=assessment.last_good.deployment_id if assessment.last_good else None,
         changes=[c.change_id for c in assessment.changes],
+        journal_gap=gap,  # why the change journal may be missing events of the window; None: it is complete
     )
     deps.store.update(
         state.incident_id,

@@ -114,10 +114,12 @@ def control() -> Control:
 
 
 def journal() -> Journal | None:
-    from rollguard.journal import Journal
+    from rollguard.journal import DeadLetters, Journal
 
-    table = get_settings().changes_table
-    return Journal(clients.dynamodb(), table) if table else None
+    s = get_settings()
+    queue = s.journal_dead_letter_queue_url
+    dead_letters = DeadLetters(lambda: clients.client("sqs"), queue) if queue else None
+    return Journal(clients.dynamodb(), s.changes_table, dead_letters) if s.changes_table else None
 
 
 def notifier() -> Notifier:

@@ -18,6 +18,8 @@ class Settings(BaseModel):
     policy_file: str = Field(default="/opt/rollguard.yaml", alias="POLICY_FILE")
     stack_name: str = Field(default="", alias="STACK_NAME")  # for the approve/deny commands in notifications
     changes_table: str = Field(default="", alias="CHANGES_TABLE")
+    # The journal's dead-letter queue: the journal sends there, Assess reads its depth.
+    journal_dead_letter_queue_url: str = Field(default="", alias="JOURNAL_DEAD_LETTER_QUEUE_URL")
     appconfig_strategy: str = Field(default="Rollguard-Immediate", alias="APPCONFIG_STRATEGY")
     region: str = Field(default="us-east-1", alias="AWS_REGION")
     flag_profiles: str = Field(default="[]", alias="FLAG_PROFILES")  # JSON: [{"application", "profile"}]
