@@ -596,6 +596,14 @@ def _seconds_between(start: datetime, end_iso: str) -> float:
     return round((parse_aws_time(end_iso) - start).total_seconds(), 1)
 
 
+class NoIncident(RuntimeError):
+    """The alarm opened no incident; ``observed`` is what ``observe`` read of the sandbox then."""
+
+    def __init__(self, message: str, observed: Any = None) -> None:
+        super().__init__(message)
+        self.observed = observed
+
+
 def run_drill(name: str) -> dict[str, Any]:
     return run_scenario(SCENARIOS[name])
 
@@ -623,7 +631,9 @@ def run_scenario(
             prepare(sb)
         incident_id = sb.run_until_incident(max_minutes=30, seen=stages[0].handled)
         if incident_id is None:
-            raise RuntimeError(f"drill {scenario.name}: the alarm never opened an incident")
+            raise NoIncident(
+                f"drill {scenario.name}: the alarm never opened an incident", observe(sb) if observe else None
+            )
         if scenario.respond is not None:
             scenario.respond(sb, incident_id)
         execution = sb.wait_for_execution(incident_id)

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser import parse
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ValidationError
 
 from rollguard import clock
-from rollguard.adapters.aws_errors import error_code, translate
+from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
 from rollguard.alarm_event import STATE_CHANGE, AlarmStateChange
 from rollguard.audit import AuditEvent, AuditLog
 from rollguard.incident import AlarmRef, IncidentInput
@@ -172,7 +171,7 @@ def _start(deps: IntakeDeps, incident_id: str, execution_input: dict[str, Any]) 
             stateMachineArn=deps.state_machine_arn, name=incident_id, input=json.dumps(execution_input)
         )
         arn = str(response["executionArn"])
-    except ClientError as exc:
+    except AWS_FAILURES as exc:
         if error_code(exc) != "ExecutionAlreadyExists":
             # Leave the incident "starting" and the lock held: the retried event (or the next alarm) starts it.
             raise translate(exc, f"starting the remediation of incident {incident_id}") from exc

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError
 from pydantic import BaseModel, Field
 
 from rollguard import clock
-from rollguard.adapters.aws_errors import error_code, translate
+from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
 from rollguard.audit import from_item, to_item
 from rollguard.clock import parse_aws_time
 from rollguard.errors import ChangeNotRecorded, RollguardError
@@ -196,7 +196,7 @@ class DeadLetters:
                 MessageBody=json.dumps(event, default=str),
                 MessageAttributes={"Reason": {"DataType": "String", "StringValue": reason[:1024]}},
             )
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, f"dead-lettering event {event.get('id')}") from exc
 
     def waiting(self) -> int:
@@ -204,7 +204,7 @@ class DeadLetters:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         try:
             found = self._sqs().get_queue_attributes(QueueUrl=self._url, AttributeNames=names)["Attributes"]
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(exc, "reading the change journal's dead-letter queue") from exc
         return sum(int(found.get(name, 0)) for name in names)
 
@@ -223,7 +223,7 @@ class Journal:
         write = self._db.update_item if "UpdateExpression" in request else self._db.put_item
         try:
             write(TableName=self._table, **request)
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             if error_code(exc) == CONDITION_FAILED:
                 return False
             raise translate(exc, f"{doing} in {self._table}") from exc
@@ -303,7 +303,7 @@ class Journal:
                 )
                 for page in pages:
                     found.extend(from_item(item) for item in page["Items"])
-            except ClientError as exc:
+            except AWS_FAILURES as exc:
                 raise translate(exc, f"reading changes of {scope} from {self._table}") from exc
         return found
 
@@ -358,7 +358,7 @@ def profile_type_from(appconfig_client_for: Any) -> Any:
             profile = appconfig_client_for(region).get_configuration_profile(
                 ApplicationId=application_id, ConfigurationProfileId=profile_id
             )
-        except ClientError as exc:
+        except AWS_FAILURES as exc:
             raise translate(
                 exc, f"reading configuration profile {profile_id}", frozenset({"ResourceNotFoundException"})
             ) from exc
