@@ -11,7 +11,7 @@ CHECKOV_VERSION := 3.3.30
 BIN := $(VENV)/bin
 SCENARIO ?= bad-deploy
 
-.PHONY: drill drills test lint typecheck unit policies template bench build clean chromium
+.PHONY: drill drills faults test lint typecheck unit policies template bench build clean chromium
 
 $(BIN)/.installed: pyproject.toml
 	test -x "$(PYTHON)" || { echo "python3.13 is required (pyenv: PYENV_VERSION=3.13.0)"; exit 1; }
@@ -48,6 +48,11 @@ drill: $(BIN)/.installed
 
 drills: $(BIN)/.installed
 	for s in $$($(BIN)/rollguard drill --list | cut -d' ' -f1); do $(BIN)/rollguard drill $$s || exit 1; done
+
+# The whole fault matrix (rollguard_cli/faults.py): every AWS call the drills' functions make, failed every way, once
+# and persistently; about 20 minutes on 2 cores. make test runs a fixed sample of it (tests/faults/).
+faults: $(BIN)/.installed
+	$(BIN)/python -m rollguard_cli.faults --jobs 2
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -26,7 +26,9 @@ from typing import Any, Literal
 from rollguard_cli.drills import SCENARIOS, NoIncident, run_scenario
 from rollguard_cli.sandbox.runner import REGION, Sandbox
 
-DRILLS = ("bad-deploy", "flag-kill-switch")
+# The three mutating paths: a completed deployment canaried back and widened, an in-flight one stopped with rollback,
+# a flag turned off.
+DRILLS = ("bad-deploy", "in-flight-canary", "flag-kill-switch")
 Kind = Literal["throttle", "5xx", "denied", "timeout", "lost"]
 KINDS: tuple[Kind, ...] = ("throttle", "5xx", "denied", "timeout", "lost")
 REPEATS = {"once": 1, "persistent": 1_000_000}
