@@ -6,7 +6,8 @@ AWS API reference; botocore's ReadTimeoutError): a throttle, a 5xx, an access de
 call reached AWS, and a response lost after AWS carried the call out. ``once`` fails the first such call,
 ``persistent`` every one. The promises, checked against the drill's fault-free run (its baseline):
 one outcome per incident (incident, audit and execution agree), the lock released, the audit's opening and
-closing events, a notification, no mutation made twice, and a transient fault once ending as the baseline did.
+closing events, a notification, no mutation made twice nor recorded twice, and a transient fault once ending as the
+baseline did.
 
     python -m rollguard_cli.faults [--sample N] [--jobs J] [--json FILE]
 """
@@ -78,6 +79,7 @@ class Run:
     duplicates: list[str]
     calls: list[tuple[str, str, str]]
     error: str = ""
+    actions_per_step: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -175,6 +177,9 @@ def run(drill: str, case: Case | None = None) -> tuple[Run, int]:
             effects=observed["effects"],
             duplicates=observed["duplicates"],
             calls=[tuple(c.split(":", 2)) for c in result["aws_calls"]],  # type: ignore[misc]
+            actions_per_step=dict(
+                Counter(e["parameters"].get("step", -1) for e in result["audit_events"] if e["kind"] == "action")
+            ),
         ),
         sum(f.fired for f in faults),
     )
@@ -199,6 +204,8 @@ def violations(case: Case, got: Run, baseline: Run) -> list[str]:
         found.append("audit incomplete: no opening or no closing event")
     if not got.notified:
         found.append("nobody told: no notification names the incident")
+    if any(n > 1 for n in got.actions_per_step.values()):
+        found.append(f"recorded twice: action events per step {got.actions_per_step}")
     if got.duplicates:
         found.append(f"acted twice: {', '.join(got.duplicates)}")
     for target, count in got.effects.items():

@@ -26,7 +26,7 @@ from rollguard.clock import parse_aws_time
 from rollguard.config_actions import RegionResult, flipped_flags, require_success, revert_profile, set_flag
 from rollguard.control import Control
 from rollguard.durations import format_duration
-from rollguard.errors import ActionBlocked, NothingToRollBack, RollguardError
+from rollguard.errors import ActionBlocked, NothingToRollBack, RollguardError, TransientAwsError
 from rollguard.incident import (
     ActionRecord,
     Assessment,
@@ -70,6 +70,12 @@ class Deps:
     appconfig_strategy: str = "Rollguard-Immediate"
     region: str = "us-east-1"
     control: Control | None = None
+
+
+def step_event_key(kind: str, step: int, suffix: str = "") -> str:
+    """One audit event per step and kind: the state machine retries whole tasks, and a retry that gets this far
+    again finds its event written (AuditLog.append answers False) instead of recording the step twice."""
+    return f"{kind}#step{step + 1}{f'#{suffix}' if suffix else ''}"
 
 
 def _record(
@@ -253,6 +259,7 @@ def assess(state: ExecutionState, deps: Deps) -> Assessment:
         state,
         "assessed",
         assessment.summary,
+        event_key="assessed",  # one per incident: a retried Assess finds it written
         result=assessment.decision,
         reason=assessment.reason,
         alarm_state=alarm.state,
@@ -308,6 +315,8 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
     try:
         deps.store.renew_lock(state.target_key, state.incident_id, state.lock_ttl + _step_horizon(step))
         outcome = _take_step(step, state, deps)
+    except TransientAwsError:
+        raise  # the state machine retries the step; if it never succeeds, the closing event says why
     except RollguardError as exc:
         _record_step(deps, state, step, index, started_at, f"failed: {exc}", "failed", f"{type(exc).__name__}: {exc}")
         raise
@@ -326,6 +335,7 @@ def act(state: ExecutionState, deps: Deps) -> Progress:
         state,
         "action",
         outcome.detail,
+        event_key=step_event_key("action", index),
         step=index,
         action=outcome.action,
         scope=outcome.scope,
@@ -380,6 +390,7 @@ def _record_step(
         state,
         "action",
         f"{step.action} {step.scope} {what}",
+        event_key=step_event_key("action", index),
         result=result,
         reason=reason,
         step=index,
@@ -476,6 +487,7 @@ def _shadow(step: LadderStep, index: int, started_at: str, state: ExecutionState
         state,
         "action",
         would,
+        event_key=step_event_key("action", index),
         result="shadow",
         step=index,
         action=step.action,
@@ -880,6 +892,7 @@ def verify(state: ExecutionState, deps: Deps) -> Progress:
         state,
         "verification",
         summary,
+        event_key=step_event_key("verification", progress.step, "extended" if progress.extended else ""),
         result=verdict,
         reason=why,
         step=progress.step,
