@@ -401,3 +401,43 @@ def test_a_key_repeated_in_one_mapping_is_refused_with_both_lines() -> None:
     [problem] = raised.value.problems
     assert problem.path == "line 4, column 3"
     assert "duplicate key 'mode' (first at line 3)" in problem.reason
+
+
+# ---------------------------------------------------------------- hostile files: bounded in size, depth and aliases
+
+
+def test_a_file_over_a_mebibyte_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("version: 1\n" + "# padding\n" * 2_000_000)
+    with pytest.raises(PolicyFileInvalid) as caught:
+        load_policy_file(path)
+    [problem] = caught.value.problems
+    assert problem.reason == "19.1 MiB is more than the 1 MiB a policy file may hold"
+
+
+def test_a_document_over_a_mebibyte_is_refused() -> None:
+    problem = only_problem("version: 1\n" + "#" * (1024 * 1024))
+    assert "a policy file may hold" in problem.reason
+
+
+@pytest.mark.parametrize("depth", [33, 1_000, 100_000])
+def test_deep_nesting_is_refused_in_one_line_not_a_recursion_error(depth: int) -> None:
+    problem = only_problem("version: 1\npolicies: " + "[" * depth + "]" * depth + "\n")
+    assert problem.reason == "nested deeper than 32 levels"
+    assert problem.path == "line 2, column 42"
+
+
+def test_an_alias_is_refused_because_it_repeats_what_it_names() -> None:
+    text = "version: 1\nx: &a [lol, lol]\ny: &b [*a, *a, *a]\npolicies: *b\n"
+    problem = only_problem(text)
+    assert (problem.path, problem.reason) == ("line 3, column 8", "alias *a refused: write the value out in full")
+
+
+@pytest.mark.parametrize(
+    "scalar",
+    ["min_requests: " + "9" * 5000, "start: 2026-13-45"],
+    ids=["5000-digit-int", "month-13"],
+)
+def test_a_scalar_python_cannot_build_is_a_policy_problem(scalar: str) -> None:
+    problem = only_problem(f"version: 1\n{scalar}\n")
+    assert problem.reason.startswith("not valid YAML: ")

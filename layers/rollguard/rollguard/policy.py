@@ -7,6 +7,7 @@ carrying one ``PolicyProblem`` (file, field path, reason) per problem found.
 from __future__ import annotations
 
 import fnmatch
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -353,38 +354,106 @@ def policy_warnings(doc: PolicyFile, file: str = "<policy>") -> list[PolicyProbl
     return warnings
 
 
+# Bounds on what a policy file may make the loader do (README, "Writing a policy"). 1 MiB is hundreds of times the
+# shipped files (policies/rollguard.yaml is under 2 KB) and holds some 3,000 policies; a policy nests about 7 levels.
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NESTING = 32
+
+
 def _strict_loader() -> type:
-    """YAML's SafeLoader, refusing a key repeated in one mapping: YAML 1.2 requires keys to be unique, and
-    PyYAML silently keeps the last one (``mode: shadow`` then ``mode: enforce`` would run enforce)."""
+    """YAML's SafeLoader (libyaml's parser when PyYAML has it, several times faster), refusing a key repeated in one
+    mapping: YAML 1.2 requires keys to be unique, and PyYAML silently keeps the last one (``mode: shadow`` then
+    ``mode: enforce`` would run enforce)."""
     import yaml
 
-    class StrictLoader(yaml.SafeLoader):
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class StrictLoader(base):  # type: ignore[valid-type,misc]
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
             seen: dict[Any, yaml.Node] = {}
             for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+                key = self.construct_object(key_node, deep=deep)
                 if isinstance(key, str | int | float | bool) and key in seen:
                     first = seen[key].start_mark
                     raise yaml.constructor.ConstructorError(
                         None, None, f"duplicate key {key!r} (first at line {first.line + 1})", key_node.start_mark
                     )
                 seen[key] = key_node
-            return super().construct_mapping(node, deep=deep)
+            return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
     return StrictLoader
 
 
-def parse_policy_document(text: str, file: str = "<policy>") -> PolicyFile:
+def _at(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+
+
+def _check_shape(text: str, loader: type) -> None:
+    """Nesting and aliases, on the event stream before anything is built: building a node is recursive (a document
+    nested thousands deep exhausts the stack), and an alias repeats what it names (a few lines can stand for
+    millions of nodes)."""
+    import yaml
+
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                raise _Refused(_at(event.start_mark), f"nested deeper than {MAX_NESTING} levels")
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            raise _Refused(_at(event.start_mark), f"alias *{event.anchor} refused: write the value out in full")
+
+
+class _Refused(Exception):
+    def __init__(self, where: str, reason: str):
+        self.where, self.reason = where, reason
+
+
+def _yaml_reason(exc: Exception, text: str) -> str:
+    """One line. libyaml's syntax errors do not quote the character they stop at (PyYAML's own parser does, at
+    several times the cost), so it is quoted from the text."""
+    import yaml
+
+    if isinstance(exc, yaml.reader.ReaderError):  # libyaml gives the character as a code point
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        return f"not valid YAML: character {char!r} at position {exc.position} is not allowed"
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None and "character" in problem and "'" not in problem:
+        lines = text.split("\n", mark.line + 1)
+        line = lines[mark.line] if mark.line < len(lines) else ""
+        if mark.column < len(line):
+            problem += f": {line[mark.column]!r}"
+    return f"not valid YAML: {problem}"
+
+
+def _too_big(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB is more than the {MAX_FILE_BYTES // 1024 // 1024} MiB a policy file may hold"
+
+
+def _read_yaml(text: str, file: str) -> Any:
+    """The document as plain data, or PolicyFileInvalid with one line saying where and why, whatever the text."""
     import yaml  # only the intake and the CLI parse YAML; the other handlers skip the import
 
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise PolicyFileInvalid([PolicyProblem(file, "", _too_big(len(text.encode("utf-8", "surrogatepass"))))])
+    loader = _strict_loader()
     try:
-        raw = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+        _check_shape(text, loader)
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader subclass
+    except _Refused as exc:
+        raise PolicyFileInvalid([PolicyProblem(file, exc.where, exc.reason)]) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PolicyFileInvalid(
-            [PolicyProblem(file, where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]
-        ) from None
+        where = _at(getattr(exc, "problem_mark", None))
+        raise PolicyFileInvalid([PolicyProblem(file, where, _yaml_reason(exc, text))]) from None
+    except ValueError as exc:  # a scalar YAML accepts but Python cannot build: a 5,000-digit int, month 13, non-UTF-8
+        raise PolicyFileInvalid([PolicyProblem(file, "", f"not valid YAML: {str(exc)[:200]}")]) from None
+
+
+def parse_policy_document(text: str, file: str = "<policy>") -> PolicyFile:
+    raw = _read_yaml(text, file)
     if not isinstance(raw, dict):
         raise PolicyFileInvalid([PolicyProblem(file, "", "a policy file is a mapping with 'version' and 'policies'")])
     try:
@@ -401,9 +470,15 @@ def parse_policy_document(text: str, file: str = "<policy>") -> PolicyFile:
 def load_policy_file(path: str | Path) -> PolicyFile:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)  # never more: the file may be huge, or endless like a pipe
+            size = os.fstat(stream.fileno()).st_size
     except OSError as exc:
         raise PolicyFileInvalid([PolicyProblem(str(path), "", f"cannot read: {exc.strerror}")]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise PolicyFileInvalid([PolicyProblem(str(path), "", _too_big(max(size, len(data))))])
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PolicyFileInvalid([PolicyProblem(str(path), f"byte {exc.start}", "not UTF-8 text")]) from None
     return parse_policy_document(text, str(path))
