@@ -5,7 +5,14 @@ from typing import Any
 
 import pytest
 from rollguard.errors import PolicyInvalid
-from rollguard.policy import PolicyFile, PolicyFileInvalid, PolicyProblem, load_policy_file, parse_policy_document
+from rollguard.policy import (
+    Policy,
+    PolicyFile,
+    PolicyFileInvalid,
+    PolicyProblem,
+    load_policy_file,
+    parse_policy_document,
+)
 
 from tests.unit.builders import POLICIES, SANDBOX_DOCUMENT, as_yaml, document, policy_dict
 
@@ -81,11 +88,71 @@ def test_unset_durations_take_their_defaults_in_seconds(sandbox_file: PolicyFile
     assert sandbox_file.policies[0].verify.slice.period == 60
 
 
-def test_a_bare_integer_duration_is_taken_as_seconds() -> None:
+@pytest.mark.parametrize("value", [120, 0, -60])
+def test_a_bare_number_for_a_duration_is_refused_naming_the_field(value: int) -> None:
+    """YAML reads `window: 120` as an int; taken as seconds it would be a silent guess at the author's unit."""
     policy = policy_dict()
-    policy["ladder"][0]["verify"]["window"] = 120
-    doc = parse_policy_document(as_yaml(document(policy)), FILE)
-    assert doc.policies[0].ladder[0].verify.window == 120
+    policy["ladder"][0]["verify"]["window"] = value
+    problem = only_problem(document(policy))
+    assert problem.path == "policies[0].ladder[0].verify.window"
+    assert problem.reason == f"window {value} has no unit: use 90s, 5m, 1h"
+
+
+def test_a_policy_read_back_from_an_execution_input_takes_whole_seconds(make_policy: Any) -> None:
+    """The execution input carries the policy as JSON, durations in seconds: only a policy file must write units."""
+    policy = make_policy()
+    again = Policy.model_validate(policy.model_dump(mode="json"))
+    assert again == policy and again.ladder[0].verify.window == 300
+
+
+@pytest.mark.parametrize(
+    ("place", "field", "too_long", "longest"),
+    [
+        (lambda p: p["trigger"], "require_change_within", "8d", "7d"),
+        (lambda p: p["ladder"][0]["verify"], "window", "6h1m", "6h"),
+        (lambda p: p["verify"]["slice"], "period", "2h", "1h"),
+        (lambda p: p["verify"], "appconfig_poll_interval", "61m", "1h"),
+        (lambda p: p.setdefault("brakes", {}), "cooldown", "8d", "7d"),
+    ],
+)
+def test_a_duration_longer_than_its_field_allows_is_refused(
+    place: Any, field: str, too_long: str, longest: str
+) -> None:
+    policy = policy_dict()
+    place(policy)[field] = too_long
+    problem = only_problem(document(policy))
+    assert problem.path.endswith(field)
+    assert problem.reason == f"{field} {too_long} is longer than {longest}, the most it may be"
+
+
+@pytest.mark.parametrize(("place", "field", "longest"), [("defaults", "lock_ttl", "24h")])
+def test_the_lock_ttl_is_at_most_a_day(place: str, field: str, longest: str) -> None:
+    doc = document()
+    doc[place] = {field: "25h"}
+    problem = only_problem(doc)
+    assert (problem.path, problem.reason) == (
+        f"{place}.{field}",
+        f"{field} 25h is longer than {longest}, the most it may be",
+    )
+
+
+def test_an_approval_timeout_is_at_most_twelve_hours() -> None:
+    policy = policy_dict()
+    policy["ladder"][1]["approval"] = {"required": True, "timeout": "13h"}
+    problem = only_problem(document(policy))
+    assert problem.path == "policies[0].ladder[1].approval.timeout"
+    assert "longer than 12h" in problem.reason
+
+
+def test_each_duration_at_its_bound_is_accepted() -> None:
+    policy = policy_dict()
+    policy["trigger"]["require_change_within"] = "7d"
+    policy["ladder"][1]["verify"]["window"] = "6h"
+    policy["ladder"][1]["approval"] = {"required": True, "timeout": "12h"}
+    policy["brakes"] = {"cooldown": "7d"}
+    doc = document(policy)
+    doc["defaults"] = {"lock_ttl": "24h"}
+    assert parse_policy_document(as_yaml(doc), FILE).defaults.lock_ttl == 86400
 
 
 def test_target_key_names_the_application_and_deployment_group(sandbox_file: PolicyFile) -> None:
@@ -166,8 +233,8 @@ def test_a_bad_duration_is_reported_at_its_field_with_the_accepted_form() -> Non
     assert not problem.reason.startswith("Value error")
 
 
-@pytest.mark.parametrize("window", ["0m", 0, -60])
-def test_a_zero_or_negative_window_is_reported_inside_the_ladder_step(window: Any) -> None:
+@pytest.mark.parametrize("window", ["0m", "0h0s"])
+def test_a_zero_window_is_reported_inside_the_ladder_step(window: Any) -> None:
     policy = policy_dict()
     policy["ladder"][1]["verify"]["window"] = window
     problem = only_problem(document(policy))

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from rollguard.durations import parse_duration
 from rollguard.errors import PolicyInvalid
@@ -23,12 +24,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _seconds(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value <= 0:
-            raise ValueError("duration must be longer than zero")
-        return value
-    return parse_duration(value)
+# The validation context of a policy file, where every duration is written with its unit. Without it (a policy read
+# back from an execution's input, where it round-trips through Step Functions as JSON) durations are whole seconds.
+FROM_FILE = {"durations": "with units"}
+
+
+def _duration(longest: str) -> Callable[[Any, ValidationInfo], int]:
+    """A validator for a duration field: seconds, at most ``longest`` (README, "Duration limits")."""
+    limit = parse_duration(longest)
+
+    def seconds(value: Any, info: ValidationInfo) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if info.context == FROM_FILE:
+                raise ValueError(f"{info.field_name} {value} has no unit: use 90s, 5m, 1h")
+            if value <= 0:
+                raise ValueError("duration must be longer than zero")
+            result, written = value, f"{value}s"
+        else:
+            result, written = parse_duration(value), str(value).strip()
+        if result > limit:
+            raise ValueError(f"{info.field_name} {written} is longer than {longest}, the most it may be")
+        return result
+
+    return seconds
 
 
 Duration = Annotated[int, Field(description="seconds; written as '90s', '5m', '1h' in YAML")]
@@ -61,7 +79,7 @@ class Brakes(_Strict):
     rollback_once: bool = True  # a deployment is rolled back by at most one incident
     freeze: list[FreezeWindow] = Field(default_factory=list)
 
-    _durations = field_validator("cooldown", mode="before")(_seconds)
+    _durations = field_validator("cooldown", mode="before")(_duration("7d"))
 
 
 class Defaults(_Strict):
@@ -69,14 +87,14 @@ class Defaults(_Strict):
     lock_ttl: Duration = 7200
     brakes: Brakes = Brakes()
 
-    _durations = field_validator("lock_ttl", mode="before")(_seconds)
+    _durations = field_validator("lock_ttl", mode="before")(_duration("24h"))
 
 
 class Trigger(_Strict):
     alarms: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(min_length=1)
     require_change_within: Duration = 1800
 
-    _durations = field_validator("require_change_within", mode="before")(_seconds)
+    _durations = field_validator("require_change_within", mode="before")(_duration("7d"))
 
 
 class CodeDeployTarget(_Strict):
@@ -121,7 +139,7 @@ class SliceMetrics(_Strict):
     version_dimension: str
     period: Duration = 60
 
-    _durations = field_validator("period", mode="before")(_seconds)
+    _durations = field_validator("period", mode="before")(_duration("1h"))
 
 
 class VerifySettings(_Strict):
@@ -131,14 +149,14 @@ class VerifySettings(_Strict):
     # How often the service's AppConfig agent (Lambda extension) polls; a flag change is invisible before.
     appconfig_poll_interval: Duration = 45
 
-    _durations = field_validator("appconfig_poll_interval", mode="before")(_seconds)
+    _durations = field_validator("appconfig_poll_interval", mode="before")(_duration("1h"))
 
 
 class StepVerify(_Strict):
     window: Duration
     extend_once: bool = True
 
-    _durations = field_validator("window", mode="before")(_seconds)
+    _durations = field_validator("window", mode="before")(_duration("6h"))
 
     @property
     def longest(self) -> int:
@@ -153,7 +171,7 @@ class Approval(_Strict):
     timeout: Duration = 900
     on_timeout: Literal["proceed", "skip", "escalate"] = "escalate"
 
-    _durations = field_validator("timeout", mode="before")(_seconds)
+    _durations = field_validator("timeout", mode="before")(_duration("12h"))
 
 
 class _Step(_Strict):
@@ -457,7 +475,7 @@ def parse_policy_document(text: str, file: str = "<policy>") -> PolicyFile:
     if not isinstance(raw, dict):
         raise PolicyFileInvalid([PolicyProblem(file, "", "a policy file is a mapping with 'version' and 'policies'")])
     try:
-        doc = PolicyFile.model_validate(raw)
+        doc = PolicyFile.model_validate(raw, context=FROM_FILE)
     except ValidationError as exc:
         problems = [PolicyProblem(file, _loc(err["loc"]), _reason(err)) for err in exc.errors()]
         raise PolicyFileInvalid(problems) from None
