@@ -1,5 +1,6 @@
 """The policy file: what a valid document becomes, and how every class of problem is reported."""
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -508,3 +509,57 @@ def test_an_alias_is_refused_because_it_repeats_what_it_names() -> None:
 def test_a_scalar_python_cannot_build_is_a_policy_problem(scalar: str) -> None:
     problem = only_problem(f"version: 1\n{scalar}\n")
     assert problem.reason.startswith("not valid YAML: ")
+
+
+# ---------------------------------------------------------------- overlapping globs
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("checkout-*", "*-5xx"),
+        ("checkout-p9?", "checkout-p[0-9]9"),
+        ("web-[!a]*", "web-?b"),
+        ("svc-[ab]-*", "svc-[bc]-rate"),
+        ("*", "anything"),
+        ("x[z-a]*", "x*"),  # the first matches nothing as a glob, but an alarm named "x[z-a]*" is claimed literally
+    ],
+)
+def test_two_globs_that_can_claim_one_alarm_are_reported_with_an_alarm_both_claim(first: str, second: str) -> None:
+    doc = document(policy_dict(trigger={"alarms": [first]}), payments_policy(trigger={"alarms": [second]}))
+    problem = only_problem(doc)
+    assert problem.path == "policies[1].trigger.alarms[0]"
+    assert f"alarm {second!r} is also claimed by policy 'checkout-5xx'" in problem.reason
+    claimed = re.search(r"\(both claim '(.*)'\)", problem.reason)
+    name = claimed.group(1) if claimed else second
+    assert Policy.model_validate(policy_dict(trigger={"alarms": [first]})).matches(name)
+    assert Policy.model_validate(payments_policy(trigger={"alarms": [second]})).matches(name)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("checkout-*", "payments-*"),
+        ("svc-[ab]-*", "svc-[cd]-*"),
+        ("web-[!a]", "web-a"),
+        ("*-5xx", "*-p99"),
+        ("a?c", "abcd"),
+        ("x[z-a]", "xz"),  # an empty range matches nothing
+    ],
+)
+def test_globs_that_cannot_claim_the_same_alarm_load_together(first: str, second: str) -> None:
+    doc = document(policy_dict(trigger={"alarms": [first]}), payments_policy(trigger={"alarms": [second]}))
+    assert len(parse_policy_document(as_yaml(doc), FILE).policies) == 2
+
+
+def test_a_name_claimed_by_three_policies_is_reported_once_per_later_policy_naming_the_first() -> None:
+    third = payments_policy(name="third", trigger={"alarms": ["checkout-5xx-rate"]})
+    doc = document(policy_dict(), payments_policy(trigger={"alarms": ["checkout-*"]}), third)
+    problems = problems_in(doc)
+    assert [p.path for p in problems] == ["policies[1].trigger.alarms[0]", "policies[2].trigger.alarms[0]"]
+    assert all("claimed by policy 'checkout-5xx'" in p.reason for p in problems)
+
+
+def test_patterns_within_one_policy_may_overlap() -> None:
+    doc = document(policy_dict(trigger={"alarms": ["checkout-*", "checkout-5xx-*", "checkout-5xx-rate"]}))
+    assert parse_policy_document(as_yaml(doc), FILE).policies[0].trigger.alarms[0] == "checkout-*"

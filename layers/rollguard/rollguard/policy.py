@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from rollguard import globs
 from rollguard.durations import parse_duration
 from rollguard.errors import PolicyInvalid
 
@@ -314,6 +315,10 @@ def _reason(err: Any) -> str:
 
 
 def _cross_policy_problems(doc: PolicyFile, file: str) -> list[PolicyProblem]:
+    return _duplicate_names(doc, file) + _shared_alarms(doc, file)
+
+
+def _duplicate_names(doc: PolicyFile, file: str) -> list[PolicyProblem]:
     problems = []
     seen: dict[str, int] = {}
     for i, policy in enumerate(doc.policies):
@@ -326,23 +331,29 @@ def _cross_policy_problems(doc: PolicyFile, file: str) -> list[PolicyProblem]:
                 )
             )
         seen.setdefault(policy.name, i)
-    for i, a in enumerate(doc.policies):
-        for j in range(i + 1, len(doc.policies)):
-            b = doc.policies[j]
-            for k, pattern in enumerate(b.trigger.alarms):
-                clash = (
-                    pattern in a.trigger.alarms
-                    or a.matches(pattern)
-                    or any(fnmatch.fnmatchcase(p, pattern) for p in a.trigger.alarms)
-                )
-                if clash:
-                    problems.append(
-                        PolicyProblem(
-                            file,
-                            f"policies[{j}].trigger.alarms[{k}]",
-                            f"alarm {pattern!r} is also claimed by policy {a.name!r}: one alarm, one policy",
-                        )
-                    )
+    return problems
+
+
+def _shared_alarms(doc: PolicyFile, file: str) -> list[PolicyProblem]:
+    """Every alarm pattern that could claim an alarm an earlier policy claims (exact for fnmatch globs: globs.py)."""
+    where = [(i, k) for i, policy in enumerate(doc.policies) for k in range(len(policy.trigger.alarms))]
+    entries = [(i, doc.policies[i].trigger.alarms[k]) for i, k in where]
+    try:
+        found = globs.clashes(entries)
+    except globs.TooManyComparisons as exc:
+        return [PolicyProblem(file, "policies", f"cannot check that each alarm has one policy: {exc}")]
+    problems = []
+    for clash in found:
+        (i, k), pattern = where[clash.later], entries[clash.later][1]
+        other = doc.policies[entries[clash.earlier][0]].name
+        example = f" (both claim {clash.name!r})" if clash.name != pattern else ""
+        problems.append(
+            PolicyProblem(
+                file,
+                f"policies[{i}].trigger.alarms[{k}]",
+                f"alarm {pattern!r} is also claimed by policy {other!r}{example}: one alarm, one policy",
+            )
+        )
     return problems
 
 
