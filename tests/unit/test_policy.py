@@ -563,3 +563,10 @@ def test_a_name_claimed_by_three_policies_is_reported_once_per_later_policy_nami
 def test_patterns_within_one_policy_may_overlap() -> None:
     doc = document(policy_dict(trigger={"alarms": ["checkout-*", "checkout-5xx-*", "checkout-5xx-rate"]}))
     assert parse_policy_document(as_yaml(doc), FILE).policies[0].trigger.alarms[0] == "checkout-*"
+
+
+def test_an_unknown_key_that_is_not_a_plain_name_is_quoted_so_the_report_stays_one_line() -> None:
+    doc = document()
+    doc["defaults"] = {"line\nbreak": True}
+    problem = only_problem(doc)
+    assert (problem.path, problem.reason) == ("defaults['line\\nbreak']", "unknown key")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -294,6 +295,9 @@ class PolicyFileInvalid(PolicyInvalid):
 _ACTIONS = ("rollback", "flag_off", "flag_on", "config_revert", "revert_recent_change")
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
 def _loc(parts: tuple[Any, ...]) -> str:
     out = ""
     for i, part in enumerate(parts):
@@ -301,8 +305,11 @@ def _loc(parts: tuple[Any, ...]) -> str:
             out += f"[{part}]"
         elif part in _ACTIONS and i > 0 and isinstance(parts[i - 1], int):
             continue  # pydantic names the union member it tried; the reader wants the field path
-        else:
-            out += f".{part}" if out else str(part)
+        elif isinstance(part, str) and _PLAIN_KEY.fullmatch(part):
+            out += f".{part}" if out else part
+        else:  # a key the file made up: quoted, so a newline or a long key cannot break the one-line report
+            text = repr(part)
+            out += f"[{text if len(text) <= 40 else text[:39] + '…'}]"
     return out
 
 
