@@ -59,9 +59,16 @@ def floating(n: int) -> str:
 
 
 def of_size(size: int) -> str:
-    """Valid-looking policies repeated up to ``size`` bytes (the issue's 20 MB file)."""
-    one = len(_policy(0, ["svc-0000-5xx", "svc-0000-p99-*"]))
-    return distinct_services(size // one + 1)[:size]
+    """As many whole policies as fit in ``size`` bytes (the issue's 20 MB file; the largest file allowed)."""
+    policies, total = [], len(_document([]).encode())
+    while (
+        total
+        + len(next_one := _policy(len(policies), [f"svc-{len(policies):05d}-5xx", f"svc-{len(policies):05d}-p99-*"]))
+        <= size
+    ):
+        policies.append(next_one)
+        total += len(next_one.encode())
+    return _document(policies)
 
 
 def nested(depth: int) -> str:
@@ -85,7 +92,7 @@ CASES: dict[str, tuple[str, Callable[[], str]]] = {
     "shared-prefix-3000": ("3,000 policies, globs under one prefix", lambda: shared_prefix(3000)),
     "leading-star-3000": ("3,000 policies, globs starting with *", lambda: leading_star(3000)),
     "floating-3000": ("3,000 policies, globs *-NNNN-* (all overlap)", lambda: floating(3000)),
-    "largest-allowed": ("policies up to just under 1 MiB", lambda: of_size(1024 * 1024 - 4096)),
+    "largest-allowed": ("as many policies as fit in 1 MiB", lambda: of_size(1024 * 1024)),
     "nesting-1000": ("[[[...]]] 1,000 levels deep", lambda: nested(1000)),
     "nesting-100000": ("[[[...]]] 100,000 levels deep", lambda: nested(100_000)),
     "aliases-9": ("9 levels of 9 aliases (9^9 leaves)", lambda: aliases(9)),

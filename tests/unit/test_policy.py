@@ -570,3 +570,15 @@ def test_an_unknown_key_that_is_not_a_plain_name_is_quoted_so_the_report_stays_o
     doc["defaults"] = {"line\nbreak": True}
     problem = only_problem(doc)
     assert (problem.path, problem.reason) == ("defaults['line\\nbreak']", "unknown key")
+
+
+def test_past_the_comparison_budget_the_clashes_found_are_reported_and_so_is_the_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rollguard import globs
+
+    monkeypatch.setattr(globs, "COMPARISON_BUDGET", 500)
+    policies = [payments_policy(name=f"p{i}", trigger={"alarms": [f"*-{i}-*"]}) for i in range(60)]
+    problems = problems_in(document(*policies))
+    assert problems[-1].path == "policies" and "more than 500 pairs" in problems[-1].reason
+    assert problems[0].path == "policies[1].trigger.alarms[0]" and "claimed by policy 'p0'" in problems[0].reason

@@ -157,7 +157,12 @@ def shared_claim(a: Glob, b: Glob) -> str | None:
 
 
 class TooManyComparisons(Exception):
-    """The patterns share prefixes and suffixes so widely that the check would not stay within its budget."""
+    """The patterns share prefixes and suffixes so widely that the check would not stay within its budget; ``found``
+    holds the clashes found before it stopped."""
+
+    def __init__(self, message: str, found: list[Clash]):
+        super().__init__(message)
+        self.found = found
 
 
 @dataclass(frozen=True)
@@ -167,21 +172,31 @@ class Clash:
     name: str  # such a name
 
 
-def clashes(entries: Sequence[tuple[int, str]], budget: int = 2_000_000) -> list[Clash]:
+COMPARISON_BUDGET = 2_000_000  # candidate pairs: about two seconds; a file past it is refused, not checked for ever
+
+
+def clashes(entries: Sequence[tuple[int, str]], budget: int | None = None) -> list[Clash]:
     """For each entry ``(owner, pattern)`` that claims a name an earlier entry of another owner claims: the earliest
     such entry and a name both claim, in entry order. Entries come in order, grouped by owner (a policy's alarms).
-    Raises TooManyComparisons past ``budget`` candidate pairs, so a hostile file cannot make the check run on."""
+    Raises TooManyComparisons past ``budget`` candidate pairs (COMPARISON_BUDGET by default), so a hostile file
+    cannot make the check run on."""
+    budget = COMPARISON_BUDGET if budget is None else budget
     index = _Index([Glob.of(text) for _, text in entries])
     found: dict[int, tuple[int, str]] = {}
     for spent, (a, b) in enumerate(index.candidate_pairs(), start=1):
         if spent > budget:
-            raise TooManyComparisons(f"more than {budget:,} pairs of alarm patterns share a prefix and a suffix")
+            message = f"more than {budget:,} pairs of alarm patterns share a prefix and a suffix"
+            raise TooManyComparisons(message, _listed(found))
         later, earlier = max(a, b), min(a, b)
         if entries[later][0] == entries[earlier][0] or found.get(later, (later, ""))[0] <= earlier:
             continue
         name = shared_claim(index.globs[earlier], index.globs[later])
         if name is not None:
             found[later] = (earlier, name)
+    return _listed(found)
+
+
+def _listed(found: dict[int, tuple[int, str]]) -> list[Clash]:
     return [Clash(later, earlier, name) for later, (earlier, name) in sorted(found.items())]
 
 

@@ -345,10 +345,12 @@ def _shared_alarms(doc: PolicyFile, file: str) -> list[PolicyProblem]:
     """Every alarm pattern that could claim an alarm an earlier policy claims (exact for fnmatch globs: globs.py)."""
     where = [(i, k) for i, policy in enumerate(doc.policies) for k in range(len(policy.trigger.alarms))]
     entries = [(i, doc.policies[i].trigger.alarms[k]) for i, k in where]
+    stopped = []
     try:
         found = globs.clashes(entries)
-    except globs.TooManyComparisons as exc:
-        return [PolicyProblem(file, "policies", f"cannot check that each alarm has one policy: {exc}")]
+    except globs.TooManyComparisons as exc:  # the clashes found so far, and why the rest went unchecked
+        found = exc.found
+        stopped = [PolicyProblem(file, "policies", f"cannot check that each alarm has one policy: {exc}")]
     problems = []
     for clash in found:
         (i, k), pattern = where[clash.later], entries[clash.later][1]
@@ -361,7 +363,7 @@ def _shared_alarms(doc: PolicyFile, file: str) -> list[PolicyProblem]:
                 f"alarm {pattern!r} is also claimed by policy {other!r}{example}: one alarm, one policy",
             )
         )
-    return problems
+    return problems + stopped
 
 
 # Rollguard's AppConfig deployment strategy (template.yaml) deploys at once with no bake time.
