@@ -158,13 +158,13 @@ def bench_intake(sizes: Sizes) -> dict[str, Any]:
     samples: dict[str, list[int]] = {"handler_open": [], "handler_join": [], "domain_open": [], "domain_join": []}
     with quiet_powertools_metrics(), Sandbox(error_model=lambda label, at, config: 0.01) as sb:
         handler = sb.handlers["rollguard-intake"]
-        deps = runtime.intake_deps()  # cached: the handler uses this very object
+        context = LambdaContext(function_name="rollguard-intake", aws_request_id="b-1")
+        deps = runtime.intake_deps_for(context)  # cached: the handler uses this very object
         deps.stepfunctions = StubStepFunctions()
         policy = deps.policies.match(ALARM)
         if policy is None:
             raise RuntimeError(f"no policy in {sb.policy_file} claims {ALARM}")
         empty_tables = EmptyTables(sb.client("dynamodb"), list(TABLES.values()))
-        context = LambdaContext(function_name="rollguard-intake", aws_request_id="b-1")
 
         def via_handler(event: dict[str, Any]) -> str:
             return str(handler(event, context)["status"])

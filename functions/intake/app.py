@@ -5,16 +5,18 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from rollguard.alarm_event import correlation_id
 from rollguard.intake import handle_alarm_event
-from rollguard.runtime import intake_deps
+from rollguard.runtime import intake_deps_for
 
 logger = Logger()
 metrics = Metrics()
 
 
-@logger.inject_lambda_context(correlation_id_path="id")
+@logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = handle_alarm_event(event, intake_deps())
+    logger.set_correlation_id(correlation_id(event))  # the event id, when it is one a log line can carry
+    result = handle_alarm_event(event, intake_deps_for(context))
     metrics.add_metric(name=f"Alarms{result.status.capitalize()}", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

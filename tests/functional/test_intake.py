@@ -207,3 +207,46 @@ def test_a_redelivery_of_the_event_whose_start_failed_starts_the_incident(holdin
     [execution] = executions(holding)
     assert execution["name"] == redelivered["incident_id"]
     assert incident_item(holding, redelivered["incident_id"])["alarm_count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "reason_mentions"),
+    [
+        ({"account": "210987654321"}, "account '210987654321' is not this stack's '123456789012'"),
+        ({"region": "eu-west-1"}, "region 'eu-west-1' is not this stack's 'us-east-1'"),
+        ({"source": "my.app"}, "source 'my.app' is not this stack's 'aws.cloudwatch'"),
+        (
+            {"resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:payments-5xx"]},
+            "is not alarm 'checkout-5xx-rate' of this stack",
+        ),
+    ],
+)
+def test_an_alarm_from_outside_this_stack_is_rejected_and_starts_nothing(
+    sandbox: Sandbox, change: dict[str, Any], reason_mentions: str
+) -> None:
+    """The stack's account comes from the function's own ARN (the Lambda context), its region from AWS_REGION."""
+    result = intake(sandbox, {**load_event("intake/alarm.json"), **change})
+
+    assert result["status"] == "rejected" and reason_mentions in result["reason"]
+    assert executions(sandbox) == [] and lock_items(sandbox) == []
+
+
+def test_an_alarm_with_odd_side_fields_still_opens_an_incident(holding: Sandbox) -> None:
+    event = load_event("intake/alarm.json")
+    event["version"] = 1
+    event["detail"]["previousState"] = "OK"
+    event["detail"]["configuration"] = ["metrics"]
+    event["detail"]["state"]["reasonData"] = {"not": "a string"}
+
+    assert intake(holding, event)["status"] == "opened"
+
+
+def test_a_lone_surrogate_in_the_alarm_name_is_rejected_and_the_response_is_valid_json(sandbox: Sandbox) -> None:
+    event = load_event("intake/alarm.json")
+    event["detail"]["alarmName"] = "checkout-\udc80"
+
+    result = intake(sandbox, event)
+
+    assert result["status"] == "rejected" and "not valid UTF-8" in result["reason"]
+    json.dumps(result, ensure_ascii=False).encode("utf-8")  # what the Lambda runtime sends back
+    assert executions(sandbox) == []

@@ -78,3 +78,9 @@ def test_format_duration_drops_seconds_beyond_an_hour() -> None:
 @pytest.mark.parametrize("seconds", [30, 90, 300, 3599, 3600, 5400, 7200])
 def test_format_duration_output_parses_back_to_the_same_seconds(seconds: int) -> None:
     assert parse_duration(format_duration(seconds)) == seconds
+
+
+def test_a_very_long_duration_is_rejected_in_a_short_message() -> None:
+    with pytest.raises(ValueError, match="invalid duration") as caught:
+        parse_duration("1" * 100_000 + "s")
+    assert len(str(caught.value)) < 200

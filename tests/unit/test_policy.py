@@ -1,11 +1,19 @@
 """The policy file: what a valid document becomes, and how every class of problem is reported."""
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rollguard.errors import PolicyInvalid
-from rollguard.policy import PolicyFile, PolicyFileInvalid, PolicyProblem, load_policy_file, parse_policy_document
+from rollguard.policy import (
+    Policy,
+    PolicyFile,
+    PolicyFileInvalid,
+    PolicyProblem,
+    load_policy_file,
+    parse_policy_document,
+)
 
 from tests.unit.builders import POLICIES, SANDBOX_DOCUMENT, as_yaml, document, policy_dict
 
@@ -81,11 +89,71 @@ def test_unset_durations_take_their_defaults_in_seconds(sandbox_file: PolicyFile
     assert sandbox_file.policies[0].verify.slice.period == 60
 
 
-def test_a_bare_integer_duration_is_taken_as_seconds() -> None:
+@pytest.mark.parametrize("value", [120, 0, -60])
+def test_a_bare_number_for_a_duration_is_refused_naming_the_field(value: int) -> None:
+    """YAML reads `window: 120` as an int; taken as seconds it would be a silent guess at the author's unit."""
     policy = policy_dict()
-    policy["ladder"][0]["verify"]["window"] = 120
-    doc = parse_policy_document(as_yaml(document(policy)), FILE)
-    assert doc.policies[0].ladder[0].verify.window == 120
+    policy["ladder"][0]["verify"]["window"] = value
+    problem = only_problem(document(policy))
+    assert problem.path == "policies[0].ladder[0].verify.window"
+    assert problem.reason == f"window {value} has no unit: use 90s, 5m, 1h"
+
+
+def test_a_policy_read_back_from_an_execution_input_takes_whole_seconds(make_policy: Any) -> None:
+    """The execution input carries the policy as JSON, durations in seconds: only a policy file must write units."""
+    policy = make_policy()
+    again = Policy.model_validate(policy.model_dump(mode="json"))
+    assert again == policy and again.ladder[0].verify.window == 300
+
+
+@pytest.mark.parametrize(
+    ("place", "field", "too_long", "longest"),
+    [
+        (lambda p: p["trigger"], "require_change_within", "8d", "7d"),
+        (lambda p: p["ladder"][0]["verify"], "window", "6h1m", "6h"),
+        (lambda p: p["verify"]["slice"], "period", "2h", "1h"),
+        (lambda p: p["verify"], "appconfig_poll_interval", "61m", "1h"),
+        (lambda p: p.setdefault("brakes", {}), "cooldown", "8d", "7d"),
+    ],
+)
+def test_a_duration_longer_than_its_field_allows_is_refused(
+    place: Any, field: str, too_long: str, longest: str
+) -> None:
+    policy = policy_dict()
+    place(policy)[field] = too_long
+    problem = only_problem(document(policy))
+    assert problem.path.endswith(field)
+    assert problem.reason == f"{field} {too_long} is longer than {longest}, the most it may be"
+
+
+@pytest.mark.parametrize(("place", "field", "longest"), [("defaults", "lock_ttl", "24h")])
+def test_the_lock_ttl_is_at_most_a_day(place: str, field: str, longest: str) -> None:
+    doc = document()
+    doc[place] = {field: "25h"}
+    problem = only_problem(doc)
+    assert (problem.path, problem.reason) == (
+        f"{place}.{field}",
+        f"{field} 25h is longer than {longest}, the most it may be",
+    )
+
+
+def test_an_approval_timeout_is_at_most_twelve_hours() -> None:
+    policy = policy_dict()
+    policy["ladder"][1]["approval"] = {"required": True, "timeout": "13h"}
+    problem = only_problem(document(policy))
+    assert problem.path == "policies[0].ladder[1].approval.timeout"
+    assert "longer than 12h" in problem.reason
+
+
+def test_each_duration_at_its_bound_is_accepted() -> None:
+    policy = policy_dict()
+    policy["trigger"]["require_change_within"] = "7d"
+    policy["ladder"][1]["verify"]["window"] = "6h"
+    policy["ladder"][1]["approval"] = {"required": True, "timeout": "12h"}
+    policy["brakes"] = {"cooldown": "7d"}
+    doc = document(policy)
+    doc["defaults"] = {"lock_ttl": "24h"}
+    assert parse_policy_document(as_yaml(doc), FILE).defaults.lock_ttl == 86400
 
 
 def test_target_key_names_the_application_and_deployment_group(sandbox_file: PolicyFile) -> None:
@@ -166,8 +234,8 @@ def test_a_bad_duration_is_reported_at_its_field_with_the_accepted_form() -> Non
     assert not problem.reason.startswith("Value error")
 
 
-@pytest.mark.parametrize("window", ["0m", 0, -60])
-def test_a_zero_or_negative_window_is_reported_inside_the_ladder_step(window: Any) -> None:
+@pytest.mark.parametrize("window", ["0m", "0h0s"])
+def test_a_zero_window_is_reported_inside_the_ladder_step(window: Any) -> None:
     policy = policy_dict()
     policy["ladder"][1]["verify"]["window"] = window
     problem = only_problem(document(policy))
@@ -401,3 +469,116 @@ def test_a_key_repeated_in_one_mapping_is_refused_with_both_lines() -> None:
     [problem] = raised.value.problems
     assert problem.path == "line 4, column 3"
     assert "duplicate key 'mode' (first at line 3)" in problem.reason
+
+
+# ---------------------------------------------------------------- hostile files: bounded in size, depth and aliases
+
+
+def test_a_file_over_a_mebibyte_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("version: 1\n" + "# padding\n" * 2_000_000)
+    with pytest.raises(PolicyFileInvalid) as caught:
+        load_policy_file(path)
+    [problem] = caught.value.problems
+    assert problem.reason == "19.1 MiB is more than the 1 MiB a policy file may hold"
+
+
+def test_a_document_over_a_mebibyte_is_refused() -> None:
+    problem = only_problem("version: 1\n" + "#" * (1024 * 1024))
+    assert "a policy file may hold" in problem.reason
+
+
+@pytest.mark.parametrize("depth", [33, 1_000, 100_000])
+def test_deep_nesting_is_refused_in_one_line_not_a_recursion_error(depth: int) -> None:
+    problem = only_problem("version: 1\npolicies: " + "[" * depth + "]" * depth + "\n")
+    assert problem.reason == "nested deeper than 32 levels"
+    assert problem.path == "line 2, column 42"
+
+
+def test_an_alias_is_refused_because_it_repeats_what_it_names() -> None:
+    text = "version: 1\nx: &a [lol, lol]\ny: &b [*a, *a, *a]\npolicies: *b\n"
+    problem = only_problem(text)
+    assert (problem.path, problem.reason) == ("line 3, column 8", "alias *a refused: write the value out in full")
+
+
+@pytest.mark.parametrize(
+    "scalar",
+    ["min_requests: " + "9" * 5000, "start: 2026-13-45"],
+    ids=["5000-digit-int", "month-13"],
+)
+def test_a_scalar_python_cannot_build_is_a_policy_problem(scalar: str) -> None:
+    problem = only_problem(f"version: 1\n{scalar}\n")
+    assert problem.reason.startswith("not valid YAML: ")
+
+
+# ---------------------------------------------------------------- overlapping globs
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("checkout-*", "*-5xx"),
+        ("checkout-p9?", "checkout-p[0-9]9"),
+        ("web-[!a]*", "web-?b"),
+        ("svc-[ab]-*", "svc-[bc]-rate"),
+        ("*", "anything"),
+        ("x[z-a]*", "x*"),  # the first matches nothing as a glob, but an alarm named "x[z-a]*" is claimed literally
+    ],
+)
+def test_two_globs_that_can_claim_one_alarm_are_reported_with_an_alarm_both_claim(first: str, second: str) -> None:
+    doc = document(policy_dict(trigger={"alarms": [first]}), payments_policy(trigger={"alarms": [second]}))
+    problem = only_problem(doc)
+    assert problem.path == "policies[1].trigger.alarms[0]"
+    assert f"alarm {second!r} is also claimed by policy 'checkout-5xx'" in problem.reason
+    claimed = re.search(r"\(both claim '(.*)'\)", problem.reason)
+    name = claimed.group(1) if claimed else second
+    assert Policy.model_validate(policy_dict(trigger={"alarms": [first]})).matches(name)
+    assert Policy.model_validate(payments_policy(trigger={"alarms": [second]})).matches(name)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("checkout-*", "payments-*"),
+        ("svc-[ab]-*", "svc-[cd]-*"),
+        ("web-[!a]", "web-a"),
+        ("*-5xx", "*-p99"),
+        ("a?c", "abcd"),
+        ("x[z-a]", "xz"),  # an empty range matches nothing
+    ],
+)
+def test_globs_that_cannot_claim_the_same_alarm_load_together(first: str, second: str) -> None:
+    doc = document(policy_dict(trigger={"alarms": [first]}), payments_policy(trigger={"alarms": [second]}))
+    assert len(parse_policy_document(as_yaml(doc), FILE).policies) == 2
+
+
+def test_a_name_claimed_by_three_policies_is_reported_once_per_later_policy_naming_the_first() -> None:
+    third = payments_policy(name="third", trigger={"alarms": ["checkout-5xx-rate"]})
+    doc = document(policy_dict(), payments_policy(trigger={"alarms": ["checkout-*"]}), third)
+    problems = problems_in(doc)
+    assert [p.path for p in problems] == ["policies[1].trigger.alarms[0]", "policies[2].trigger.alarms[0]"]
+    assert all("claimed by policy 'checkout-5xx'" in p.reason for p in problems)
+
+
+def test_patterns_within_one_policy_may_overlap() -> None:
+    doc = document(policy_dict(trigger={"alarms": ["checkout-*", "checkout-5xx-*", "checkout-5xx-rate"]}))
+    assert parse_policy_document(as_yaml(doc), FILE).policies[0].trigger.alarms[0] == "checkout-*"
+
+
+def test_an_unknown_key_that_is_not_a_plain_name_is_quoted_so_the_report_stays_one_line() -> None:
+    doc = document()
+    doc["defaults"] = {"line\nbreak": True}
+    problem = only_problem(doc)
+    assert (problem.path, problem.reason) == ("defaults['line\\nbreak']", "unknown key")
+
+
+def test_past_the_comparison_budget_the_clashes_found_are_reported_and_so_is_the_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rollguard import globs
+
+    monkeypatch.setattr(globs, "COMPARISON_BUDGET", 500)
+    policies = [payments_policy(name=f"p{i}", trigger={"alarms": [f"*-{i}-*"]}) for i in range(60)]
+    problems = problems_in(document(*policies))
+    assert problems[-1].path == "policies" and "more than 500 pairs" in problems[-1].reason
+    assert problems[0].path == "policies[1].trigger.alarms[0]" and "claimed by policy 'p0'" in problems[0].reason

@@ -11,12 +11,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aws_lambda_powertools.utilities.parser import parse
 from pydantic import BaseModel, ValidationError
 
 from rollguard import clock
 from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
-from rollguard.alarm_event import STATE_CHANGE, AlarmStateChange
+from rollguard.alarm_event import STATE_CHANGE, AlarmStateChange, Origin, foreign, shown
 from rollguard.audit import AuditEvent, AuditLog
 from rollguard.incident import AlarmRef, IncidentInput
 from rollguard.policy import PolicyFile
@@ -40,6 +39,7 @@ class IntakeDeps:
     audit: AuditLog
     stepfunctions: Any
     state_machine_arn: str
+    origin: Origin  # the stack's account and region: events from elsewhere are rejected
 
 
 def incident_id_for(policy_name: str, event_id: str, at: str) -> str:
@@ -52,19 +52,28 @@ def _describe_validation(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "<event>"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    return f"{where}: {str(first['msg']).removeprefix('Value error, ')}{more}"
 
 
-def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
+def read_alarm_event(raw: Any, origin: Origin) -> AlarmStateChange | IntakeResult:
+    """The event if this stack may act on it, else why not (rejected or ignored): never an exception."""
     if not isinstance(raw, dict):
         return _rejected(f"event is a {type(raw).__name__}, not a JSON object")
     detail_type = raw.get("detail-type")
     if detail_type != STATE_CHANGE:
-        return _ignored(f"detail-type {detail_type!r} is not {STATE_CHANGE!r}")
+        return _ignored(f"detail-type {shown(detail_type)} is not {STATE_CHANGE!r}")
     try:
-        event = parse(event=raw, model=AlarmStateChange)
+        event = AlarmStateChange.model_validate(raw)
     except ValidationError as exc:
-        return _rejected(f"malformed alarm state change event {raw.get('id', '?')}: {_describe_validation(exc)}")
+        return _rejected(f"malformed alarm state change event {shown(raw.get('id', '?'))}: {_describe_validation(exc)}")
+    problem = foreign(event, origin)
+    return _rejected(problem) if problem else event
+
+
+def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
+    event = read_alarm_event(raw, deps.origin)
+    if isinstance(event, IntakeResult):
+        return event
 
     alarm = event.detail
     if alarm.state.value != "ALARM":
@@ -78,7 +87,7 @@ def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
     target_key = policy.target.key
     alarm_ref = AlarmRef(
         name=alarm.alarmName,
-        arn=event.resources[0] if event.resources else "",
+        arn=event.alarm_arn,
         region=event.region,
         account=event.account,
         state=alarm.state.value,

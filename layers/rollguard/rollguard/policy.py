@@ -7,13 +7,17 @@ carrying one ``PolicyProblem`` (file, field path, reason) per problem found.
 from __future__ import annotations
 
 import fnmatch
+import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from rollguard import globs
 from rollguard.durations import parse_duration
 from rollguard.errors import PolicyInvalid
 
@@ -22,12 +26,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _seconds(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value <= 0:
-            raise ValueError("duration must be longer than zero")
-        return value
-    return parse_duration(value)
+# The validation context of a policy file, where every duration is written with its unit. Without it (a policy read
+# back from an execution's input, where it round-trips through Step Functions as JSON) durations are whole seconds.
+FROM_FILE = {"durations": "with units"}
+
+
+def _duration(longest: str) -> Callable[[Any, ValidationInfo], int]:
+    """A validator for a duration field: seconds, at most ``longest`` (README, "Duration limits")."""
+    limit = parse_duration(longest)
+
+    def seconds(value: Any, info: ValidationInfo) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if info.context == FROM_FILE:
+                raise ValueError(f"{info.field_name} {value} has no unit: use 90s, 5m, 1h")
+            if value <= 0:
+                raise ValueError("duration must be longer than zero")
+            result, written = value, f"{value}s"
+        else:
+            result, written = parse_duration(value), str(value).strip()
+        if result > limit:
+            raise ValueError(f"{info.field_name} {written} is longer than {longest}, the most it may be")
+        return result
+
+    return seconds
 
 
 Duration = Annotated[int, Field(description="seconds; written as '90s', '5m', '1h' in YAML")]
@@ -60,7 +81,7 @@ class Brakes(_Strict):
     rollback_once: bool = True  # a deployment is rolled back by at most one incident
     freeze: list[FreezeWindow] = Field(default_factory=list)
 
-    _durations = field_validator("cooldown", mode="before")(_seconds)
+    _durations = field_validator("cooldown", mode="before")(_duration("7d"))
 
 
 class Defaults(_Strict):
@@ -68,14 +89,14 @@ class Defaults(_Strict):
     lock_ttl: Duration = 7200
     brakes: Brakes = Brakes()
 
-    _durations = field_validator("lock_ttl", mode="before")(_seconds)
+    _durations = field_validator("lock_ttl", mode="before")(_duration("24h"))
 
 
 class Trigger(_Strict):
     alarms: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(min_length=1)
     require_change_within: Duration = 1800
 
-    _durations = field_validator("require_change_within", mode="before")(_seconds)
+    _durations = field_validator("require_change_within", mode="before")(_duration("7d"))
 
 
 class CodeDeployTarget(_Strict):
@@ -120,7 +141,7 @@ class SliceMetrics(_Strict):
     version_dimension: str
     period: Duration = 60
 
-    _durations = field_validator("period", mode="before")(_seconds)
+    _durations = field_validator("period", mode="before")(_duration("1h"))
 
 
 class VerifySettings(_Strict):
@@ -130,14 +151,14 @@ class VerifySettings(_Strict):
     # How often the service's AppConfig agent (Lambda extension) polls; a flag change is invisible before.
     appconfig_poll_interval: Duration = 45
 
-    _durations = field_validator("appconfig_poll_interval", mode="before")(_seconds)
+    _durations = field_validator("appconfig_poll_interval", mode="before")(_duration("1h"))
 
 
 class StepVerify(_Strict):
     window: Duration
     extend_once: bool = True
 
-    _durations = field_validator("window", mode="before")(_seconds)
+    _durations = field_validator("window", mode="before")(_duration("6h"))
 
     @property
     def longest(self) -> int:
@@ -152,7 +173,7 @@ class Approval(_Strict):
     timeout: Duration = 900
     on_timeout: Literal["proceed", "skip", "escalate"] = "escalate"
 
-    _durations = field_validator("timeout", mode="before")(_seconds)
+    _durations = field_validator("timeout", mode="before")(_duration("12h"))
 
 
 class _Step(_Strict):
@@ -274,6 +295,9 @@ class PolicyFileInvalid(PolicyInvalid):
 _ACTIONS = ("rollback", "flag_off", "flag_on", "config_revert", "revert_recent_change")
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
 def _loc(parts: tuple[Any, ...]) -> str:
     out = ""
     for i, part in enumerate(parts):
@@ -281,8 +305,11 @@ def _loc(parts: tuple[Any, ...]) -> str:
             out += f"[{part}]"
         elif part in _ACTIONS and i > 0 and isinstance(parts[i - 1], int):
             continue  # pydantic names the union member it tried; the reader wants the field path
-        else:
-            out += f".{part}" if out else str(part)
+        elif isinstance(part, str) and _PLAIN_KEY.fullmatch(part):
+            out += f".{part}" if out else part
+        else:  # a key the file made up: quoted, so a newline or a long key cannot break the one-line report
+            text = repr(part)
+            out += f"[{text if len(text) <= 40 else text[:39] + '…'}]"
     return out
 
 
@@ -295,6 +322,10 @@ def _reason(err: Any) -> str:
 
 
 def _cross_policy_problems(doc: PolicyFile, file: str) -> list[PolicyProblem]:
+    return _duplicate_names(doc, file) + _shared_alarms(doc, file)
+
+
+def _duplicate_names(doc: PolicyFile, file: str) -> list[PolicyProblem]:
     problems = []
     seen: dict[str, int] = {}
     for i, policy in enumerate(doc.policies):
@@ -307,24 +338,32 @@ def _cross_policy_problems(doc: PolicyFile, file: str) -> list[PolicyProblem]:
                 )
             )
         seen.setdefault(policy.name, i)
-    for i, a in enumerate(doc.policies):
-        for j in range(i + 1, len(doc.policies)):
-            b = doc.policies[j]
-            for k, pattern in enumerate(b.trigger.alarms):
-                clash = (
-                    pattern in a.trigger.alarms
-                    or a.matches(pattern)
-                    or any(fnmatch.fnmatchcase(p, pattern) for p in a.trigger.alarms)
-                )
-                if clash:
-                    problems.append(
-                        PolicyProblem(
-                            file,
-                            f"policies[{j}].trigger.alarms[{k}]",
-                            f"alarm {pattern!r} is also claimed by policy {a.name!r}: one alarm, one policy",
-                        )
-                    )
     return problems
+
+
+def _shared_alarms(doc: PolicyFile, file: str) -> list[PolicyProblem]:
+    """Every alarm pattern that could claim an alarm an earlier policy claims (exact for fnmatch globs: globs.py)."""
+    where = [(i, k) for i, policy in enumerate(doc.policies) for k in range(len(policy.trigger.alarms))]
+    entries = [(i, doc.policies[i].trigger.alarms[k]) for i, k in where]
+    stopped = []
+    try:
+        found = globs.clashes(entries)
+    except globs.TooManyComparisons as exc:  # the clashes found so far, and why the rest went unchecked
+        found = exc.found
+        stopped = [PolicyProblem(file, "policies", f"cannot check that each alarm has one policy: {exc}")]
+    problems = []
+    for clash in found:
+        (i, k), pattern = where[clash.later], entries[clash.later][1]
+        other = doc.policies[entries[clash.earlier][0]].name
+        example = f" (both claim {clash.name!r})" if clash.name != pattern else ""
+        problems.append(
+            PolicyProblem(
+                file,
+                f"policies[{i}].trigger.alarms[{k}]",
+                f"alarm {pattern!r} is also claimed by policy {other!r}{example}: one alarm, one policy",
+            )
+        )
+    return problems + stopped
 
 
 # Rollguard's AppConfig deployment strategy (template.yaml) deploys at once with no bake time.
@@ -353,42 +392,110 @@ def policy_warnings(doc: PolicyFile, file: str = "<policy>") -> list[PolicyProbl
     return warnings
 
 
+# Bounds on what a policy file may make the loader do (README, "Writing a policy"). 1 MiB is hundreds of times the
+# shipped files (policies/rollguard.yaml is under 2 KB) and holds some 3,000 policies; a policy nests about 7 levels.
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NESTING = 32
+
+
 def _strict_loader() -> type:
-    """YAML's SafeLoader, refusing a key repeated in one mapping: YAML 1.2 requires keys to be unique, and
-    PyYAML silently keeps the last one (``mode: shadow`` then ``mode: enforce`` would run enforce)."""
+    """YAML's SafeLoader (libyaml's parser when PyYAML has it, several times faster), refusing a key repeated in one
+    mapping: YAML 1.2 requires keys to be unique, and PyYAML silently keeps the last one (``mode: shadow`` then
+    ``mode: enforce`` would run enforce)."""
     import yaml
 
-    class StrictLoader(yaml.SafeLoader):
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class StrictLoader(base):  # type: ignore[valid-type,misc]
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
             seen: dict[Any, yaml.Node] = {}
             for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+                key = self.construct_object(key_node, deep=deep)
                 if isinstance(key, str | int | float | bool) and key in seen:
                     first = seen[key].start_mark
                     raise yaml.constructor.ConstructorError(
                         None, None, f"duplicate key {key!r} (first at line {first.line + 1})", key_node.start_mark
                     )
                 seen[key] = key_node
-            return super().construct_mapping(node, deep=deep)
+            return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
     return StrictLoader
 
 
-def parse_policy_document(text: str, file: str = "<policy>") -> PolicyFile:
+def _at(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+
+
+def _check_shape(text: str, loader: type) -> None:
+    """Nesting and aliases, on the event stream before anything is built: building a node is recursive (a document
+    nested thousands deep exhausts the stack), and an alias repeats what it names (a few lines can stand for
+    millions of nodes)."""
+    import yaml
+
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                raise _Refused(_at(event.start_mark), f"nested deeper than {MAX_NESTING} levels")
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            raise _Refused(_at(event.start_mark), f"alias *{event.anchor} refused: write the value out in full")
+
+
+class _Refused(Exception):
+    def __init__(self, where: str, reason: str):
+        self.where, self.reason = where, reason
+
+
+def _yaml_reason(exc: Exception, text: str) -> str:
+    """One line. libyaml's syntax errors do not quote the character they stop at (PyYAML's own parser does, at
+    several times the cost), so it is quoted from the text."""
+    import yaml
+
+    if isinstance(exc, yaml.reader.ReaderError):  # libyaml gives the character as a code point
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        return f"not valid YAML: character {char!r} at position {exc.position} is not allowed"
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None and "character" in problem and "'" not in problem:
+        lines = text.split("\n", mark.line + 1)
+        line = lines[mark.line] if mark.line < len(lines) else ""
+        if mark.column < len(line):
+            problem += f": {line[mark.column]!r}"
+    return f"not valid YAML: {problem}"
+
+
+def _too_big(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB is more than the {MAX_FILE_BYTES // 1024 // 1024} MiB a policy file may hold"
+
+
+def _read_yaml(text: str, file: str) -> Any:
+    """The document as plain data, or PolicyFileInvalid with one line saying where and why, whatever the text."""
     import yaml  # only the intake and the CLI parse YAML; the other handlers skip the import
 
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise PolicyFileInvalid([PolicyProblem(file, "", _too_big(len(text.encode("utf-8", "surrogatepass"))))])
+    loader = _strict_loader()
     try:
-        raw = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
+        _check_shape(text, loader)
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader subclass
+    except _Refused as exc:
+        raise PolicyFileInvalid([PolicyProblem(file, exc.where, exc.reason)]) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PolicyFileInvalid(
-            [PolicyProblem(file, where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]
-        ) from None
+        where = _at(getattr(exc, "problem_mark", None))
+        raise PolicyFileInvalid([PolicyProblem(file, where, _yaml_reason(exc, text))]) from None
+    except ValueError as exc:  # a scalar YAML accepts but Python cannot build: a 5,000-digit int, month 13, non-UTF-8
+        raise PolicyFileInvalid([PolicyProblem(file, "", f"not valid YAML: {str(exc)[:200]}")]) from None
+
+
+def parse_policy_document(text: str, file: str = "<policy>") -> PolicyFile:
+    raw = _read_yaml(text, file)
     if not isinstance(raw, dict):
         raise PolicyFileInvalid([PolicyProblem(file, "", "a policy file is a mapping with 'version' and 'policies'")])
     try:
-        doc = PolicyFile.model_validate(raw)
+        doc = PolicyFile.model_validate(raw, context=FROM_FILE)
     except ValidationError as exc:
         problems = [PolicyProblem(file, _loc(err["loc"]), _reason(err)) for err in exc.errors()]
         raise PolicyFileInvalid(problems) from None
@@ -401,9 +508,15 @@ def parse_policy_document(text: str, file: str = "<policy>") -> PolicyFile:
 def load_policy_file(path: str | Path) -> PolicyFile:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)  # never more: the file may be huge, or endless like a pipe
+            size = os.fstat(stream.fileno()).st_size
     except OSError as exc:
         raise PolicyFileInvalid([PolicyProblem(str(path), "", f"cannot read: {exc.strerror}")]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise PolicyFileInvalid([PolicyProblem(str(path), "", _too_big(max(size, len(data))))])
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PolicyFileInvalid([PolicyProblem(str(path), f"byte {exc.start}", "not UTF-8 text")]) from None
     return parse_policy_document(text, str(path))

@@ -22,6 +22,11 @@ class HasRemainingTime(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
+class HasFunctionArn(Protocol):
+    @property
+    def invoked_function_arn(self) -> str: ...
+
+
 if TYPE_CHECKING:
     from rollguard.adapters.codedeploy import CodeDeploy
     from rollguard.adapters.notify import Notifier
@@ -56,7 +61,9 @@ def incident_store() -> IncidentStore:
 
 
 @cache
-def intake_deps() -> IntakeDeps:
+def intake_deps(function_arn: str) -> IntakeDeps:
+    """The intake's wiring: the stack is in the invoked function's account and in its region (AWS_REGION)."""
+    from rollguard.alarm_event import Origin
     from rollguard.intake import IntakeDeps
 
     return IntakeDeps(
@@ -65,7 +72,13 @@ def intake_deps() -> IntakeDeps:
         audit=audit_log(),
         stepfunctions=clients.client("stepfunctions"),
         state_machine_arn=get_settings().state_machine_arn,
+        origin=Origin.of_function(function_arn, get_settings().region),
     )
+
+
+def intake_deps_for(context: HasFunctionArn) -> IntakeDeps:
+    """The cached wiring for this function (one per container, whatever the event)."""
+    return intake_deps(context.invoked_function_arn)
 
 
 @cache
