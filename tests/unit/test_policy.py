@@ -137,6 +137,14 @@ def test_the_lock_ttl_is_at_most_a_day(place: str, field: str, longest: str) -> 
     )
 
 
+def test_a_lock_ttl_shorter_than_a_step_between_renewals_is_refused() -> None:
+    doc = document()
+    doc["defaults"] = {"lock_ttl": "5m"}
+    problem = only_problem(doc)
+    assert problem.path == "defaults.lock_ttl"
+    assert problem.reason.startswith("lock_ttl 300s is shorter than 15m, the longest a live incident goes")
+
+
 def test_an_approval_timeout_is_at_most_twelve_hours() -> None:
     policy = policy_dict()
     policy["ladder"][1]["approval"] = {"required": True, "timeout": "13h"}

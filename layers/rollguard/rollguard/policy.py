@@ -84,12 +84,28 @@ class Brakes(_Strict):
     _durations = field_validator("cooldown", mode="before")(_duration("7d"))
 
 
+SHORTEST_LOCK_TTL = 15 * 60
+
+
 class Defaults(_Strict):
     mode: Mode = "enforce"
     lock_ttl: Duration = 7200
     brakes: Brakes = Brakes()
 
     _durations = field_validator("lock_ttl", mode="before")(_duration("24h"))
+
+    @field_validator("lock_ttl")
+    @classmethod
+    def _outlives_a_step(cls, value: int) -> int:
+        # Every step renews the lock for its own waits plus lock_ttl (store.renew_lock), so lock_ttl needs to cover
+        # only the time between two renewals: one Act invocation (Timeout 420 s in template.yaml) with the state
+        # machine's retries and back-off. Shorter, and a live incident could lose its target mid-step.
+        if value < SHORTEST_LOCK_TTL:
+            raise ValueError(
+                f"lock_ttl {value}s is shorter than {SHORTEST_LOCK_TTL // 60}m, the longest a live incident goes "
+                "between two renewals of its lock (one Act invocation, retried)"
+            )
+        return value
 
 
 class Trigger(_Strict):
