@@ -227,3 +227,30 @@ def test_a_retried_stop_of_an_in_flight_deployment_continues_once_codedeploy_rol
     assert after == before, "the retry neither stops nor deploys anything"
     assert again["full_rollback_done"] is True and again["rollback_deployment_id"] in before
     assert sandbox.routing() == {"6": 1.0}
+
+
+def test_a_stakeholder_publish_that_failed_is_retried_without_paging_on_call_twice(sandbox: Sandbox) -> None:
+    from rollguard import runtime
+    from rollguard.closing import close
+    from rollguard.errors import TransientAwsError
+    from rollguard.incident import CloseRequest
+
+    request = load_event("close/escalated-after-error.json")
+    open_incident(sandbox, request["state"])
+    stakeholders = runtime.stakeholders()
+    assert stakeholders is not None
+    attempts: list[str] = []
+
+    class ThrottledOnce:
+        def publish(self, *args: Any, **kwargs: Any) -> str:
+            attempts.append("publish")
+            if len(attempts) == 1:
+                raise TransientAwsError("publishing to the stakeholder topic: Throttled: Rate exceeded")
+            return str(stakeholders.publish(*args, **kwargs))
+
+    closing = (CloseRequest.model_validate(request), runtime.audit_log(), runtime.incident_store(), runtime.notifier())
+    with pytest.raises(TransientAwsError):
+        close(*closing, ThrottledOnce())  # type: ignore[arg-type]
+    close(*closing, ThrottledOnce())  # type: ignore[arg-type]  # the state machine's retry
+
+    assert len(sandbox.notifications()) == 1 and len(sandbox.stakeholder_notifications()) == 1

@@ -145,7 +145,7 @@ def close(
     Every step is safe to repeat, so a retried Close, or the watchdog after a Close that died half-way, finishes
     what is missing and changes nothing that was done: the first closer's outcome stands (``store.settle``), the
     closing audit event is written once with that outcome, the lock is released only if this incident holds it,
-    and people are told once (``notified_at``)."""
+    and people are told once (``notified_at``, ``stakeholders_notified_at``)."""
     state = request.state
     paused = bool(control.paused()) if control is not None else False
     target = leave_target(state, codedeploy, paused, escalating=request.outcome == "escalated")
@@ -175,9 +175,14 @@ def close(
         )
     )
     notified = bool(settled.get("notified_at"))
-    if notifier is not None and not notified:
-        _tell(state, outcome, reason, request.execution_arn, notifier, stakeholders, target.text)
-        store.update(state.incident_id, notified_at=clock.iso())
+    if notifier is not None:
+        message = _message(state, outcome, reason, request.execution_arn, target.text)
+        # Each topic is told once, and marked as told at once: a retry after the stakeholder topic failed does not
+        # page on-call a second time.
+        for mark, topic in (("notified_at", notifier), ("stakeholders_notified_at", stakeholders)):
+            if topic is not None and not settled.get(mark):
+                topic.publish(*message[:3], chat=message[3])
+                store.update(state.incident_id, **{mark: clock.iso()})
         notified = True
     summary = f"{_HEADLINE[outcome]}: {reason}"
     if not first:
@@ -192,15 +197,10 @@ def close(
     )
 
 
-def _tell(
-    state: ExecutionState,
-    outcome: Outcome,
-    reason: str,
-    execution_arn: str | None,
-    notifier: Notifier,
-    stakeholders: Notifier | None,
-    target_state: str,
-) -> None:
+def _message(
+    state: ExecutionState, outcome: Outcome, reason: str, execution_arn: str | None, target_state: str
+) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """Subject, text, message attributes and the chat payload of the closing notification."""
     shadow = "[SHADOW] " if state.policy.mode == "shadow" else ""
     subject = f"[Rollguard] {shadow}{_HEADLINE[outcome]}: {state.policy.name}"
     attributes: dict[str, Any] = {
@@ -210,7 +210,4 @@ def _tell(
         "mode": state.policy.mode or "enforce",
     }
     text = compose_message(state, outcome, reason, execution_arn, target_state)
-    chat = compose_chat(state, outcome, reason, execution_arn, target_state)
-    for topic in (notifier, stakeholders):
-        if topic is not None:
-            topic.publish(subject, text, attributes, chat=chat)
+    return subject, text, attributes, compose_chat(state, outcome, reason, execution_arn, target_state)
