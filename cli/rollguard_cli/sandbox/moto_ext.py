@@ -37,6 +37,7 @@ from moto.cloudwatch.responses import CloudWatchResponse
 from moto.codedeploy import responses as cd_responses
 from moto.codedeploy.models import CodeDeployBackend
 from moto.core.responses import ActionResult
+from moto.dynamodb.responses import DynamoHandler
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec import execute_state
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
@@ -256,6 +257,19 @@ class MotoExtensions:
 
             return read
 
+        dynamodb_lock = threading.RLock()
+
+        def one_at_a_time(original: Callable[..., Any]) -> Callable[..., Any]:
+            """moto's DynamoDB is not thread-safe: a read serialising an item while the state machine's thread
+            updates it fails with "dictionary changed size during iteration". DynamoDB is, so the sandbox takes
+            one DynamoDB request at a time (a short, in-memory section that waits on nothing)."""
+
+            def call(response: Any) -> Any:
+                with dynamodb_lock:
+                    return original(response)
+
+            return call
+
         original_print = builtins.print
 
         def handler_print(*args: Any, **kwargs: Any) -> None:
@@ -280,6 +294,7 @@ class MotoExtensions:
                 (WaitFunction, "_wait_interval", wait_interval),
                 (retrier_decl, "time", RetryBackoff),
                 (execute_state, "threading", SimpleNamespace(Event=VirtualEvent)),
+                (DynamoHandler, "call_action", one_at_a_time(DynamoHandler.call_action)),
                 (CloudWatchResponse, "describe_alarms", syncing(CloudWatchResponse.describe_alarms)),
                 (CloudWatchResponse, "get_metric_data", syncing(CloudWatchResponse.get_metric_data)),
                 (CloudWatchResponse, "get_metric_statistics", syncing(CloudWatchResponse.get_metric_statistics)),
