@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from rollguard.incident import CLOSED
+
 from rollguard_cli.drills import SCENARIOS, NoIncident, run_scenario
 from rollguard_cli.sandbox.runner import REGION, Sandbox
 
@@ -34,7 +36,6 @@ Kind = Literal["throttle", "5xx", "denied", "timeout", "lost"]
 KINDS: tuple[Kind, ...] = ("throttle", "5xx", "denied", "timeout", "lost")
 REPEATS = {"once": 1, "persistent": 1_000_000}
 TRANSIENT = frozenset({"throttle", "5xx", "timeout", "lost"})
-CLOSED = frozenset({"resolved", "escalated", "closed_no_action"})
 # Calls that change a target; their effects are counted, and a mutation made twice is a violation.
 MUTATIONS = frozenset({"CreateDeployment", "StopDeployment", "StartDeployment", "CreateHostedConfigurationVersion"})
 

@@ -5,7 +5,7 @@ stores them under ``$.assessment`` and ``$.progress``. Each carries a one-line `
 Step Functions console.
 """
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -132,6 +132,7 @@ class ExecutionState(IncidentInput):
 
 
 Outcome = Literal["resolved", "escalated", "closed_no_action"]
+CLOSED: frozenset[str] = frozenset(get_args(Outcome))  # the statuses of a closed incident
 
 
 class CloseRequest(_Model):

@@ -17,12 +17,11 @@ from rollguard import clock
 from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
 from rollguard.alarm_event import STATE_CHANGE, AlarmStateChange, Origin, foreign, shown
 from rollguard.audit import AuditEvent, AuditLog
-from rollguard.incident import AlarmRef, IncidentInput
+from rollguard.incident import CLOSED, AlarmRef, IncidentInput
 from rollguard.policy import PolicyFile
 from rollguard.store import IncidentStore, execution_input_of
 
 logger = logging.getLogger(__name__)
-CLOSED = frozenset({"resolved", "escalated", "closed_no_action"})
 
 
 class IntakeResult(BaseModel):

@@ -11,11 +11,10 @@ from rollguard.adapters.notify import Notifier
 from rollguard.audit import AuditLog
 from rollguard.closing import close
 from rollguard.control import Control
-from rollguard.incident import CloseRequest, CloseResult, ExecutionState
+from rollguard.incident import CLOSED, CloseRequest, CloseResult, ExecutionState
 from rollguard.store import IncidentStore
 
 DEAD = {"FAILED", "TIMED_OUT", "ABORTED"}
-CLOSED = {"resolved", "escalated", "closed_no_action"}
 
 
 class WatchdogResult(BaseModel):
