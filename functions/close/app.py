@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollguard import telemetry
 from rollguard.closing import close
 from rollguard.incident import CloseRequest
-from rollguard.runtime import audit_log, codedeploy, control, incident_store, notifier, stakeholders
+from rollguard.runtime import audit_log, control, incident_store, notifier, stakeholders, target_adapters
 
 logger = Logger()
 metrics = Metrics()
@@ -18,7 +18,13 @@ metrics = Metrics()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = CloseRequest.model_validate(event)
     result = close(
-        request, audit_log(), incident_store(), notifier(), stakeholders(), codedeploy=codedeploy(), control=control()
+        request,
+        audit_log(),
+        incident_store(),
+        notifier(),
+        stakeholders(),
+        adapters=target_adapters(),
+        control=control(),
     )
     telemetry.emit(metrics, telemetry.after_close(request.state, result))
     return result.model_dump(mode="json")

@@ -82,6 +82,7 @@ class ActionRecord(_Model):
     deployment_ids: list[str] = Field(default_factory=list)
     detail: str = ""
     verdict: str | None = None
+    effect: dict[str, Any] = Field(default_factory=dict)  # what the action's module needs to verify or undo it
 
 
 Route = Literal["act", "wait_again", "resolve", "escalate"]
