@@ -107,6 +107,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         **{
             action: {"*"}  # no resource type in the Service Authorization Reference
             for action in (
+                "elasticloadbalancing:DescribeLoadBalancers",
                 "elasticloadbalancing:DescribeListeners",
                 "elasticloadbalancing:DescribeRules",
                 "elasticloadbalancing:DescribeTargetGroups",

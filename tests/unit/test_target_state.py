@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from rollguard.actions import Adapters
 from rollguard.errors import RollbackFailed
 from rollguard.incident import ActionRecord, Assessment, DeploymentRef, ExecutionState, Progress
-from rollguard.actions import Adapters
 from rollguard.target_state import leave_target
 
 CANARY = "d-canary"
@@ -108,6 +108,8 @@ def test_a_stop_that_fails_is_said_and_does_not_fail_the_close(canary_state: Cal
 def test_a_finished_rollback_reads_as_all_traffic_on_the_good_revision(
     canary_state: Callable[[str], ExecutionState],
 ) -> None:
-    left = leave_target(canary_state("aggregate"), Adapters(codedeploy=FakeCodeDeploy("Succeeded")), paused=False, escalating=False)  # type: ignore[arg-type]
+    left = leave_target(
+        canary_state("aggregate"), Adapters(codedeploy=FakeCodeDeploy("Succeeded")), paused=False, escalating=False
+    )  # type: ignore[arg-type]
 
     assert left.text.startswith("all traffic on revision 6")

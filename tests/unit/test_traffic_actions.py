@@ -12,15 +12,12 @@ from rollguard.policy import PolicyFileInvalid, parse_policy_document
 
 from tests.unit.builders import as_yaml, document
 
-LB = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/checkout-alb/50dc6c495c0c9188"
-LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/checkout-alb/50dc6c495c0c9188/f2f7dc8efc522ab2"
-
 
 def traffic_policy(*ladder: dict[str, Any], **target: Any) -> dict[str, Any]:
     return {
         "name": "checkout-alb",
         "trigger": {"alarms": ["checkout-alb-5xx"]},
-        "target": {"load_balancer": {"arn": LB, "listener": LISTENER, **target}},
+        "target": {"load_balancer": {"name": "checkout-alb", "listener_port": 443, **target}},
         "ladder": [copy.deepcopy(step) for step in ladder],  # no shared nodes: YAML would write them as aliases
     }
 
@@ -38,7 +35,7 @@ def problems(policy: dict[str, Any]) -> list[str]:
 def test_a_traffic_ladder_is_valid_and_keyed_by_its_load_balancer() -> None:
     doc = parse_policy_document(as_yaml(document(traffic_policy(SHIFT, {**SHIFT, "scope": "full"}, ZONAL))))
     policy = doc.policies[0]
-    assert policy.target.key == "elb:app/checkout-alb/50dc6c495c0c9188"
+    assert policy.target.key == "elb:checkout-alb"
     assert policy.ladder[2].expires_in == 7200  # type: ignore[union-attr]
 
 
@@ -59,15 +56,17 @@ def test_bad_traffic_steps_are_refused_with_the_reason(step: dict[str, Any], exp
 
 
 def test_shift_traffic_needs_a_listener_or_rule_and_a_load_balancer_target() -> None:
-    [problem] = problems(traffic_policy(SHIFT, listener=None))
-    assert "shift_traffic needs target.load_balancer.listener or .rule" in problem
+    [problem] = problems(traffic_policy(SHIFT, listener_port=None))
+    assert "shift_traffic needs target.load_balancer.listener_port" in problem
     no_lb = {**traffic_policy(SHIFT), "target": {"codedeploy": {"application": "a", "deployment_group": "g"}}}
     assert any("shift_traffic needs target.load_balancer" in p for p in problems(no_lb))
 
 
-def test_a_listener_of_another_load_balancer_is_refused() -> None:
-    other = LISTENER.replace("checkout-alb/50dc6c495c0c9188", "other/50dc6c495c0c9188")
-    assert any("is not on load balancer app/checkout-alb" in p for p in problems(traffic_policy(SHIFT, listener=other)))
+def test_a_rule_needs_its_listener_and_a_name_must_be_a_load_balancer_name() -> None:
+    [problem] = problems(traffic_policy(ZONAL, listener_port=None, rule_priority=10))
+    assert "rule_priority names a rule of a listener: set listener_port too" in problem
+    [problem] = problems(traffic_policy(ZONAL, name="-checkout"))
+    assert "String should match pattern" in problem
 
 
 def test_a_canary_slice_takes_its_percent_of_the_pair_and_keeps_other_groups() -> None:

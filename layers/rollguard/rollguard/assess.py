@@ -199,7 +199,7 @@ def _traffic_only(alarm_name: str, alarm_state: str, policy: Policy) -> Assessme
     lb = policy.target.load_balancer
     assert lb is not None
     reason = (
-        f"{alarm_name} is {alarm_state} on load balancer {lb.dimension}; no change history to blame there "
+        f"{alarm_name} is {alarm_state} on load balancer {lb.name}; no change history to blame there "
         "(weight changes by others are not seen), so traffic is moved away from what is failing"
     )
     return Assessment(decision="act", reason=reason, summary=f"Acting: {reason}.")

@@ -128,27 +128,20 @@ class AppConfigScope(_Strict):
     regions: list[str] = Field(default_factory=list)  # empty: the region Rollguard runs in
 
 
-_ELB_ARN = r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:"
-
-
 class LoadBalancerTarget(_Strict):
-    """An Application Load Balancer: its listener (or one of its rules) forwards to weighted target groups
-    (shift_traffic), and ARC zonal shift can move it away from an Availability Zone (zonal_shift)."""
+    """An Application Load Balancer, by name (its ARN carries an id the name does not): the listener on
+    ``listener_port`` (or that listener's rule of ``rule_priority``) forwards to weighted target groups
+    (shift_traffic), and ARC zonal shift can move the load balancer away from an Availability Zone (zonal_shift)."""
 
-    arn: str = Field(pattern=_ELB_ARN + r"loadbalancer/app/[^/]+/[0-9a-f]+$")
-    listener: str | None = Field(default=None, pattern=_ELB_ARN + r"listener/app/[^/]+/[0-9a-f]+/[0-9a-f]+$")
-    rule: str | None = Field(default=None, pattern=_ELB_ARN + r"listener-rule/app/[^/]+/[0-9a-f]+/[0-9a-f]+/[0-9a-f]+$")
-
-    @property
-    def dimension(self) -> str:
-        """The LoadBalancer dimension of AWS/ApplicationELB metrics: app/<name>/<id>."""
-        return self.arn.split(":loadbalancer/", 1)[1]
+    # Load balancer names: 1-32 alphanumerics or hyphens, not starting or ending with a hyphen (CreateLoadBalancer).
+    name: str = Field(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
+    listener_port: int | None = Field(default=None, ge=1, le=65535)
+    rule_priority: int | None = Field(default=None, ge=1, le=50000)
 
     @model_validator(mode="after")
-    def _same_load_balancer(self) -> LoadBalancerTarget:
-        for field_name, arn in (("listener", self.listener), ("rule", self.rule)):
-            if arn is not None and f"/{self.dimension}/" not in arn:
-                raise ValueError(f"{field_name} {arn} is not on load balancer {self.dimension}")
+    def _rule_on_a_listener(self) -> LoadBalancerTarget:
+        if self.rule_priority is not None and self.listener_port is None:
+            raise ValueError("rule_priority names a rule of a listener: set listener_port too")
         return self
 
 
@@ -171,7 +164,7 @@ class Target(_Strict):
         if self.appconfig is not None:
             return f"appconfig:{self.appconfig.application}/{self.appconfig.environment}"
         assert self.load_balancer is not None
-        return f"elb:{self.load_balancer.dimension}"
+        return f"elb:{self.load_balancer.name}"
 
 
 class SliceMetrics(_Strict):
@@ -338,8 +331,8 @@ class Policy(_Strict):
             lb = self.target.load_balancer
             if step.action in {"shift_traffic", "zonal_shift"} and lb is None:
                 raise ValueError(f"ladder[{i}]: {step.action} needs target.load_balancer")
-            if step.action == "shift_traffic" and lb is not None and lb.listener is None and lb.rule is None:
-                raise ValueError(f"ladder[{i}]: shift_traffic needs target.load_balancer.listener or .rule")
+            if step.action == "shift_traffic" and lb is not None and lb.listener_port is None:
+                raise ValueError(f"ladder[{i}]: shift_traffic needs target.load_balancer.listener_port")
         return self
 
     @model_validator(mode="after")

@@ -24,12 +24,6 @@ REQUESTS, ERRORS = "RequestCount", "HTTPCode_Target_5XX_Count"  # "CloudWatch me
 BEFORE = "traffic_before"  # the incident attribute holding the weights Rollguard found (store.remember)
 
 
-def _where(lb: LoadBalancerTarget) -> str:
-    arn = lb.rule or lb.listener
-    assert arn is not None
-    return arn
-
-
 def _name(arn: str) -> str:
     return arn.split(":targetgroup/", 1)[1].split("/")[0] if ":targetgroup/" in arn else arn
 
@@ -50,6 +44,7 @@ def _shares(weights: dict[str, int]) -> str:
 class ShiftTraffic(Action):
     names = ("shift_traffic",)
     iam = (
+        "elasticloadbalancing:DescribeLoadBalancers",
         "elasticloadbalancing:DescribeListeners",
         "elasticloadbalancing:DescribeRules",
         "elasticloadbalancing:DescribeTargetGroups",
@@ -65,14 +60,16 @@ class ShiftTraffic(Action):
 
     def take(self, step: LadderStep, state: ExecutionState, deps: Deps) -> StepOutcome:
         assert isinstance(step, ShiftTrafficStep)
-        lb = state.policy.target.load_balancer
-        assert lb is not None
+        target = state.policy.target.load_balancer
+        assert target is not None and target.listener_port is not None
         elb = need(deps.elb, "Elastic Load Balancing")
-        forward = elb.forward(_where(lb))
+        lb = elb.find(target.name)
+        forward = elb.forward(elb.listener(lb, target.listener_port, target.rule_priority))
         groups = elb.target_groups(lb.arn)
-        away_from, to = (_resolve(groups, name, lb) for name in (step.away_from, step.to))
+        away_from, to = (_resolve(groups, name, target) for name in (step.away_from, step.to))
         if away_from not in forward.weights:
-            raise TargetNotFound(f"{_where(lb)} does not forward to {step.away_from}: nothing to shift away from")
+            where = forward.arn.split("/", 1)[1]
+            raise TargetNotFound(f"{where} does not forward to {step.away_from}: nothing to shift away from")
         found = {**forward.weights, to: forward.weights.get(to, 0)}
         before = {k: int(v) for k, v in deps.store.remember(state.incident_id, BEFORE, found).items()}
         if before.get(away_from, 0) + before.get(to, 0) == 0:
@@ -88,18 +85,25 @@ class ShiftTraffic(Action):
             scope=step.scope,
             judge="slice" if step.scope == "canary" else "aggregate",
             detail=f"{verb} traffic on {forward.arn.split('/', 1)[1]}: {_shares(before)} → {_shares(after)}",
-            effect={"arn": forward.arn, "before": before, "after": after, "away_from": away_from, "to": to},
+            effect={
+                "arn": forward.arn,
+                "load_balancer": lb.dimension,
+                "before": before,
+                "after": after,
+                "away_from": away_from,
+                "to": to,
+            },
         )
 
     def verify(self, state: ExecutionState, progress: Progress, deps: Deps, window_s: int) -> Judgement | None:
         """The slice on the target group it moved to, next to the group it left (same window, same metrics)."""
-        lb = state.policy.target.load_balancer
         effect = progress.actions[-1].effect if progress.actions else {}
-        if progress.judge != "slice" or lb is None or not effect:
+        if progress.judge != "slice" or not effect:
             return None
         now = clock.now()
+        dimension = effect["load_balancer"]
         queries = [
-            _query(f"{kind}_{side}", metric, {"LoadBalancer": lb.dimension, "TargetGroup": target_group_dimension(arn)})
+            _query(f"{kind}_{side}", metric, {"LoadBalancer": dimension, "TargetGroup": target_group_dimension(arn)})
             for side, arn in (("good", effect["to"]), ("bad", effect["away_from"]))
             for kind, metric in (("requests", REQUESTS), ("errors", ERRORS))
         ]
@@ -150,7 +154,7 @@ def _resolve(groups: dict[str, str], name_or_arn: str, lb: LoadBalancerTarget) -
         return name_or_arn
     if name_or_arn in groups:
         return groups[name_or_arn]
-    raise TargetNotFound(f"target group {name_or_arn} is not attached to load balancer {lb.dimension}")
+    raise TargetNotFound(f"target group {name_or_arn} is not attached to load balancer {lb.name}")
 
 
 def _query(query_id: str, metric: str, dimensions: dict[str, str]) -> dict[str, object]:

@@ -25,6 +25,7 @@ class ZonalShift(Action):
         "arc-zonal-shift:ListZonalShifts",
         "arc-zonal-shift:CancelZonalShift",
         "ec2:DescribeAvailabilityZones",
+        "elasticloadbalancing:DescribeLoadBalancers",
         "cloudwatch:DescribeAlarms",  # the zone from the alarm's AvailabilityZone dimension
     )
 
@@ -35,9 +36,10 @@ class ZonalShift(Action):
 
     def take(self, step: LadderStep, state: ExecutionState, deps: Deps) -> StepOutcome:
         assert isinstance(step, ZonalShiftStep)
-        lb = state.policy.target.load_balancer
-        assert lb is not None
+        target = state.policy.target.load_balancer
+        assert target is not None
         arc = need(deps.zonal_shift, "ARC zonal shift")
+        lb = need(deps.elb, "Elastic Load Balancing").find(target.name)
         zone = arc.zone(step.zone or _alarm_zone(state, deps))
         mark = f"Rollguard {state.incident_id}"
         shift, verb = _ours_or_start(arc, lb.arn, zone.zone_id, step.expires_in, f"{mark}: {state.alarm.name}", mark)
@@ -56,18 +58,18 @@ class ZonalShift(Action):
                 "expiry": shift.expiry,
                 "ours": ours,
                 "resource": lb.arn,
+                "load_balancer": lb.dimension,
             },
         )
 
     def verify(self, state: ExecutionState, progress: Progress, deps: Deps, window_s: int) -> Judgement | None:
         """The zone's own alarm has no data once its traffic is gone, so judge what the other zones serve."""
-        lb = state.policy.target.load_balancer
         effect = progress.actions[-1].effect if progress.actions else {}
-        if lb is None or not effect:
+        if not effect:
             return None
         now = clock.now()
-        whole = {"LoadBalancer": lb.dimension}
-        zone = {"AvailabilityZone": effect["zone"], "LoadBalancer": lb.dimension}
+        whole = {"LoadBalancer": effect["load_balancer"]}
+        zone = {"AvailabilityZone": effect["zone"], "LoadBalancer": effect["load_balancer"]}
         queries = [
             _query(f"{kind}_{side}", metric, dims)
             for side, dims in (("all", whole), ("zone", zone))

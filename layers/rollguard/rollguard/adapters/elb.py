@@ -30,6 +30,17 @@ class Forward:
         return ":listener-rule/" in self.arn
 
 
+@dataclass(frozen=True)
+class LoadBalancerRef:
+    arn: str
+    name: str
+
+    @property
+    def dimension(self) -> str:
+        """The LoadBalancer dimension of AWS/ApplicationELB metrics: app/<name>/<id>."""
+        return self.arn.split(":loadbalancer/", 1)[1]
+
+
 def target_group_dimension(arn: str) -> str:
     """The TargetGroup dimension of AWS/ApplicationELB metrics: targetgroup/<name>/<id>."""
     return "targetgroup/" + arn.split(":targetgroup/", 1)[1]
@@ -52,6 +63,33 @@ def _weights(action: dict[str, Any]) -> dict[str, int]:
 class LoadBalancers:
     def __init__(self, client: Any):
         self._elb = client
+
+    def find(self, name: str) -> LoadBalancerRef:
+        try:
+            found = self._elb.describe_load_balancers(Names=[name])["LoadBalancers"]
+        except AWS_FAILURES as exc:
+            raise translate(exc, f"looking up load balancer {name}", _NOT_FOUND) from exc
+        if not found or found[0].get("Type", "application") != "application":
+            raise TargetNotFound(f"{name} is not an Application Load Balancer")
+        return LoadBalancerRef(found[0]["LoadBalancerArn"], name)
+
+    def listener(self, load_balancer: LoadBalancerRef, port: int, rule_priority: int | None = None) -> str:
+        """The ARN of the load balancer's listener on ``port``, or of that listener's rule of ``rule_priority``."""
+        try:
+            pages = self._elb.get_paginator("describe_listeners").paginate(LoadBalancerArn=load_balancer.arn)
+            listeners = [item for page in pages for item in page["Listeners"] if item["Port"] == port]
+            if not listeners:
+                raise TargetNotFound(f"load balancer {load_balancer.name} has no listener on port {port}")
+            arn = str(listeners[0]["ListenerArn"])
+            if rule_priority is None:
+                return arn
+            pages = self._elb.get_paginator("describe_rules").paginate(ListenerArn=arn)
+            rules = [r for page in pages for r in page["Rules"] if r["Priority"] == str(rule_priority)]
+        except AWS_FAILURES as exc:
+            raise translate(exc, f"looking up the listener of {load_balancer.name} on port {port}", _NOT_FOUND) from exc
+        if not rules:
+            raise TargetNotFound(f"the listener of {load_balancer.name} on port {port} has no rule {rule_priority}")
+        return str(rules[0]["RuleArn"])
 
     def forward(self, arn: str) -> Forward:
         """The forward weights of a listener's default action (a listener ARN) or of a rule (a listener-rule ARN)."""
