@@ -9,13 +9,16 @@ request and response shapes — botocore serialises and parses them — so handl
   ``rollbackInfo`` in deployment reads, one active deployment per group (``DeploymentLimitExceededException``,
   API "CreateDeployment"); what a deployment then does to the Lambda alias is sandbox/codedeploy.py's.
 - Lambda: ``CreateAlias``/``UpdateAlias`` tell the World, which reads its traffic split from the alias.
+- ELBv2: ``ModifyListener``/``ModifyRule``/``CreateRule``/``DeleteRule`` tell the World, which reads the load
+  balancer's weights from moto's listener and rules (sandbox/load_balancer.py).
 - Step Functions: a ``Wait`` state and a ``Retry`` back-off advance the virtual clock instead of sleeping, and a
   task's timeout (TimeoutSeconds/TimeoutSecondsPath, e.g. an approval's deadline) is counted on that clock.
 - CloudWatch: reads (DescribeAlarms, GetMetricData, GetMetricStatistics) first bring the World up to
   the clock, since moto evaluates no alarms and publishes no metrics by itself.
 
 AppConfig's deployment side, which moto lacks entirely, is the other half of this boundary: sandbox/appconfig.py
-answers those operations from a botocore before-call hook (installed by runner.py), in AppConfig's shapes.
+answers those operations from a botocore before-call hook (installed by runner.py), in AppConfig's shapes; so does
+sandbox/zonal_shift.py for ARC zonal shift (``arc-zonal-shift``), which moto does not have at all.
 """
 
 import builtins
@@ -38,6 +41,7 @@ from moto.codedeploy import responses as cd_responses
 from moto.codedeploy.models import CodeDeployBackend
 from moto.core.responses import ActionResult
 from moto.dynamodb.responses import DynamoHandler
+from moto.elbv2.models import ELBv2Backend
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec import execute_state
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
@@ -215,6 +219,14 @@ class MotoExtensions:
 
             return change
 
+        def listener_changed(original: Callable[..., Any]) -> Callable[..., Any]:
+            def change(backend: Any, *args: Any, **kwargs: Any) -> Any:
+                result = original(backend, *args, **kwargs)
+                ext.world.on_listener_changed()
+                return result
+
+            return change
+
         def wait_interval(wait_function: Any, env: Any, wait_seconds: int) -> None:
             ext.clock.advance(wait_seconds)
             with ext.log.as_world():
@@ -291,6 +303,10 @@ class MotoExtensions:
                 (cd_responses, "_deployment_group_info", deployment_group_info),
                 (LambdaBackend, "create_alias", alias_changed(LambdaBackend.create_alias)),
                 (LambdaBackend, "update_alias", alias_changed(LambdaBackend.update_alias)),
+                (ELBv2Backend, "modify_listener", listener_changed(ELBv2Backend.modify_listener)),
+                (ELBv2Backend, "modify_rule", listener_changed(ELBv2Backend.modify_rule)),
+                (ELBv2Backend, "create_rule", listener_changed(ELBv2Backend.create_rule)),
+                (ELBv2Backend, "delete_rule", listener_changed(ELBv2Backend.delete_rule)),
                 (WaitFunction, "_wait_interval", wait_interval),
                 (retrier_decl, "time", RetryBackoff),
                 (execute_state, "threading", SimpleNamespace(Event=VirtualEvent)),
