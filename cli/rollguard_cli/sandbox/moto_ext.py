@@ -14,7 +14,10 @@ request and response shapes — botocore serialises and parses them — so handl
 - Step Functions: a ``Wait`` state and a ``Retry`` back-off advance the virtual clock instead of sleeping, and a
   task's timeout (TimeoutSeconds/TimeoutSecondsPath, e.g. an approval's deadline) is counted on that clock.
 - CloudWatch: reads (DescribeAlarms, GetMetricData, GetMetricStatistics) first bring the World up to
-  the clock, since moto evaluates no alarms and publishes no metrics by itself.
+  the clock, since moto evaluates no alarms and publishes no metrics by itself. GetMetricData and GetMetricStatistics
+  read the one metric whose dimensions are exactly the query's ("Amazon CloudWatch concepts", Dimensions: each unique
+  combination of dimensions is a separate metric); moto matches a subset of them (and GetMetricData with
+  dimensions ignores the namespace), which would sum an ALB's per-zone series into its per-load-balancer one.
 
 AppConfig's deployment side, which moto lacks entirely, is the other half of this boundary: sandbox/appconfig.py
 answers those operations from a botocore before-call hook (installed by runner.py), in AppConfig's shapes; so does
@@ -22,6 +25,7 @@ sandbox/zonal_shift.py for ARC zonal shift (``arc-zonal-shift``), which moto doe
 """
 
 import builtins
+import copy
 import json
 import threading
 import traceback
@@ -36,6 +40,7 @@ from unittest import mock
 
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.cloudwatch.models import CloudWatchBackend
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.codedeploy import responses as cd_responses
 from moto.codedeploy.models import CodeDeployBackend
@@ -269,6 +274,73 @@ class MotoExtensions:
 
             return read
 
+        exact = threading.local()  # while a metric read runs: the datapoints renamed by their exact dimensions
+
+        def metric_key(name: str, dimensions: Any) -> str:
+            pairs = sorted((d.name, d.value) if hasattr(d, "name") else (d["Name"], d["Value"]) for d in dimensions)
+            return name + "\x00" + json.dumps(pairs)
+
+        original_all_metrics = CloudWatchBackend.get_all_metrics
+
+        def all_metrics(backend: Any) -> Any:
+            data = original_all_metrics(backend)
+            if not getattr(exact, "on", False):
+                return data
+            renamed = []
+            for datum in data:
+                twin = copy.copy(datum)
+                twin.name, twin.dimensions = metric_key(datum.name, datum.dimensions), []
+                renamed.append(twin)
+            return renamed
+
+        @contextmanager
+        def exact_dimensions() -> Iterator[None]:
+            exact.on = True
+            try:
+                yield
+            finally:
+                exact.on = False
+
+        original_metric_data = CloudWatchBackend.get_metric_data
+        original_statistics = CloudWatchBackend.get_metric_statistics
+
+        def get_metric_data(backend: Any, queries: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+            rewritten = []
+            for query in queries:
+                if "MetricStat" in query:
+                    stat = query["MetricStat"]
+                    metric = stat["Metric"]
+                    query = {
+                        **query,
+                        "Label": query.get("Label") or f"{metric['MetricName']} {stat['Stat']}",
+                        "MetricStat": {
+                            **stat,
+                            "Metric": {
+                                "Namespace": metric["Namespace"],
+                                "MetricName": metric_key(metric["MetricName"], metric.get("Dimensions", [])),
+                            },
+                        },
+                    }
+                rewritten.append(query)
+            with exact_dimensions():
+                return original_metric_data(backend, rewritten, *args, **kwargs)
+
+        def get_metric_statistics(
+            backend: Any,
+            namespace: str,
+            metric_name: str,
+            start: Any,
+            end: Any,
+            period: int,
+            stats: Any,
+            dimensions: list[dict[str, str]],
+            unit: str | None = None,
+        ) -> Any:
+            with exact_dimensions():
+                return original_statistics(
+                    backend, namespace, metric_key(metric_name, dimensions or []), start, end, period, stats, [], unit
+                )
+
         dynamodb_lock = threading.RLock()
 
         def one_at_a_time(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -311,6 +383,9 @@ class MotoExtensions:
                 (retrier_decl, "time", RetryBackoff),
                 (execute_state, "threading", SimpleNamespace(Event=VirtualEvent)),
                 (DynamoHandler, "call_action", one_at_a_time(DynamoHandler.call_action)),
+                (CloudWatchBackend, "get_all_metrics", all_metrics),
+                (CloudWatchBackend, "get_metric_data", get_metric_data),
+                (CloudWatchBackend, "get_metric_statistics", get_metric_statistics),
                 (CloudWatchResponse, "describe_alarms", syncing(CloudWatchResponse.describe_alarms)),
                 (CloudWatchResponse, "get_metric_data", syncing(CloudWatchResponse.get_metric_data)),
                 (CloudWatchResponse, "get_metric_statistics", syncing(CloudWatchResponse.get_metric_statistics)),
