@@ -320,7 +320,8 @@ def test_update_and_cancel_of_a_shift_are_authorized_on_its_load_balancer_looked
 
 
 def test_alternative_resource_types_need_an_arn_to_choose_from() -> None:
-    with pytest.raises(CallNotModelled, match="alternative"):
+    # Without the shift's load balancer (no lookup) neither ALB nor NLB can be built: a loud failure, never an allow.
+    with pytest.raises(CallNotModelled, match="cannot build the required"):
         needs("arc-zonal-shift", "CancelZonalShift", {"zonalShiftId": "abc-123"})
 
 

@@ -310,7 +310,8 @@ def _alternative(
     """The SAR lists some resource types as alternatives, each "required" (``elasticloadbalancing:ModifyListener``:
     ``listener/app``, ``listener/gwy``, ``listener/net``; ``arc-zonal-shift:StartZonalShift``: ``ALB``, ``NLB``): types
     whose ARN formats take the same placeholders. The request names one resource, so of such a group only the type
-    whose format reads an ARN the request names applies; a group the request names no ARN of fails loudly."""
+    whose format reads an ARN the request names applies. A group none of whose formats reads a named ARN is kept
+    whole, as before (every required type must then be buildable, else the call fails loudly)."""
     groups: dict[tuple[str, ...], list[tuple[str, bool]]] = {}
     for name, required in types:
         groups.setdefault(tuple(sorted(formats[name].placeholders)) if required else (name,), []).append(
@@ -322,11 +323,7 @@ def _alternative(
             chosen += members
             continue
         matching = [m for m in members if any(formats[m[0]].parse(arn) is not None for arn in named)]
-        if not matching:
-            raise CallNotModelled(
-                f"cannot tell which of the alternative resource types {[m[0] for m in members]} the request names"
-            )
-        chosen += matching
+        chosen += matching or members
     return chosen
 
 
