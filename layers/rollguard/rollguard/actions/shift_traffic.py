@@ -75,17 +75,22 @@ class ShiftTraffic(Action):
         if before.get(away_from, 0) + before.get(to, 0) == 0:
             raise NothingToRollBack(f"{step.away_from} and {step.to} both have weight 0: no traffic to move")
         after = planned(before, away_from, to, step.scope, step.percent)
-        if {**forward.weights, to: forward.weights.get(to, 0)} != after:
+        current = {**forward.weights, to: forward.weights.get(to, 0)}
+        if current != after:
             elb.set_weights(forward, after)
             verb = "shifted"
         else:
             verb = "already shifted"  # a retry after the change was made (its response lost)
+        where = f"{target.name}:{target.listener_port}" + (
+            f" rule {target.rule_priority}" if target.rule_priority else ""
+        )
         return StepOutcome(
             action="shift_traffic",
             scope=step.scope,
             judge="slice" if step.scope == "canary" else "aggregate",
-            detail=f"{verb} traffic on {forward.arn.split('/', 1)[1]}: {_shares(before)} → {_shares(after)}",
+            detail=f"{verb} traffic on listener {where}: {_shares(current)} → {_shares(after)}",
             effect={
+                "where": where,
                 "arn": forward.arn,
                 "load_balancer": lb.dimension,
                 "before": before,
@@ -127,7 +132,7 @@ class ShiftTraffic(Action):
         if not effect or elb is None:
             return None
         forward = elb.forward(effect["arn"])
-        where = effect["arn"].split("/", 1)[1]
+        where = f"listener {effect.get('where', effect['arn'])}"
         now = {k: forward.weights.get(k, 0) for k in effect["after"]}
         if now != effect["after"]:
             return Left(f"{where} forwards {_shares(forward.weights)}: changed by someone since Rollguard shifted it")

@@ -48,8 +48,9 @@ class ZonalShift(Action):
             action="zonal_shift",
             scope="full",
             detail=(
-                f"{verb} zonal shift {shift.shift_id} of {lb.dimension} away from {zone.name} ({zone.zone_id}), "
-                f"expiring {shift.expiry}" + ("" if ours else f" (not Rollguard's: {shift.comment!r})")
+                f"{verb} zonal shift {shift.shift_id} of load balancer {lb.name} away from {zone.name} "
+                f"({zone.zone_id}), expiring {shift.expiry}"
+                + ("" if ours else f" (not Rollguard's: {shift.comment!r})")
             ),
             effect={
                 "shift_id": shift.shift_id,
