@@ -9,7 +9,7 @@ one outcome per incident (incident, audit and execution agree), the lock release
 closing events, a notification, no mutation made twice nor recorded twice, and a transient fault once ending as the
 baseline did.
 
-    python -m rollguard_cli.faults [--sample N] [--jobs J] [--json FILE]
+    python -m rollguard_cli.faults [--sample N] [--jobs J] [--json FILE] [--drill NAME ...]
 """
 
 import argparse
@@ -29,15 +29,26 @@ from rollguard.incident import CLOSED
 from rollguard_cli.drills import SCENARIOS, NoIncident, run_scenario
 from rollguard_cli.sandbox.runner import REGION, Sandbox
 
-# The three mutating paths: a completed deployment canaried back and widened, an in-flight one stopped with rollback,
-# a flag turned off.
-DRILLS = ("bad-deploy", "in-flight-canary", "flag-kill-switch")
+# The mutating paths: a completed deployment canaried back and widened, an in-flight one stopped with rollback, a flag
+# turned off, a listener's weights shifted in two steps, a zonal shift started.
+DRILLS = ("bad-deploy", "in-flight-canary", "flag-kill-switch", "bad-target-group", "sick-zone")
 Kind = Literal["throttle", "5xx", "denied", "timeout", "lost"]
 KINDS: tuple[Kind, ...] = ("throttle", "5xx", "denied", "timeout", "lost")
 REPEATS = {"once": 1, "persistent": 1_000_000}
 TRANSIENT = frozenset({"throttle", "5xx", "timeout", "lost"})
 # Calls that change a target; their effects are counted, and a mutation made twice is a violation.
-MUTATIONS = frozenset({"CreateDeployment", "StopDeployment", "StartDeployment", "CreateHostedConfigurationVersion"})
+MUTATIONS = frozenset(
+    {
+        "CreateDeployment",
+        "StopDeployment",
+        "StartDeployment",
+        "CreateHostedConfigurationVersion",
+        "ModifyListener",
+        "ModifyRule",
+        "StartZonalShift",
+        "CancelZonalShift",
+    }
+)
 
 
 def _error(kind: Kind, service: str) -> tuple[str, int]:
@@ -81,6 +92,7 @@ class Run:
     calls: list[tuple[str, str, str]]
     error: str = ""
     actions_per_step: dict[int, int] = field(default_factory=dict)
+    traffic: dict[str, Any] = field(default_factory=dict)  # the load balancer's weights and zonal shift at the end
 
 
 @dataclass
@@ -122,10 +134,11 @@ def _observe(sb: Sandbox) -> dict[str, Any]:
         profile: sb.appconfig.deployed_document(REGION, svc.appconfig_application, svc.appconfig_environment, profile)
         for profile in svc.appconfig_profiles
     }
+    shifts = [s.comment.split(":")[0] for s in sb.zonal_shifts.shifts if s.comment.startswith("Rollguard")]
     return {
         "dead_letters": len(sb.dead_letters("IntakeDeadLetterQueue")),
-        "effects": {"codedeploy": len(ours), "appconfig": len(config_ours)},
-        "duplicates": [d for d, n in Counter(ours + config_ours).items() if n > 1],
+        "effects": {"codedeploy": len(ours), "appconfig": len(config_ours), "zonal_shift": len(shifts)},
+        "duplicates": [d for d, n in Counter(ours + config_ours + shifts).items() if n > 1],
         "flags": flags,
     }
 
@@ -181,6 +194,7 @@ def run(drill: str, case: Case | None = None) -> tuple[Run, int]:
             actions_per_step=dict(
                 Counter(e["parameters"].get("step", -1) for e in result["audit_events"] if e["kind"] == "action")
             ),
+            traffic=result.get("traffic_final") or {},
         ),
         sum(f.fired for f in faults),
     )
@@ -213,12 +227,17 @@ def violations(case: Case, got: Run, baseline: Run) -> list[str]:
         if count > baseline.effects.get(target, 0):
             found.append(f"acted twice: {count} {target} changes, the baseline made {baseline.effects[target]}")
     if case.kind in TRANSIENT and case.repeat == "once":
-        if (got.outcome, got.alias_final, got.flags) != (baseline.outcome, baseline.alias_final, baseline.flags):
+        end = (got.outcome, got.alias_final, got.flags, got.traffic)
+        if end != (baseline.outcome, baseline.alias_final, baseline.flags, baseline.traffic):
             found.append(
-                f"transient fault changed the end: {got.outcome}, alias {got.alias_final} "
-                f"(baseline {baseline.outcome}, alias {baseline.alias_final})"
+                f"transient fault changed the end: {got.outcome}, alias {got.alias_final}, traffic {got.traffic} "
+                f"(baseline {baseline.outcome}, alias {baseline.alias_final}, traffic {baseline.traffic})"
             )
-    elif got.outcome == "resolved" and (got.alias_final, got.flags) != (baseline.alias_final, baseline.flags):
+    elif got.outcome == "resolved" and (got.alias_final, got.flags, got.traffic) != (
+        baseline.alias_final,
+        baseline.flags,
+        baseline.traffic,
+    ):
         found.append("false recovery: resolved, but the target is not where the baseline left it")
     return found
 
@@ -277,9 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=0, help="run a fixed sample of N cases (0: the full matrix)")
     parser.add_argument("--jobs", type=int, default=1, help="processes to run cases in")
     parser.add_argument("--json", help="write every case's result to this file")
+    parser.add_argument("--drill", action="append", choices=DRILLS, help="only this drill's cases (repeatable)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    _BASELINES.update(baselines())
+    _BASELINES.update(baselines(args.drill or DRILLS))
     everything = cases(_BASELINES)
     selected = sample(everything, args.sample) if args.sample else everything
     report = run_matrix(selected, args.jobs)
