@@ -110,7 +110,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from rollguard.audit import from_item
+    from rollguard.adapters.dynamo import from_item
     from rollguard.control import PAUSE_KEY
 
     try:

@@ -20,8 +20,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 from rollguard.adapters.cloudwatch import CloudWatch
+from rollguard.adapters.dynamo import from_item
 from rollguard.alarm_event import parse_aws_time
-from rollguard.audit import AuditLog, from_item
+from rollguard.audit import AuditLog
 from rollguard.clock import iso
 
 # How much of the metric before the alarm a review shows: enough to see the change that tripped it.

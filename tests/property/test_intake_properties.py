@@ -16,8 +16,9 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
+from rollguard.adapters.dynamo import to_item
 from rollguard.alarm_event import ALARM_NAME_MAX, EVENT_ID_MAX, REASON_MAX, Origin
-from rollguard.audit import AuditEvent, put_request, to_item
+from rollguard.audit import AuditEvent, put_request
 from rollguard.intake import IntakeDeps, IntakeResult, handle_alarm_event
 from rollguard.policy import PolicyFile, parse_policy_document
 from rollguard.store import OpenResult

@@ -11,7 +11,8 @@ from typing import Any
 
 from rollguard import clock
 from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
-from rollguard.audit import AuditEvent, from_item, put_request, to_item
+from rollguard.adapters.dynamo import from_item, to_item
+from rollguard.audit import AuditEvent, put_request
 from rollguard.errors import LockLost, TargetNotFound, TransientAwsError
 
 OPEN_ATTEMPTS = 5
