@@ -7,6 +7,7 @@ import pytest
 from botocore.exceptions import ClientError
 from rollguard.audit import AuditEvent
 from rollguard.errors import TransientAwsError
+from rollguard.incident import IncidentItem
 from rollguard.store import OPEN_ATTEMPTS, IncidentStore
 from rollguard_cli.sandbox.runner import TABLES, Sandbox
 
@@ -65,7 +66,7 @@ def test_opening_gives_up_after_a_few_races_instead_of_recursing() -> None:
 
     with pytest.raises(TransientAwsError, match="changed hands"):
         IncidentStore(db, "incidents", "locks", "audit").open_or_join(
-            {"incident_id": "i", "target_key": "t", "status": "starting"}, 60, first, event_id="e"
+            IncidentItem(incident_id="i", target_key="t", status="starting"), 60, first, event_id="e"
         )
     assert db.transactions == OPEN_ATTEMPTS
 
