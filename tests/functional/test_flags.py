@@ -325,9 +325,6 @@ def report_function(aws: AppConfigOnMoto, monkeypatch: pytest.MonkeyPatch) -> It
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
     for key, value in {
         "ESCALATION_TOPIC_ARN": topic,
-        "INCIDENTS_TABLE": "unused",
-        "AUDIT_TABLE": "unused",
-        "LOCKS_TABLE": "unused",
         "POWERTOOLS_SERVICE_NAME": "rollguard",
         "POWERTOOLS_METRICS_NAMESPACE": "Rollguard",
         "LOG_LEVEL": "INFO",

@@ -234,11 +234,12 @@ def test_a_stakeholder_publish_that_failed_is_retried_without_paging_on_call_twi
     from rollguard.closing import close
     from rollguard.errors import TransientAwsError
     from rollguard.incident import CloseRequest
+    from rollguard.settings import CloseSettings, settings_for
 
     request = load_event("close/escalated-after-error.json")
     open_incident(sandbox, request["state"])
-    stakeholders = runtime.stakeholders()
-    assert stakeholders is not None
+    s = settings_for(CloseSettings)
+    stakeholders = runtime.stakeholders(s)
     attempts: list[str] = []
 
     class ThrottledOnce:
@@ -248,7 +249,8 @@ def test_a_stakeholder_publish_that_failed_is_retried_without_paging_on_call_twi
                 raise TransientAwsError("publishing to the stakeholder topic: Throttled: Rate exceeded")
             return str(stakeholders.publish(*args, **kwargs))
 
-    closing = (CloseRequest.model_validate(request), runtime.audit_log(), runtime.incident_store(), runtime.notifier())
+    audit, store = runtime.audit_log(s), runtime.incident_store(s)
+    closing = (CloseRequest.model_validate(request), audit, store, runtime.notifier(s))
     with pytest.raises(TransientAwsError):
         close(*closing, ThrottledOnce())  # type: ignore[arg-type]
     close(*closing, ThrottledOnce())  # type: ignore[arg-type]  # the state machine's retry
