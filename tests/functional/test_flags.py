@@ -32,6 +32,8 @@ from rollguard_cli.sandbox.runner import load_handler
 from tests.conftest import context, load_event
 from tests.template.iam import allowed_actions, load_template
 
+pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "policies" / "flags" / "checkout-flags.json"
 REGION = "us-east-1"

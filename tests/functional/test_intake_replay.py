@@ -14,6 +14,8 @@ from rollguard_cli.sandbox.runner import TABLES, Sandbox
 from tests.conftest import audit_events, incident_item, load_event, lock_items
 from tests.functional.test_intake import executions, holding, intake  # noqa: F401 - the fixture
 
+pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
+
 
 def store(sb: Sandbox) -> IncidentStore:
     return IncidentStore(sb.client("dynamodb"), TABLES["IncidentsTable"], TABLES["LocksTable"], TABLES["AuditTable"])

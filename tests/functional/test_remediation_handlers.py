@@ -12,6 +12,8 @@ from rollguard_cli.sandbox.world import aws_time
 
 from tests.conftest import audit_events, context, incident_item, load_event, lock_items
 
+pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
+
 
 def call(sb: Sandbox, name: str, event: dict[str, Any]) -> dict[str, Any]:
     return dict(sb.handlers[f"rollguard-{name}"](event, context(f"rollguard-{name}")))

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rollguard.adapters.dynamo import to_item
@@ -25,6 +26,8 @@ from rollguard.policy import PolicyFile, parse_policy_document
 from rollguard.store import OpenResult
 
 from tests.property.conftest import examples
+
+pytestmark = pytest.mark.slow  # thousands of generated examples
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 HERE = Origin(account=ACCOUNT, region=REGION)
