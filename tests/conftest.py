@@ -66,6 +66,9 @@ EXPECTED_OUTCOMES = {
     "group-alarm": "resolved",
     "flag-off-while-baking": "resolved",
     "journal-outage": "escalated",
+    "bad-target-group": "resolved",
+    "sick-zone": "resolved",
+    "shift-does-not-help": "escalated",
 }
 DRILLS = tuple(EXPECTED_OUTCOMES)
 

@@ -8,7 +8,7 @@ fires and Rollguard's execution runs to its end.
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from rollguard.durations import format_duration
 
 from rollguard_cli.review import INCIDENT_FILE, LEAD_IN, METRIC_FILE, alarm_onset, read_alarm_metric
 from rollguard_cli.sandbox.iam import summary as iam_summary
+from rollguard_cli.sandbox.load_balancer import LoadBalancerSpec
 from rollguard_cli.sandbox.runner import REPO, TABLES, Sandbox
 from rollguard_cli.sandbox.world import ServiceSpec
 
@@ -39,6 +40,11 @@ class Scenario:
     expected_alias: dict[str, float] | None = None
     # More settings of the deployment group (its alarms, its automatic rollbacks).
     group: dict[str, Any] | None = None
+    # The service also behind an Application Load Balancer (its error model is the stage's, Stage.behave_traffic).
+    load_balancer: LoadBalancerSpec | None = None
+    # Where the load balancer sends traffic when the incident is over: {"weights": {target group: share},
+    # "shifted_away": AZ ID or None}.
+    expected_traffic: dict[str, Any] | None = None
 
 
 class Live:
@@ -87,6 +93,7 @@ class Stage:
         """``group``: more of the deployment group's settings (alarmConfiguration, autoRollbackConfiguration)."""
         self.sb = sandbox
         self.rates: list[tuple[datetime, Callable[[str, Live], float | None]]] = []
+        self.traffic_rates: list[tuple[datetime, Callable[[str, str], float | None]]] = []
         self.handled: set[str] = set()  # incidents a scenario ran to their end before the one it is about
         cd = sandbox.client("codedeploy")
         cd.create_application(applicationName="checkout", computePlatform="Lambda")
@@ -180,6 +187,17 @@ class Stage:
         value, live = 0.01, Live(config)
         for since, rate in self.rates:
             if at >= since and (override := rate(label, live)) is not None:
+                value = override
+        return value
+
+    def behave_traffic(self, rate: Callable[[str, str], float | None]) -> None:
+        """From now on, ``rate(target_group, zone)`` is the error rate behind the load balancer (None: as before)."""
+        self.traffic_rates.append((self.sb.clock.now(), rate))
+
+    def traffic_error_rate(self, target_group: str, zone: str, at: datetime) -> float:
+        value = 0.01
+        for since, rate in self.traffic_rates:
+            if at >= since and (override := rate(target_group, zone)) is not None:
                 value = override
         return value
 
@@ -593,6 +611,68 @@ SCENARIOS["journal-outage"] = Scenario(
 )
 
 
+# The traffic drills: the checkout service behind checkout-alb, its HTTP:80 listener forwarding to checkout-blue
+# (weight 100, serving) and checkout-green (weight 0), in three zones (moto: us-east-1b is use1-az1).
+CHECKOUT_ALB = LoadBalancerSpec(name="checkout-alb")
+
+
+def _bad_target_group(stage: Stage) -> None:
+    stage.sb.put_alb_alarm("checkout-alb-5xx", threshold=100)
+    stage.sb.advance(20 * 60)  # healthy first: the report charts 15 minutes before the alarm
+    stage.behave_traffic(lambda group, zone: 0.25 if group == "checkout-blue" else None)
+
+
+def _sick_zone(stage: Stage) -> None:
+    stage.sb.put_alb_alarm("checkout-alb-5xx-us-east-1b", zone="us-east-1b", threshold=50)
+    stage.sb.advance(20 * 60)  # healthy first: the report charts 15 minutes before the alarm
+    stage.behave_traffic(lambda group, zone: 0.40 if zone == "us-east-1b" else None)
+
+
+def _shift_does_not_help(stage: Stage) -> None:
+    stage.sb.put_alb_alarm("checkout-alb-5xx", threshold=100)
+    stage.sb.advance(20 * 60)  # healthy first: the report charts 15 minutes before the alarm
+    stage.behave_traffic(lambda group, zone: 0.25)  # a dependency both pools call
+
+
+SCENARIOS.update(
+    {
+        s.name: s
+        for s in [
+            Scenario(
+                "bad-target-group",
+                "The checkout-blue pool behind the load balancer fails 25% of requests; Rollguard shifts 10% of its "
+                "traffic to checkout-green, finds that slice healthy, shifts the rest, and the alarm recovers.",
+                "resolved",
+                _bad_target_group,
+                "sandbox-traffic.yaml",
+                load_balancer=CHECKOUT_ALB,
+                expected_traffic={"weights": {"checkout-green": 1.0}, "shifted_away": None},
+            ),
+            Scenario(
+                "sick-zone",
+                "Targets in us-east-1b fail 40% of requests; Rollguard shifts the load balancer away from that zone "
+                "with ARC (for 2 hours), the other zones serve cleanly, and the shift is kept until it expires.",
+                "resolved",
+                _sick_zone,
+                "sandbox-traffic.yaml",
+                load_balancer=CHECKOUT_ALB,
+                expected_traffic={"weights": {"checkout-blue": 1.0}, "shifted_away": "use1-az1"},
+            ),
+            Scenario(
+                "shift-does-not-help",
+                "A dependency fails 25% of requests in both pools; the 10% Rollguard shifts to checkout-green is as "
+                "bad as the rest, so Rollguard moves the traffic back and escalates.",
+                "escalated",
+                _shift_does_not_help,
+                "sandbox-traffic.yaml",
+                load_balancer=CHECKOUT_ALB,
+                expected_traffic={"weights": {"checkout-blue": 1.0}, "shifted_away": None},
+            ),
+        ]
+    }
+)
+
+
 def _seconds_between(start: datetime, end_iso: str) -> float:
     return round((parse_aws_time(end_iso) - start).total_seconds(), 1)
 
@@ -620,10 +700,16 @@ def run_scenario(
     reads the sandbox once the incident is over (its answer is the result's ``observed``)."""
     wall = time.perf_counter()
     stages: list[Stage] = []
+    load_balancer = None
+    if scenario.load_balancer is not None:
+        load_balancer = replace(
+            scenario.load_balancer, error_rate=lambda group, zone, at: stages[0].traffic_error_rate(group, zone, at)
+        )
     sandbox = Sandbox(
         error_model=lambda label, at, config: stages[0].error_rate(label, at, config),
         service=service,
         policy_file=policy_file or REPO / "policies" / scenario.policy,
+        load_balancer=load_balancer,
     )
     with sandbox as sb:
         stages.append(Stage(sb, scenario.group))
@@ -666,6 +752,12 @@ def run_scenario(
             alias=[{"at": domain_iso(at), "routing": routing} for at, routing in sb.world.history],
         )
         result["observed"] = observe(sb) if observe is not None else None
+        result["expected_traffic"] = scenario.expected_traffic
+        if sb.load_balancer is not None:
+            weights = {name: share for name, share in sb.traffic_weights().items() if share > 0}
+            result["traffic_final"] = {"weights": weights, "shifted_away": sb.shifted_away()}
+            if scenario.expected_traffic is not None:
+                result["passed"] = result["passed"] and result["traffic_final"] == scenario.expected_traffic
     result["incident"] = from_item(incident)
     result["metric"] = metric.model_dump(mode="json") if metric else None
     # A call the template does not grant fails the drill, as it would fail the incident in AWS.
@@ -801,7 +893,13 @@ def render_timeline(result: dict[str, Any]) -> str:
         sign = "-" if offset < 0 else "+"
         stamp = f"T{sign}{format_duration(abs(offset)):>6}"
         lines.append(f"  {stamp}  {kind:<16} {summary}")
-    lines.append(f"  Alias checkout:live at the end: {format_routing(result.get('alias_final', {}))}")
+    traffic = result.get("traffic_final")
+    if traffic is not None:
+        shares = " · ".join(f"{group} {share:.0%}" for group, share in sorted(traffic["weights"].items()))
+        away = f"; shifted away from {traffic['shifted_away']}" if traffic["shifted_away"] else ""
+        lines.append(f"  Load balancer at the end: {shares or 'no weights'}{away}")
+    else:
+        lines.append(f"  Alias checkout:live at the end: {format_routing(result.get('alias_final', {}))}")
     first = result["time_to_first_action_s"]
     recovery = result["time_to_recovery_s"]
     lines += [

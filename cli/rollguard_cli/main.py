@@ -43,18 +43,9 @@ def _policy_check(paths: list[str]) -> int:
 
 
 def _describe_step(step: "LadderStep") -> str:
-    from rollguard.policy import ConfigRevertStep, FlagStep, RollbackStep
+    from rollguard.actions import action_for
 
-    match step:
-        case RollbackStep():
-            what = f"rollback {step.scope}"
-        case FlagStep():
-            what = f"{step.action} {step.flag.name}"
-        case ConfigRevertStep():
-            what = f"config_revert {step.config.profile}"
-        case _:
-            what = step.action
-    return f"{what} ({step.verify.window}s)"
+    return f"{action_for(step.action).describe(step)} ({step.verify.window}s)"
 
 
 def _policy(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from rollguard.actions import ACTIONS
 from rollguard.alarm_event import parse_aws_time
 from rollguard.durations import format_duration
 
@@ -327,12 +328,8 @@ def cleanup_items(review: Review) -> list[str]:
         action = step.action.get("parameters", {}).get("action")
         if action and action != "rollback":
             # Flags, configuration and traffic changes stay as Rollguard left them until someone reverts them.
-            follow_up = {
-                "flag_off": "the flag stays off until someone turns it on again, after the fix (or removes it)",
-                "flag_on": "the flag stays on until someone turns it off again",
-                "config_revert": "the previous configuration version stays deployed: fix the reverted one before "
-                "deploying it again",
-            }.get(action, "it stays in effect: undo it once the cause is fixed")
+            parameters = step.action.get("parameters", {})
+            follow_up = ACTIONS[action].follow_up(parameters) if action in ACTIONS else "it stays in effect"
             items.append(f"{step.title.capitalize()} ({step.action.get('summary', '')}): {follow_up}.")
     if review.closing and review.closing.get("parameters", {}).get("lock_released") is False:
         items.append(

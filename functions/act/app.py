@@ -5,9 +5,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollguard import telemetry
+from rollguard.act import act
 from rollguard.errors import RollguardError
 from rollguard.incident import ExecutionState
-from rollguard.remediation import act
 from rollguard.runtime import remediation_deps_for
 
 logger = Logger()

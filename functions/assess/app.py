@@ -5,8 +5,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from rollguard.assess import assess
 from rollguard.incident import ExecutionState
-from rollguard.remediation import assess
 from rollguard.runtime import remediation_deps
 
 logger = Logger()

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollguard import telemetry
 from rollguard.closing import close
 from rollguard.incident import CloseRequest
-from rollguard.runtime import audit_log, codedeploy, control, incident_store, notifier, stakeholders
+from rollguard.runtime import audit_log, control, incident_store, notifier, stakeholders, target_adapters
 from rollguard.settings import CloseSettings, settings_for
 
 logger = Logger()
@@ -25,7 +25,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         incident_store(s),
         notifier(s),
         stakeholders(s),
-        codedeploy=codedeploy(),
+        adapters=target_adapters(),
         control=control(s),
     )
     telemetry.emit(metrics, telemetry.after_close(request.state, result))

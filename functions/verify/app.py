@@ -6,8 +6,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollguard.incident import ExecutionState
-from rollguard.remediation import verify
 from rollguard.runtime import remediation_deps
+from rollguard.verify import verify
 
 logger = Logger()
 metrics = Metrics()

@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import DRILLS, EXPECTED_OUTCOMES
 
 pytestmark = pytest.mark.slow
+TRAFFIC_DRILLS = ("bad-target-group", "sick-zone", "shift-does-not-help")
 
 
 def document(run: dict[str, Any]) -> dict[str, Any]:
@@ -34,7 +35,10 @@ def test_drill_exits_zero_with_its_expected_outcome(drill_runs: dict[str, Any], 
     ):
         assert key in doc
     assert doc["lock_released"] is True
-    assert doc["alias_final"] == doc["expected_alias"], "who serves traffic at the end, read from the Lambda alias"
+    if doc["expected_traffic"] is not None:  # a traffic drill: who serves traffic, read from the load balancer
+        assert doc["traffic_final"] == doc["expected_traffic"]
+    else:
+        assert doc["alias_final"] == doc["expected_alias"], "who serves traffic at the end, read from the Lambda alias"
     assert doc["iam"]["denied"] == [], "every call the drill made was granted by template.yaml"
 
 
@@ -76,7 +80,8 @@ def test_every_audit_event_says_who_what_and_when(drill_runs: dict[str, Any], na
         # The automation acts as itself; a human's decision carries the human's IAM identity.
         human = event["kind"] == "approval"
         assert event["actor"].startswith("arn:aws:sts::") if human else event["actor"] == "rollguard-automation"
-        assert event["kind"] and event["target_key"] == "codedeploy:checkout/checkout-prod"
+        target = "elb:checkout-alb" if name in TRAFFIC_DRILLS else "codedeploy:checkout/checkout-prod"
+        assert event["kind"] and event["target_key"] == target
         assert event["at"].endswith("Z") and event["result"]
         assert event["summary"]
 
@@ -210,3 +215,21 @@ def test_a_journal_outage_pages_on_call_that_rollguard_cannot_tell_what_changed(
     assert doc["reason"].startswith("cannot tell what changed: the change journal may be missing events between ")
     [message] = doc["notifications"]
     assert "ESCALATED" in message and "journal's dead-letter queue" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "traffic", "left"),
+    [
+        ("bad-target-group", {"weights": {"checkout-green": 1.0}, "shifted_away": None}, "checkout-green 100%"),
+        ("sick-zone", {"weights": {"checkout-blue": 1.0}, "shifted_away": "use1-az1"}, "until 20"),
+        ("shift-does-not-help", {"weights": {"checkout-blue": 1.0}, "shifted_away": None}, "moved back"),
+    ],
+)
+def test_traffic_drills_leave_the_load_balancer_as_said(
+    drill_runs: dict[str, Any], name: str, traffic: dict[str, Any], left: str
+) -> None:
+    result = document(drill_runs[name])
+    assert result["traffic_final"] == traffic
+    closed = next(e for e in result["audit_events"] if e["kind"] == "incident_closed")
+    assert left in closed["parameters"]["target_state"]
+    assert all(a["action"] in {"shift_traffic", "zonal_shift"} for a in result["actions"])

@@ -94,7 +94,7 @@ def test_the_approval_request_tells_on_call_exactly_how_to_answer() -> None:
 
     [page] = look.pages  # type: ignore[attr-defined]
     for fact in (
-        "Proposed: step 1: rollback full",
+        "Proposed: step 1: full rollback of deployment",
         "Deadline:",
         "if nobody answers: escalate",
         "rollguard approve checkout-5xx-",

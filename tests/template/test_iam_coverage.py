@@ -42,6 +42,16 @@ EXPLAINED = {
         "codedeploy:GetApplicationRevision": "CreateDeployment reads the revision with the caller's rights",
         "codedeploy:UpdateDeploymentGroup": "authorises CreateDeployment's overrideAlarmConfiguration (API Reference, "
         "CreateDeployment); never called itself",
+        "elasticloadbalancing:ModifyRule": "shift_traffic on a listener rule (rule_priority); the drills shift a "
+        "listener's default action (tests/functional/test_traffic_actions.py shifts a rule)",
+        "elasticloadbalancing:DescribeRules": "finding a listener rule by rule_priority (tests/functional)",
+        "arc-zonal-shift:CancelZonalShift": "zonal_shift with on_resolve: cancel, or an unverified shift on escalation "
+        "(tests/functional/test_traffic_actions.py)",
+    },
+    "CloseFunction": {
+        "elasticloadbalancing:ModifyRule": "moving an unverified slice back on a listener rule (tests/functional)",
+        "elasticloadbalancing:DescribeRules": "reading a rule's weights before moving them back (tests/functional)",
+        "arc-zonal-shift:CancelZonalShift": "cancelling an unverified zonal shift on escalation (tests/functional)",
     },
 }
 

@@ -34,6 +34,13 @@ APPCONFIG_CHANGE = {APPCONFIG_APPS, APPCONFIG_STRATEGIES}
 # Every AppConfig application's sub-resources (profiles, hosted versions): ids, not names, are in the ARN.
 APPCONFIG_APPLICATIONS = f"arn:${{AWS::Partition}}:appconfig:{_ACCOUNT}:application/*"
 
+_ELB = f"arn:${{AWS::Partition}}:elasticloadbalancing:{_ACCOUNT}"
+LISTENERS = {
+    f"{_ELB}:listener/app/${{LoadBalancerNamePattern}}/*",
+    f"{_ELB}:listener-rule/app/${{LoadBalancerNamePattern}}/*",
+}
+LOAD_BALANCERS = {f"{_ELB}:loadbalancer/app/${{LoadBalancerNamePattern}}/*"}
+
 # What each function's code calls, and nothing more. Change this together with the handler.
 # Closing (Close, or the watchdog after a dead execution) says where the target is left and stops an unverified
 # canary of Rollguard's on escalation (rollguard/target_state.py).
@@ -41,6 +48,12 @@ LEAVE_TARGET = {
     "codedeploy:GetDeployment": {DEPLOYMENT_GROUPS},
     "codedeploy:GetDeploymentConfig": {DEPLOYMENT_CONFIGS},
     "codedeploy:StopDeployment": {"*"},
+    "elasticloadbalancing:ModifyListener": LISTENERS,
+    "elasticloadbalancing:ModifyRule": LISTENERS,
+    "elasticloadbalancing:DescribeListeners": {"*"},
+    "elasticloadbalancing:DescribeRules": {"*"},
+    "arc-zonal-shift:CancelZonalShift": LOAD_BALANCERS,
+    "arc-zonal-shift:ListZonalShifts": {"*"},
 }
 EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
     "IntakeFunction": {
@@ -87,6 +100,22 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         },
         "appconfig:ListApplications": {"*"},
         "appconfig:ListDeploymentStrategies": {"*"},
+        "elasticloadbalancing:ModifyListener": LISTENERS,
+        "elasticloadbalancing:ModifyRule": LISTENERS,
+        "arc-zonal-shift:StartZonalShift": LOAD_BALANCERS,
+        "arc-zonal-shift:CancelZonalShift": LOAD_BALANCERS,
+        **{
+            action: {"*"}  # no resource type in the Service Authorization Reference
+            for action in (
+                "elasticloadbalancing:DescribeLoadBalancers",
+                "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeRules",
+                "elasticloadbalancing:DescribeTargetGroups",
+                "arc-zonal-shift:ListZonalShifts",
+                "ec2:DescribeAvailabilityZones",
+            )
+        },
+        "cloudwatch:DescribeAlarms": {ALARMS},
         "dynamodb:Query": {f"{AUDIT}/index/by_target"},
         "dynamodb:GetItem": {LOCKS},
         "dynamodb:PutItem": {AUDIT},
@@ -299,6 +328,16 @@ def test_state_machine_logs_carry_no_execution_data(template: dict[str, Any]) ->
 @pytest.mark.parametrize("logical_id", FUNCTIONS)
 def test_function_iam_is_exactly_what_the_code_needs(template: dict[str, Any], logical_id: str) -> None:
     assert allowed_actions(template, logical_id) == EXPECTED_FUNCTION_IAM[logical_id]
+
+
+def test_act_grants_every_action_module_its_iam(template: dict[str, Any]) -> None:
+    """Each action module declares the IAM it needs (rollguard.actions); the Act function's role grants all of it."""
+    from rollguard.actions import ACTIONS
+
+    granted = allowed_actions(template, "ActFunction")
+    for name, module in ACTIONS.items():
+        missing = [a for a in module.iam if a not in granted]
+        assert not missing, f"{name} needs {missing}, which ActFunction is not granted"
 
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)

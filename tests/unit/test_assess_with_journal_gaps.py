@@ -5,10 +5,10 @@ from datetime import timedelta
 
 import pytest
 from rollguard import clock
+from rollguard.assess import plan_assessment
 from rollguard.incident import Assessment, DeploymentRef
 from rollguard.journal import Change
 from rollguard.policy import Policy
-from rollguard.remediation import plan_assessment
 
 from tests.unit.builders import ONSET
 

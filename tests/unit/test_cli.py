@@ -66,7 +66,7 @@ def test_policy_check_of_a_bad_file_exits_2_with_one_error_line_per_problem(
     assert out == ""
     assert sorted(lines(err)) == [
         f"error: {bad_policy_file}: policies[0].ladder[0]: unknown action 'restart' "
-        "(known: rollback, flag_off, flag_on, config_revert, revert_recent_change)",
+        "(known: rollback, flag_off, flag_on, config_revert, revert_recent_change, shift_traffic, zonal_shift)",
         f"error: {bad_policy_file}: policies[0].target: Field required",
     ]
 

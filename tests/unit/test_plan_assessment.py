@@ -4,10 +4,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from rollguard.assess import plan_assessment
 from rollguard.errors import NothingToRollBack
 from rollguard.incident import Assessment, DeploymentRef
 from rollguard.policy import Policy
-from rollguard.remediation import plan_assessment
 
 from tests.unit.builders import ONSET
 

@@ -5,7 +5,7 @@ from collections.abc import Callable
 import pytest
 from rollguard.incident import Progress
 from rollguard.policy import Policy
-from rollguard.remediation import route
+from rollguard.verify import route
 
 MakeProgress = Callable[..., Progress]
 

@@ -269,3 +269,96 @@ def test_a_service_without_a_modelled_refusal_fails_loudly() -> None:
     enforcer = Enforcer(template, Stack(physical={}), functions={"rollguard-fn": "Fn"})
     with pytest.raises(CallNotModelled, match="ACCESS_DENIED"):
         enforcer.check("rollguard-fn", "kinesis", "PutRecord", {"StreamName": "s"}, REGION)
+
+
+# ---------------------------------------------------------------------------- the traffic rung: ELBv2, ARC, EC2
+
+LB = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/checkout/50dc6c495c0c9188"
+LISTENER = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener/app/checkout/50dc6c495c0c9188/f2f7dc8efc522ab2"
+RULE = (
+    f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener-rule/app/checkout/50dc6c495c0c9188/f2f7dc8efc522ab2/"
+    "9683b2d02a6cabee"
+)
+
+
+def test_elbv2_calls_map_to_the_elasticloadbalancing_prefix_and_their_resources() -> None:
+    # SAR, Elastic Load Balancing V2: Describe* have no resource type; ModifyListener is authorized on the listener
+    # (listener/app among its alternatives listener/gwy, listener/net), ModifyRule on the listener rule.
+    assert iam_prefix("elasticloadbalancing", "Elastic Load Balancing v2") == "elasticloadbalancing"
+    for operation in ("DescribeListeners", "DescribeRules", "DescribeTargetGroups", "DescribeLoadBalancers"):
+        assert needs("elasticloadbalancing", operation, {"LoadBalancerArn": LB}) == [
+            (f"elasticloadbalancing:{operation}", "*")
+        ]
+    actions = [{"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": "arn:tg", "Weight": 1}]}}]
+    assert needs("elasticloadbalancing", "ModifyListener", {"ListenerArn": LISTENER, "DefaultActions": actions}) == [
+        ("elasticloadbalancing:ModifyListener", LISTENER)
+    ]
+    assert needs("elasticloadbalancing", "ModifyRule", {"RuleArn": RULE, "Actions": actions}) == [
+        ("elasticloadbalancing:ModifyRule", RULE)
+    ]
+
+
+def test_arc_zonal_shift_is_authorized_on_the_load_balancer() -> None:
+    # SAR, ARC zonal shift: StartZonalShift / GetManagedResource on the ALB (or NLB) resource; ListZonalShifts on *.
+    params = {"resourceIdentifier": LB, "awayFrom": "use1-az1", "expiresIn": "1h", "comment": "c"}
+    assert needs("arc-zonal-shift", "StartZonalShift", params) == [("arc-zonal-shift:StartZonalShift", LB)]
+    assert needs("arc-zonal-shift", "GetManagedResource", {"resourceIdentifier": LB}) == [
+        ("arc-zonal-shift:GetManagedResource", LB)
+    ]
+    assert needs("arc-zonal-shift", "ListZonalShifts", {"resourceIdentifier": LB}) == [
+        ("arc-zonal-shift:ListZonalShifts", "*")
+    ]
+
+
+def test_update_and_cancel_of_a_shift_are_authorized_on_its_load_balancer_looked_up() -> None:
+    shifts = {"abc-123": {"ResourceIdentifier": LB}}
+    lookups = {("arc-zonal-shift", "zonalshiftid"): lambda value, region: shifts.get(value)}
+    for operation in ("UpdateZonalShift", "CancelZonalShift"):
+        assert needs("arc-zonal-shift", operation, {"zonalShiftId": "abc-123"}, lookups=lookups) == [
+            (f"arc-zonal-shift:{operation}", LB)
+        ]
+
+
+def test_alternative_resource_types_need_an_arn_to_choose_from() -> None:
+    # Without the shift's load balancer (no lookup) neither ALB nor NLB can be built: a loud failure, never an allow.
+    with pytest.raises(CallNotModelled, match="cannot build the required"):
+        needs("arc-zonal-shift", "CancelZonalShift", {"zonalShiftId": "abc-123"})
+
+
+def test_describe_availability_zones_is_granted_on_star() -> None:
+    assert needs("ec2", "DescribeAvailabilityZones", {}) == [("ec2:DescribeAvailabilityZones", "*")]
+
+
+def test_a_grant_scoped_to_one_listener_does_not_cover_another_or_a_rule() -> None:
+    p = policy(
+        {
+            "Effect": "Allow",
+            "Action": "elasticloadbalancing:ModifyListener",
+            "Resource": f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener/app/checkout/*",
+        }
+    )
+    assert p.decide("elasticloadbalancing:ModifyListener", LISTENER) == ALLOWED
+    assert p.decide("elasticloadbalancing:ModifyListener", LISTENER.replace("checkout", "billing")) == IMPLICIT_DENY
+    assert p.decide("elasticloadbalancing:ModifyRule", RULE) == IMPLICIT_DENY
+
+
+@pytest.mark.parametrize(
+    ("service", "code", "status"),
+    [
+        ("elasticloadbalancing", "AccessDenied", 403),
+        ("arc-zonal-shift", "AccessDeniedException", 403),
+        ("ec2", "UnauthorizedOperation", 403),
+    ],
+)
+def test_the_traffic_services_refuse_with_their_own_error(service: str, code: str, status: int) -> None:
+    template = {"Resources": {"Fn": {"Type": "AWS::Serverless::Function", "Properties": {"Policies": []}}}}
+    enforcer = Enforcer(template, Stack(physical={}), functions={"rollguard-fn": "Fn"})
+    operation, params = {
+        "elasticloadbalancing": ("DescribeListeners", {"LoadBalancerArn": LB}),
+        "arc-zonal-shift": ("GetManagedResource", {"resourceIdentifier": LB}),
+        "ec2": ("DescribeAvailabilityZones", {}),
+    }[service]
+    decision = enforcer.check("rollguard-fn", service, operation, params, REGION)
+    assert decision is not None and not decision.allowed
+    answered_status, answered = decision.error_response()
+    assert (answered["Error"]["Code"], answered_status) == (code, status)

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from rollguard.actions import Adapters
 from rollguard.errors import RollbackFailed
 from rollguard.incident import ActionRecord, Assessment, DeploymentRef, ExecutionState, Progress
 from rollguard.target_state import leave_target
@@ -52,7 +53,7 @@ def canary_state(
 def test_escalating_stops_an_unverified_canary_with_rollback(canary_state: Callable[[str], ExecutionState]) -> None:
     cd = FakeCodeDeploy("InProgress")
 
-    left = leave_target(canary_state("slice"), cd, paused=False, escalating=True)  # type: ignore[arg-type]
+    left = leave_target(canary_state("slice"), Adapters(codedeploy=cd), paused=False, escalating=True)  # type: ignore[arg-type]
 
     assert cd.stops == 1
     assert left.halted == f"canary {CANARY} stopped with rollback (stop Pending)"
@@ -64,7 +65,7 @@ def test_while_paused_nothing_is_stopped_and_the_line_says_the_canary_still_shif
 ) -> None:
     cd = FakeCodeDeploy("InProgress")
 
-    left = leave_target(canary_state("slice"), cd, paused=True, escalating=True)  # type: ignore[arg-type]
+    left = leave_target(canary_state("slice"), Adapters(codedeploy=cd), paused=True, escalating=True)  # type: ignore[arg-type]
 
     assert cd.stops == 0 and not left.halted
     assert "still shifting to revision 6" in left.text and "2025-03-04T12:11:00" in left.text
@@ -75,7 +76,7 @@ def test_a_widening_canary_whose_slice_was_verified_is_left_to_finish(
 ) -> None:
     cd = FakeCodeDeploy("InProgress")
 
-    left = leave_target(canary_state("aggregate"), cd, paused=False, escalating=True)  # type: ignore[arg-type]
+    left = leave_target(canary_state("aggregate"), Adapters(codedeploy=cd), paused=False, escalating=True)  # type: ignore[arg-type]
 
     assert cd.stops == 0
     assert "widening to revision 6" in left.text and "leaves it running" in left.text
@@ -91,7 +92,7 @@ def test_a_stop_refused_because_the_canary_just_stopped_counts_as_done(
 
     cd = StoppedMeanwhile("InProgress", stop_fails=True)
 
-    left = leave_target(canary_state("slice"), cd, paused=False, escalating=True)  # type: ignore[arg-type]
+    left = leave_target(canary_state("slice"), Adapters(codedeploy=cd), paused=False, escalating=True)  # type: ignore[arg-type]
 
     assert left.halted == f"canary {CANARY} stopped with rollback (stop already stopped)"
 
@@ -99,7 +100,7 @@ def test_a_stop_refused_because_the_canary_just_stopped_counts_as_done(
 def test_a_stop_that_fails_is_said_and_does_not_fail_the_close(canary_state: Callable[[str], ExecutionState]) -> None:
     cd = FakeCodeDeploy("InProgress", stop_fails=True)
 
-    left = leave_target(canary_state("slice"), cd, paused=False, escalating=True)  # type: ignore[arg-type]
+    left = leave_target(canary_state("slice"), Adapters(codedeploy=cd), paused=False, escalating=True)  # type: ignore[arg-type]
 
     assert not left.halted and "could NOT be stopped" in left.text
 
@@ -107,6 +108,8 @@ def test_a_stop_that_fails_is_said_and_does_not_fail_the_close(canary_state: Cal
 def test_a_finished_rollback_reads_as_all_traffic_on_the_good_revision(
     canary_state: Callable[[str], ExecutionState],
 ) -> None:
-    left = leave_target(canary_state("aggregate"), FakeCodeDeploy("Succeeded"), paused=False, escalating=False)  # type: ignore[arg-type]
+    left = leave_target(
+        canary_state("aggregate"), Adapters(codedeploy=FakeCodeDeploy("Succeeded")), paused=False, escalating=False
+    )  # type: ignore[arg-type]
 
     assert left.text.startswith("all traffic on revision 6")

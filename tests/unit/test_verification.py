@@ -5,15 +5,15 @@ from typing import Any
 import pytest
 from rollguard.adapters.cloudwatch import AlarmInfo
 from rollguard.errors import VerificationFailed
-from rollguard.remediation import SliceStats, judge_aggregate, judge_slice
+from rollguard.verdicts import SliceStats, judge_aggregate, judge_slice
 
 MIN_REQUESTS = 50
 MAX_ERROR_RATE = 0.05
-BAD = SliceStats("7", requests=900, errors=180)
+BAD = SliceStats("revision 7", requests=900, errors=180)
 
 
 def good(requests: float, errors: float) -> SliceStats:
-    return SliceStats("6", requests=requests, errors=errors)
+    return SliceStats("revision 6", requests=requests, errors=errors)
 
 
 def alarm(**fields: Any) -> AlarmInfo:

@@ -78,6 +78,16 @@ ACCESS_DENIED: dict[str, tuple[str, int]] = {
     "cloudwatch": ("AccessDenied", 403),
     # SQS API reference, "Common Errors": AccessDeniedException, HTTP 400.
     "sqs": ("AccessDeniedException", 400),
+    # ELBv2 (query protocol) answers AccessDenied with HTTP 403, as seen in real responses: "api error AccessDenied:
+    # User: arn:aws:sts::…:assumed-role/… is not authorized to perform: elasticloadbalancing:ModifyListenerAttributes
+    # on resource: arn:aws:elasticloadbalancing:…:listener/app/… because no identity-based policy allows …",
+    # "StatusCode: 403" (hashicorp/boundary pull request 5446; kubernetes/kops issue 15990).
+    "elasticloadbalancing": ("AccessDenied", 403),
+    # ARC zonal shift API reference, "Errors" / botocore's model: AccessDeniedException, HTTP 403.
+    "arc-zonal-shift": ("AccessDeniedException", 403),
+    # EC2 API reference, "Error codes for the Amazon EC2 API": UnauthorizedOperation ("You are not authorized to
+    # perform this operation"), a client error; HTTP 403 as EC2 answers it.
+    "ec2": ("UnauthorizedOperation", 403),
 }
 
 # Permissions an operation needs beyond its own action, documented by the service but absent from the SAR's
@@ -235,6 +245,8 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
+_NAMED = "\x00arn:"  # marks an ARN the request (or a lookup) names, in a dict of placeholder values
+
 # API parameter names that differ from the SAR's ARN placeholder for the same thing: (service, parameter) → placeholder.
 SYNONYMS = {("codedeploy", "deploymentconfigname"): "deploymentconfigurationname"}
 
@@ -258,12 +270,16 @@ def _placeholder_values(
             if parsed:  # the most specific format that reads the ARN names the resource
                 best: dict[str, str] = max(parsed, key=len)
                 values.update(best)
+                values[_NAMED + value] = value  # which resource type it is, among alternatives (see resources)
         if (service, key) in lookups:
             found = lookups[(service, key)](value, region)
             if found is None:
                 raise _NoSuchResource(f"{key}={value}")
             for name, extra in found.items():
-                values.setdefault(name.lower(), extra)
+                if extra.startswith("arn:"):
+                    add(values, name.lower(), extra)  # a looked-up ARN is read like one the request carries
+                else:
+                    values.setdefault(name.lower(), extra)
 
     base: dict[str, str] = {}
     listed: list[tuple[str, list[str]]] = []
@@ -288,6 +304,29 @@ def _placeholder_values(
     return instances
 
 
+def _alternative(
+    types: tuple[tuple[str, bool], ...], formats: Mapping[str, ArnFormat], named: list[str]
+) -> list[tuple[str, bool]]:
+    """The SAR lists some resource types as alternatives, each "required" (``elasticloadbalancing:ModifyListener``:
+    ``listener/app``, ``listener/gwy``, ``listener/net``; ``arc-zonal-shift:StartZonalShift``: ``ALB``, ``NLB``): types
+    whose ARN formats take the same placeholders. The request names one resource, so of such a group only the type
+    whose format reads an ARN the request names applies. A group none of whose formats reads a named ARN is kept
+    whole, as before (every required type must then be buildable, else the call fails loudly)."""
+    groups: dict[tuple[str, ...], list[tuple[str, bool]]] = {}
+    for name, required in types:
+        groups.setdefault(tuple(sorted(formats[name].placeholders)) if required else (name,), []).append(
+            (name, required)
+        )
+    chosen: list[tuple[str, bool]] = []
+    for members in groups.values():
+        if len(members) == 1:
+            chosen += members
+            continue
+        matching = [m for m in members if any(formats[m[0]].parse(arn) is not None for arn in named)]
+        chosen += matching or members
+    return chosen
+
+
 def resources(
     action: str,
     params: Mapping[str, Any],
@@ -306,7 +345,8 @@ def resources(
     arns: list[str] = []
     for values in _placeholder_values(service, list(formats.values()), params, lookups or {}, region):
         values = {**context, **values}
-        built = {name: (formats[name].fill(values), required) for name, required in types}
+        named = [v for k, v in values.items() if k.startswith(_NAMED)]
+        built = {name: (formats[name].fill(values), required) for name, required in _alternative(types, formats, named)}
         missing = [name for name, (arn, required) in built.items() if required and arn is None]
         if missing:
             raise CallNotModelled(
@@ -415,7 +455,7 @@ class Decision:
         """(status, parsed response) of the service's access-denied error, for a botocore before-call answer."""
         code, status = ACCESS_DENIED[self.service]
         error: dict[str, Any] = {"Code": code, "Message": self.message}
-        if self.service in {"sns", "cloudwatch"}:
+        if self.service in {"sns", "cloudwatch", "elasticloadbalancing"}:
             error["Type"] = "Sender"  # the query protocol's error shape
         return status, {"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}
 
@@ -735,11 +775,21 @@ def sandbox_enforcer(
             "DeploymentGroupName": deployment.deployment_group_name,
         }
 
+    def zonal_shift_resource(zonal_shift_id: str, region: str) -> dict[str, str] | None:
+        """ARC authorizes UpdateZonalShift/CancelZonalShift on the shift's load balancer, which the request does not
+        name (SAR, ARC zonal shift: resource types ALB, NLB)."""
+        shift = next((s for s in sandbox.zonal_shifts.shifts if s.zonal_shift_id == zonal_shift_id), None)
+        return None if shift is None else {"ResourceIdentifier": shift.resource}
+
     return Enforcer(
         template if template is not None else load_template(),
         Stack(physical=physical, parameters=dict(parameters or {}), account=ACCOUNT, region=REGION),
         functions={f"rollguard-{name}": logical for name, logical in FUNCTIONS.items()},
-        lookups={("codedeploy", "deploymentid"): deployment_group, ("sqs", "queueurl"): queue_name},
+        lookups={
+            ("codedeploy", "deploymentid"): deployment_group,
+            ("sqs", "queueurl"): queue_name,
+            ("arc-zonal-shift", "zonalshiftid"): zonal_shift_resource,
+        },
     )
 
 

@@ -9,16 +9,23 @@ request and response shapes — botocore serialises and parses them — so handl
   ``rollbackInfo`` in deployment reads, one active deployment per group (``DeploymentLimitExceededException``,
   API "CreateDeployment"); what a deployment then does to the Lambda alias is sandbox/codedeploy.py's.
 - Lambda: ``CreateAlias``/``UpdateAlias`` tell the World, which reads its traffic split from the alias.
+- ELBv2: ``ModifyListener``/``ModifyRule``/``CreateRule``/``DeleteRule`` tell the World, which reads the load
+  balancer's weights from moto's listener and rules (sandbox/load_balancer.py).
 - Step Functions: a ``Wait`` state and a ``Retry`` back-off advance the virtual clock instead of sleeping, and a
   task's timeout (TimeoutSeconds/TimeoutSecondsPath, e.g. an approval's deadline) is counted on that clock.
 - CloudWatch: reads (DescribeAlarms, GetMetricData, GetMetricStatistics) first bring the World up to
-  the clock, since moto evaluates no alarms and publishes no metrics by itself.
+  the clock, since moto evaluates no alarms and publishes no metrics by itself. GetMetricData and GetMetricStatistics
+  read the one metric whose dimensions are exactly the query's ("Amazon CloudWatch concepts", Dimensions: each unique
+  combination of dimensions is a separate metric); moto matches a subset of them (and GetMetricData with
+  dimensions ignores the namespace), which would sum an ALB's per-zone series into its per-load-balancer one.
 
 AppConfig's deployment side, which moto lacks entirely, is the other half of this boundary: sandbox/appconfig.py
-answers those operations from a botocore before-call hook (installed by runner.py), in AppConfig's shapes.
+answers those operations from a botocore before-call hook (installed by runner.py), in AppConfig's shapes; so does
+sandbox/zonal_shift.py for ARC zonal shift (``arc-zonal-shift``), which moto does not have at all.
 """
 
 import builtins
+import copy
 import json
 import threading
 import traceback
@@ -33,11 +40,13 @@ from unittest import mock
 
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.cloudwatch.models import CloudWatchBackend
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.codedeploy import responses as cd_responses
 from moto.codedeploy.models import CodeDeployBackend
 from moto.core.responses import ActionResult
 from moto.dynamodb.responses import DynamoHandler
+from moto.elbv2.models import ELBv2Backend
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec import execute_state
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
@@ -215,6 +224,14 @@ class MotoExtensions:
 
             return change
 
+        def listener_changed(original: Callable[..., Any]) -> Callable[..., Any]:
+            def change(backend: Any, *args: Any, **kwargs: Any) -> Any:
+                result = original(backend, *args, **kwargs)
+                ext.world.on_listener_changed()
+                return result
+
+            return change
+
         def wait_interval(wait_function: Any, env: Any, wait_seconds: int) -> None:
             ext.clock.advance(wait_seconds)
             with ext.log.as_world():
@@ -257,6 +274,73 @@ class MotoExtensions:
 
             return read
 
+        exact = threading.local()  # while a metric read runs: the datapoints renamed by their exact dimensions
+
+        def metric_key(name: str, dimensions: Any) -> str:
+            pairs = sorted((d.name, d.value) if hasattr(d, "name") else (d["Name"], d["Value"]) for d in dimensions)
+            return name + "\x00" + json.dumps(pairs)
+
+        original_all_metrics = CloudWatchBackend.get_all_metrics
+
+        def all_metrics(backend: Any) -> Any:
+            data = original_all_metrics(backend)
+            if not getattr(exact, "on", False):
+                return data
+            renamed = []
+            for datum in data:
+                twin = copy.copy(datum)
+                twin.name, twin.dimensions = metric_key(datum.name, datum.dimensions), []
+                renamed.append(twin)
+            return renamed
+
+        @contextmanager
+        def exact_dimensions() -> Iterator[None]:
+            exact.on = True
+            try:
+                yield
+            finally:
+                exact.on = False
+
+        original_metric_data = CloudWatchBackend.get_metric_data
+        original_statistics = CloudWatchBackend.get_metric_statistics
+
+        def get_metric_data(backend: Any, queries: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+            rewritten = []
+            for query in queries:
+                if "MetricStat" in query:
+                    stat = query["MetricStat"]
+                    metric = stat["Metric"]
+                    query = {
+                        **query,
+                        "Label": query.get("Label") or f"{metric['MetricName']} {stat['Stat']}",
+                        "MetricStat": {
+                            **stat,
+                            "Metric": {
+                                "Namespace": metric["Namespace"],
+                                "MetricName": metric_key(metric["MetricName"], metric.get("Dimensions", [])),
+                            },
+                        },
+                    }
+                rewritten.append(query)
+            with exact_dimensions():
+                return original_metric_data(backend, rewritten, *args, **kwargs)
+
+        def get_metric_statistics(
+            backend: Any,
+            namespace: str,
+            metric_name: str,
+            start: Any,
+            end: Any,
+            period: int,
+            stats: Any,
+            dimensions: list[dict[str, str]],
+            unit: str | None = None,
+        ) -> Any:
+            with exact_dimensions():
+                return original_statistics(
+                    backend, namespace, metric_key(metric_name, dimensions or []), start, end, period, stats, [], unit
+                )
+
         dynamodb_lock = threading.RLock()
 
         def one_at_a_time(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -291,10 +375,17 @@ class MotoExtensions:
                 (cd_responses, "_deployment_group_info", deployment_group_info),
                 (LambdaBackend, "create_alias", alias_changed(LambdaBackend.create_alias)),
                 (LambdaBackend, "update_alias", alias_changed(LambdaBackend.update_alias)),
+                (ELBv2Backend, "modify_listener", listener_changed(ELBv2Backend.modify_listener)),
+                (ELBv2Backend, "modify_rule", listener_changed(ELBv2Backend.modify_rule)),
+                (ELBv2Backend, "create_rule", listener_changed(ELBv2Backend.create_rule)),
+                (ELBv2Backend, "delete_rule", listener_changed(ELBv2Backend.delete_rule)),
                 (WaitFunction, "_wait_interval", wait_interval),
                 (retrier_decl, "time", RetryBackoff),
                 (execute_state, "threading", SimpleNamespace(Event=VirtualEvent)),
                 (DynamoHandler, "call_action", one_at_a_time(DynamoHandler.call_action)),
+                (CloudWatchBackend, "get_all_metrics", all_metrics),
+                (CloudWatchBackend, "get_metric_data", get_metric_data),
+                (CloudWatchBackend, "get_metric_statistics", get_metric_statistics),
                 (CloudWatchResponse, "describe_alarms", syncing(CloudWatchResponse.describe_alarms)),
                 (CloudWatchResponse, "get_metric_data", syncing(CloudWatchResponse.get_metric_data)),
                 (CloudWatchResponse, "get_metric_statistics", syncing(CloudWatchResponse.get_metric_statistics)),

@@ -29,8 +29,20 @@ from rollguard_cli.sandbox.clock import VirtualClock
 from rollguard_cli.sandbox.codedeploy import LambdaDeployments
 from rollguard_cli.sandbox.iam import Enforcer, iam_prefix, sandbox_enforcer
 from rollguard_cli.sandbox.lambda_async import AsyncInvocations, async_configs
+from rollguard_cli.sandbox.load_balancer import (
+    NAMESPACE as ALB_NAMESPACE,
+)
+from rollguard_cli.sandbox.load_balancer import (
+    LoadBalancerSpec,
+    LoadBalancerTraffic,
+    ProvisionedLoadBalancer,
+    alarm_dimensions,
+    routing_from_backend,
+    weight_errors,
+)
 from rollguard_cli.sandbox.moto_ext import CallLog, MotoExtensions
 from rollguard_cli.sandbox.world import ErrorModel, ServiceSpec, World
+from rollguard_cli.sandbox.zonal_shift import ManagedResource, ZonalShifts, zonal_shift_enabled
 
 REPO = Path(__file__).resolve().parents[3]
 REGION = "us-east-1"
@@ -170,6 +182,7 @@ class Sandbox:
         service: ServiceSpec | None = None,
         policy_file: Path = REPO / "policies" / "sandbox.yaml",
         log_stream: io.TextIOBase | None = None,
+        load_balancer: LoadBalancerSpec | None = None,
     ):
         self.clock = VirtualClock()
         self.service = service or ServiceSpec()
@@ -185,6 +198,10 @@ class Sandbox:
         self._env: dict[str, str | None] = {}
         self._stack: list[Any] = []
         self.iam: Enforcer | None = None  # IAM from template.yaml, enforced on every function's call once provisioned
+        # ARC zonal shift (sandbox/zonal_shift.py) over moto's load balancers; answered whether or not a drill has one.
+        self.zonal_shifts = ZonalShifts(now=self.world.now, resources=self._managed_resource, zone_ids=self._zone_ids)
+        self.load_balancer_spec = load_balancer
+        self.load_balancer: ProvisionedLoadBalancer | None = None  # set once provisioned (load_balancer given)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -307,6 +324,17 @@ class Sandbox:
             answered = self.appconfig.answer(region, model.name, context.get("sandbox_params", {}))
             if answered is not None:
                 return _answer(*answered)
+        if service == "arc-zonal-shift":
+            return _answer(*self.zonal_shifts.answer(region, model.name, context.get("sandbox_params", {})))
+        if service == "elasticloadbalancing" and model.name in {
+            "CreateListener",
+            "ModifyListener",
+            "CreateRule",
+            "ModifyRule",
+        }:
+            refused = weight_errors(context.get("sandbox_params", {}))
+            if refused is not None:  # "TargetGroupTuple": the range is 0 to 999 (moto accepts any weight)
+                return _answer(400, {"Error": {"Code": "ValidationError", "Message": refused, "Type": "Sender"}})
         return None
 
     @staticmethod
@@ -470,6 +498,8 @@ class Sandbox:
         self.world.read_config = lambda profile: self.appconfig.deployed_document(
             REGION, svc.appconfig_application, svc.appconfig_environment, profile
         )
+        if self.load_balancer_spec is not None:
+            self._provision_load_balancer(self.load_balancer_spec)
         refs = {"RemediationStateMachine": self.state_machine_arn}
         self.rules = [
             (_resolve_refs(event["Properties"]["Pattern"], refs), f"rollguard-{name}")
@@ -477,6 +507,86 @@ class Sandbox:
             for event in resources[logical]["Properties"].get("Events", {}).values()
             if event["Type"] == "EventBridgeRule"
         ]
+
+    # ------------------------------------------------------------------ the load balancer and zonal shift
+
+    def _provision_load_balancer(self, spec: LoadBalancerSpec) -> None:
+        from moto.elbv2.models import elbv2_backends
+
+        from rollguard_cli.sandbox import load_balancer
+
+        lb = self.load_balancer = load_balancer.provision(self.client("ec2"), self.client("elbv2"), spec)
+        backend = elbv2_backends[ACCOUNT][REGION]
+        ids = {zone_id: name for name, zone_id in lb.zone_ids.items()}
+
+        def away_from(moment: Any) -> str | None:
+            shift = self.zonal_shifts.applied(lb.arn, moment)
+            return shift.away_from if shift is not None and shift.away_from in ids else None
+
+        self.world.traffic = LoadBalancerTraffic(lb, lambda: routing_from_backend(backend, lb), away_from)
+        self.world.traffic.record(self.world.now())
+        self.world.sync()  # the load balancer serves from now: its first minute starts at the next boundary
+
+    def _managed_resource(self, region: str, arn: str) -> ManagedResource | None:
+        """A load balancer is a managed resource of ARC while zonal shift is enabled on it (moto's ELBv2 backend)."""
+        from moto.elbv2.models import elbv2_backends
+
+        found = elbv2_backends[ACCOUNT][region].load_balancers.get(arn)
+        if found is None or not zonal_shift_enabled(found.attrs):
+            return None
+        zones = {subnet.availability_zone_id: subnet.availability_zone for subnet in found.subnets}
+        return ManagedResource(arn=arn, name=found.name, zones=zones)
+
+    def _zone_ids(self, region: str) -> set[str]:
+        from moto.ec2.models import ec2_backends
+
+        return {zone.zone_id for zone in ec2_backends[ACCOUNT][region].describe_availability_zones()}
+
+    def traffic_weights(self) -> dict[str, float]:
+        """Who the load balancer's listener sends traffic to now, from moto: {target group name: share}."""
+        if self.world.traffic is None:
+            raise ValueError("this sandbox has no load balancer (Sandbox(..., load_balancer=LoadBalancerSpec()))")
+        return dict(self.world.traffic.weights())
+
+    def shifted_away(self) -> str | None:
+        """The Availability Zone ID the load balancer's applied zonal shift keeps traffic away from now, or None."""
+        if self.load_balancer is None:
+            return None
+        shift = self.zonal_shifts.applied(self.load_balancer.arn, self.world.now())
+        return shift.away_from if shift is not None else None
+
+    def put_alb_alarm(
+        self,
+        name: str,
+        metric: str = "HTTPCode_Target_5XX_Count",
+        threshold: float = 50.0,
+        zone: str | None = None,
+        target_group: str | None = None,
+        evaluation_periods: int = 3,
+        datapoints_to_alarm: int = 2,
+        treat_missing_data: str = "notBreaching",
+    ) -> dict[str, Any]:
+        """A CloudWatch alarm on the load balancer's ``metric`` (Sum per minute): for the whole load balancer, one zone
+        (``zone="us-east-1b"``) or one target group (``target_group="checkout-green"``). Zero 5XX counts are not
+        published by ALB, hence ``notBreaching`` for missing data by default. Returns the PutMetricAlarm arguments."""
+        if self.load_balancer is None:
+            raise ValueError("this sandbox has no load balancer (Sandbox(..., load_balancer=LoadBalancerSpec()))")
+        alarm = {
+            "AlarmName": name,
+            "AlarmDescription": f"{metric} of {self.load_balancer.spec.name}" + (f" in {zone}" if zone else ""),
+            "Namespace": ALB_NAMESPACE,
+            "MetricName": metric,
+            "Dimensions": alarm_dimensions(self.load_balancer, zone=zone, target_group=target_group),
+            "Statistic": "Sum",
+            "Period": 60,
+            "EvaluationPeriods": evaluation_periods,
+            "DatapointsToAlarm": datapoints_to_alarm,
+            "Threshold": threshold,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": treat_missing_data,
+        }
+        self.client("cloudwatch").put_metric_alarm(**alarm)
+        return alarm
 
     def _provision_queues(self, resources: dict[str, Any]) -> dict[str, str]:
         """The template's queues, with their retention and encryption: logical id → queue URL."""

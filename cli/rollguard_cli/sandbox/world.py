@@ -19,6 +19,10 @@ from rollguard_cli.sandbox.clock import VirtualClock
 PERIOD = 60
 # (revision label, time, the configuration the service has loaded: profile name → document) → error rate
 ErrorModel = Callable[[str, datetime, dict[str, Any]], float]
+# A CloudWatch metric: (namespace, metric name, its dimensions as a set of (name, value)). CloudWatch treats each
+# unique combination of dimensions as a separate metric ("Amazon CloudWatch concepts", Dimensions): an alarm reads the
+# one metric whose dimensions are exactly its own.
+MetricKey = tuple[str, str, frozenset[tuple[str, str]]]
 
 
 def moto_time(moment: datetime) -> datetime:
@@ -65,7 +69,7 @@ class World:
     read_routing: Callable[[], dict[str, float]] | None = None
     history: list[tuple[datetime, dict[str, float]]] = field(default_factory=list)
     timers: list[_Timer] = field(default_factory=list)
-    datapoints: dict[tuple[str, str], list[tuple[datetime, float]]] = field(default_factory=dict)
+    datapoints: dict[MetricKey, list[tuple[datetime, float]]] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     calls: list[Callable[[], None]] = field(default_factory=list)  # work due outside any AWS request (retries)
     cloudwatch_backend: Any = None
@@ -74,6 +78,8 @@ class World:
     # Reads the deployed document of a profile, as the service's AppConfig agent would (set by the sandbox).
     read_config: Callable[[str], Any] | None = None
     loaded_config: dict[str, Any] = field(default_factory=dict)
+    # The service behind an Application Load Balancer (sandbox/load_balancer.py), when the sandbox has one.
+    traffic: Any = None
     _next_period: datetime | None = None
     _timer_at: datetime | None = None  # while a timer runs, "now" is the moment it was due
     _seq: int = 0
@@ -96,6 +102,12 @@ class World:
                 routing = {k: v for k, v in self.read_routing().items() if v > 0}
                 if not self.history or self.history[-1][1] != routing:
                     self.history.append((self.now(), routing))
+
+    def on_listener_changed(self) -> None:
+        """An ELBv2 listener or rule was created or modified: the load balancer's traffic follows it from now on."""
+        if self.traffic is not None:
+            with self._lock:
+                self.traffic.record(self.now())
 
     # ------------------------------------------------------------- timers on the virtual clock
 
@@ -194,13 +206,12 @@ class World:
                 {"MetricName": "Errors", "Dimensions": dims, "Timestamp": start, "Value": errors, "Unit": "Count"},
             ]
         if metric_data:
-            self.cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=metric_data)
+            self.put_metrics("AWS/Lambda", metric_data)
         if total_requests:
             rate = 100.0 * total_errors / total_requests
-            self.datapoints.setdefault((svc.metric_namespace, "ErrorRate"), []).append((start, rate))
-            self.cloudwatch.put_metric_data(
-                Namespace=svc.metric_namespace,
-                MetricData=[
+            self.put_metrics(
+                svc.metric_namespace,
+                [
                     {
                         "MetricName": "ErrorRate",
                         "Dimensions": [{"Name": "Service", "Value": svc.function}],
@@ -210,6 +221,20 @@ class World:
                     }
                 ],
             )
+        if self.traffic is not None:
+            load_balancer_data = self.traffic.period(start, end)
+            if load_balancer_data:
+                self.put_metrics("AWS/ApplicationELB", load_balancer_data)
+
+    def put_metrics(self, namespace: str, metric_data: list[dict[str, Any]]) -> None:
+        """PutMetricData as the service would, and the same datapoints kept for alarm evaluation (moto evaluates
+        none), each under its own metric: namespace, name and exact dimensions."""
+        for datum in metric_data:
+            dims = frozenset((d["Name"], d["Value"]) for d in datum.get("Dimensions", []))
+            key = (namespace, datum["MetricName"], dims)
+            self.datapoints.setdefault(key, []).append((datum["Timestamp"], float(datum["Value"])))
+        for i in range(0, len(metric_data), 1000):  # PutMetricData takes up to 1,000 metrics a request
+            self.cloudwatch.put_metric_data(Namespace=namespace, MetricData=metric_data[i : i + 1000])
 
     # ------------------------------------------------------------- CloudWatch alarm evaluation
 
@@ -217,7 +242,9 @@ class World:
         for alarm in list(self.cloudwatch_backend.alarms.values()):
             if not alarm.metric_name:
                 continue
-            values = self.datapoints.get((alarm.namespace, alarm.metric_name), [])
+            dims = frozenset((d.name, d.value) for d in alarm.dimensions)
+            raw = self.datapoints.get((alarm.namespace, alarm.metric_name, dims), [])
+            values = aggregate(raw, at, alarm.period, alarm.evaluation_periods, alarm.statistic)
             state, breaching, window = evaluate(alarm, values, at)
             previous = alarm.state_value
             if state == previous:
@@ -275,6 +302,32 @@ class World:
                 self.publish(event)
             if call is not None:
                 call()
+
+
+_STATISTICS: dict[str, Callable[[list[float]], float]] = {
+    "Sum": sum,
+    "Average": lambda v: sum(v) / len(v),
+    "Minimum": min,
+    "Maximum": max,
+    "SampleCount": lambda v: float(len(v)),
+}
+
+
+def aggregate(
+    values: list[tuple[datetime, float]], at: datetime, period: int, periods: int, statistic: str | None
+) -> list[tuple[datetime, float]]:
+    """The alarm's statistic over each of its last ``periods`` periods ending at ``at`` ("CloudWatch statistics
+    definitions"); a period with no datapoint stays missing. Extended statistics (percentiles) are not modelled and
+    read as Average."""
+    reduce = _STATISTICS.get(statistic or "Average", _STATISTICS["Average"])
+    length = timedelta(seconds=period)
+    found = []
+    for i in range(periods, 0, -1):
+        start = at - i * length
+        inside = [v for t, v in values if start <= t < start + length]
+        if inside:
+            found.append((start, reduce(inside)))
+    return found
 
 
 _COMPARE = {

@@ -37,11 +37,10 @@ class ApprovalError(RollguardError):
 
 
 def _describe_step(state: ExecutionState, step: int) -> str:
+    from rollguard.actions import action_for
+
     ladder_step = state.policy.ladder[step]
-    what = getattr(ladder_step, "scope", "")
-    if hasattr(ladder_step, "flag"):
-        what = f"{ladder_step.flag.name}"
-    return f"step {step + 1}: {ladder_step.action} {what}".strip()
+    return f"step {step + 1}: {action_for(ladder_step.action).describe(ladder_step, state)}"
 
 
 def request_approval(

@@ -5,7 +5,7 @@ from typing import Any, cast
 from urllib.parse import quote
 
 from rollguard import clock
-from rollguard.adapters.codedeploy import CodeDeploy
+from rollguard.actions import Adapters
 from rollguard.adapters.notify import Notifier
 from rollguard.audit import AuditEvent, AuditLog
 from rollguard.control import Control
@@ -137,7 +137,7 @@ def close(
     notifier: Notifier | None,
     stakeholders: Notifier | None = None,
     closed_by: str = "state machine",
-    codedeploy: CodeDeploy | None = None,
+    adapters: Adapters | None = None,
     control: Control | None = None,
 ) -> CloseResult:
     """Outcome, audit, lock, then people: on-call (``notifier``) and, when configured, the stakeholder topic.
@@ -148,7 +148,7 @@ def close(
     and people are told once (``notified_at``, ``stakeholders_notified_at``)."""
     state = request.state
     paused = bool(control.paused()) if control is not None else False
-    target = leave_target(state, codedeploy, paused, escalating=request.outcome == "escalated")
+    target = leave_target(state, adapters or Adapters(), paused, escalating=request.outcome == "escalated")
     reason = request.reason or closing_reason(state, request.outcome)
     if target.halted:
         reason = f"{reason}; {target.halted}"

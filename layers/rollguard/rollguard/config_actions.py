@@ -12,7 +12,7 @@ action fails naming it. What was stopped is part of the region's result, and so 
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollguard.adapters.appconfig import ACTIVE, STOPPED, AppConfig, ProfileIds
 from rollguard.errors import (
@@ -25,6 +25,10 @@ from rollguard.errors import (
 )
 from rollguard.journal import FEATURE_FLAGS
 from rollguard.policy import FlagRef, ProfileRef
+
+if TYPE_CHECKING:
+    from rollguard.actions.base import StepOutcome
+    from rollguard.incident import ExecutionState
 
 
 @dataclass(frozen=True)
@@ -320,3 +324,23 @@ def undo(
         except RollguardError as exc:
             undone.append(RegionResult(result.region, False, f"{type(exc).__name__}: {exc}", error=exc))
     return undone
+
+
+def config_outcome(action: str, what: str, results: list[RegionResult], reverted: str | None = None) -> "StepOutcome":
+    """The step's outcome once every region succeeded (else PartiallyFailed, naming each region's result)."""
+    from rollguard.actions.base import StepOutcome
+
+    require_success(f"{action} {what}", results)
+    where = "; ".join(f"{r.region}: {r.detail}" for r in results)
+    return StepOutcome(
+        action=action,
+        scope="full",
+        detail=f"{action} — {where}",
+        reverted=reverted,
+        regions=[r.record() for r in results],
+    )
+
+
+def why(state: "ExecutionState") -> str:
+    """The description AppConfig deployments Rollguard starts carry."""
+    return f"incident {state.incident_id} ({state.alarm.name})"

@@ -78,3 +78,8 @@ class ActionBlocked(RollguardError):
 class ChangeNotRecorded(RollguardError):
     """The journal could not record a change event. It left a marker (a gap item, or the event in its dead-letter
     queue) and fails, so that Lambda retries the event and dead-letters it after its retries."""
+
+
+class TrafficConflict(RollguardError):
+    """Someone else's traffic change is in the way: another zonal shift on the resource (ARC allows one), or listener
+    weights changed since Rollguard set them."""

@@ -84,6 +84,7 @@ class ActionRecord(_Model):
     deployment_ids: list[str] = Field(default_factory=list)
     detail: str = ""
     verdict: str | None = None
+    effect: dict[str, Any] = Field(default_factory=dict)  # what the action's module needs to verify or undo it
 
 
 Route = Literal["act", "wait_again", "resolve", "escalate"]
@@ -180,6 +181,8 @@ class IncidentItem(_Model):
     awaiting_step: int | None = None
     approval_deadline: str | None = None
     approval_decision: str | None = None  # "<approved|denied> by <who> at <when>"
+    # shift_traffic: the forward weights found before the first shift, written once (IncidentStore.remember).
+    traffic_before: dict[str, int] | None = None
     # Once it closed (IncidentStore.settle), and whom closing told.
     closed_by: str | None = None
     closed_at: str | None = None

@@ -128,14 +128,32 @@ class AppConfigScope(_Strict):
     regions: list[str] = Field(default_factory=list)  # empty: the region Rollguard runs in
 
 
+class LoadBalancerTarget(_Strict):
+    """An Application Load Balancer, by name (its ARN carries an id the name does not): the listener on
+    ``listener_port`` (or that listener's rule of ``rule_priority``) forwards to weighted target groups
+    (shift_traffic), and ARC zonal shift can move the load balancer away from an Availability Zone (zonal_shift)."""
+
+    # Load balancer names: 1-32 alphanumerics or hyphens, not starting or ending with a hyphen (CreateLoadBalancer).
+    name: str = Field(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
+    listener_port: int | None = Field(default=None, ge=1, le=65535)
+    rule_priority: int | None = Field(default=None, ge=1, le=50000)
+
+    @model_validator(mode="after")
+    def _rule_on_a_listener(self) -> LoadBalancerTarget:
+        if self.rule_priority is not None and self.listener_port is None:
+            raise ValueError("rule_priority names a rule of a listener: set listener_port too")
+        return self
+
+
 class Target(_Strict):
     codedeploy: CodeDeployTarget | None = None
     appconfig: AppConfigScope | None = None
+    load_balancer: LoadBalancerTarget | None = None
 
     @model_validator(mode="after")
     def _something_to_protect(self) -> Target:
-        if self.codedeploy is None and self.appconfig is None:
-            raise ValueError("a target needs codedeploy, appconfig or both")
+        if self.codedeploy is None and self.appconfig is None and self.load_balancer is None:
+            raise ValueError("a target needs codedeploy, appconfig or load_balancer")
         return self
 
     @property
@@ -143,8 +161,10 @@ class Target(_Strict):
         """One lock and one open incident per key."""
         if self.codedeploy is not None:
             return f"codedeploy:{self.codedeploy.application}/{self.codedeploy.deployment_group}"
-        assert self.appconfig is not None
-        return f"appconfig:{self.appconfig.application}/{self.appconfig.environment}"
+        if self.appconfig is not None:
+            return f"appconfig:{self.appconfig.application}/{self.appconfig.environment}"
+        assert self.load_balancer is not None
+        return f"elb:{self.load_balancer.name}"
 
 
 class SliceMetrics(_Strict):
@@ -237,8 +257,51 @@ class RevertRecentChangeStep(_Step):
     scope: Literal["full"] = "full"
 
 
+class ShiftTrafficStep(_Step):
+    """Move the listener's (or rule's) forward weight from one target group to another: a slice first (canary:
+    ``percent`` of the pair's combined weight), then all of it (full). Target groups by name or ARN."""
+
+    action: Literal["shift_traffic"]
+    scope: Literal["canary", "full"]
+    away_from: str = Field(min_length=1, max_length=1024)
+    to: str = Field(min_length=1, max_length=1024)
+    percent: int = Field(default=10, ge=1, le=99)
+    verify: StepVerify
+
+    @model_validator(mode="after")
+    def _two_groups(self) -> ShiftTrafficStep:
+        if self.away_from == self.to:
+            raise ValueError("away_from and to name the same target group")
+        return self
+
+
+class ZonalShiftStep(_Step):
+    """Route 53 ARC zonal shift of the load balancer away from one Availability Zone, for ``expires_in`` (ARC:
+    at most 72 h). The zone is the alarm's AvailabilityZone dimension unless ``zone`` names it (an AZ name such as
+    us-east-1b, or an AZ ID such as use1-az2)."""
+
+    action: Literal["zonal_shift"]
+    zone: str | None = Field(default=None, pattern=r"^([a-z]{2}-[a-z]+-\d[a-z]|[a-z]{2,4}\d-az\d+)$")
+    expires_in: Duration = 7200
+    on_resolve: Literal["keep", "cancel"] = "keep"  # keep: the shift stays until it expires; a human ends it sooner
+    verify: StepVerify
+    scope: Literal["full"] = "full"
+
+    _durations = field_validator("expires_in", mode="before")(_duration("72h"))
+
+    @field_validator("expires_in")
+    @classmethod
+    def _at_least_a_minute(cls, value: int) -> int:
+        if value < 60:  # API "StartZonalShift": expiresIn is 1 minute to 72 hours, in whole minutes or hours
+            raise ValueError(f"expires_in {value}s is shorter than 1m, the shortest zonal shift ARC allows")
+        if value % 60:
+            raise ValueError(f"expires_in {value}s is not whole minutes, as ARC's expiresIn is written")
+        return value
+
+
 LadderStep = Annotated[
-    RollbackStep | FlagStep | ConfigRevertStep | RevertRecentChangeStep, Field(discriminator="action")
+    RollbackStep | FlagStep | ConfigRevertStep | RevertRecentChangeStep | ShiftTrafficStep | ZonalShiftStep,
+    Field(discriminator="action"),
 ]
 
 
@@ -265,11 +328,18 @@ class Policy(_Strict):
         for i, step in enumerate(self.ladder):
             if step.action == "rollback" and self.target.codedeploy is None:
                 raise ValueError(f"ladder[{i}]: a rollback needs target.codedeploy")
+            lb = self.target.load_balancer
+            if step.action in {"shift_traffic", "zonal_shift"} and lb is None:
+                raise ValueError(f"ladder[{i}]: {step.action} needs target.load_balancer")
+            if step.action == "shift_traffic" and lb is not None and lb.listener_port is None:
+                raise ValueError(f"ladder[{i}]: shift_traffic needs target.load_balancer.listener_port")
         return self
 
     @model_validator(mode="after")
     def _canary_needs_slice_metrics(self) -> Policy:
-        if any(step.scope == "canary" for step in self.ladder) and self.verify.slice is None:
+        # A shift_traffic canary needs none: its slice is judged on the target groups' own ALB metrics.
+        canaries = [s for s in self.ladder if s.action == "rollback" and s.scope == "canary"]
+        if canaries and self.verify.slice is None:
             raise ValueError("a canary step is judged on its slice of traffic: set verify.slice")
         # No upper bound from CodeDeploy here: Rollguard's canary interval is derived from the window
         # (adapters/codedeploy.canary_minutes), so the verdict always comes before the rest moves.
@@ -308,7 +378,7 @@ class PolicyFileInvalid(PolicyInvalid):
         super().__init__("; ".join(str(p) for p in problems))
 
 
-_ACTIONS = ("rollback", "flag_off", "flag_on", "config_revert", "revert_recent_change")
+_ACTIONS = ("rollback", "flag_off", "flag_on", "config_revert", "revert_recent_change", "shift_traffic", "zonal_shift")
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")

@@ -39,15 +39,18 @@ class HasFunctionArn(Protocol):
 
 
 if TYPE_CHECKING:
+    from rollguard.actions import Adapters
     from rollguard.adapters.codedeploy import CodeDeploy
+    from rollguard.adapters.elb import LoadBalancers
     from rollguard.adapters.notify import Notifier
+    from rollguard.adapters.zonal_shift import ZonalShifts
     from rollguard.audit import AuditLog
     from rollguard.control import Control
+    from rollguard.deps import Deps
     from rollguard.flag_report import FlagReportDeps
     from rollguard.intake import IntakeDeps
     from rollguard.journal import Journal
     from rollguard.policy import PolicyFile
-    from rollguard.remediation import Deps
     from rollguard.store import IncidentStore
 
 
@@ -96,7 +99,7 @@ def intake_deps_for(context: HasFunctionArn) -> IntakeDeps:
 def remediation_deps() -> Deps:
     from rollguard.adapters.appconfig import AppConfig
     from rollguard.adapters.cloudwatch import CloudWatch
-    from rollguard.remediation import Deps
+    from rollguard.deps import Deps
 
     s = settings_for(RemediationSettings)  # Assess, Act and Verify
     return Deps(
@@ -109,6 +112,8 @@ def remediation_deps() -> Deps:
         appconfig_strategy=s.appconfig_strategy,
         region=s.region,
         control=control(s),
+        elb=load_balancers(),
+        zonal_shift=zonal_shifts(),
     )
 
 
@@ -116,6 +121,25 @@ def codedeploy() -> CodeDeploy:
     from rollguard.adapters.codedeploy import CodeDeploy
 
     return CodeDeploy(clients.client("codedeploy"))
+
+
+def load_balancers() -> LoadBalancers:
+    from rollguard.adapters.elb import LoadBalancers
+
+    return LoadBalancers(clients.client("elbv2"))
+
+
+def zonal_shifts() -> ZonalShifts:
+    from rollguard.adapters.zonal_shift import ZonalShifts
+
+    return ZonalShifts(clients.client("arc-zonal-shift"), clients.client("ec2"))
+
+
+def target_adapters() -> Adapters:
+    """What Close and the watchdog may read and undo on the target when an incident closes."""
+    from rollguard.actions import Adapters
+
+    return Adapters(codedeploy=codedeploy(), elb=load_balancers(), zonal_shift=zonal_shifts())
 
 
 def invocation_deadline(context: HasRemainingTime, reserve_s: float = AFTER_THE_ACTION_S) -> datetime:

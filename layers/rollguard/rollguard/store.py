@@ -194,6 +194,28 @@ class IncidentStore:
             raise TargetNotFound(f"settling the outcome of incident {incident_id}: no such incident")
         return current
 
+    def remember(self, incident_id: str, name: str, value: Any) -> Any:
+        """Store ``value`` under ``name`` on the incident unless something is stored there already, and answer what
+        is stored: the first attempt of a step records what it found before changing anything, and a retry (after
+        a lost response) gets that, not what the first attempt left."""
+        if name not in IncidentItem.model_fields:
+            raise ValueError(f"{name} is not an attribute of the incident item (rollguard.incident.IncidentItem)")
+        try:
+            item = self._db.update_item(
+                TableName=self.incidents_table,
+                Key={"incident_id": {"S": incident_id}},
+                UpdateExpression="SET #n = if_not_exists(#n, :v)",
+                ConditionExpression="attribute_exists(incident_id)",
+                ExpressionAttributeNames={"#n": name},
+                ExpressionAttributeValues=to_item({":v": value}),
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except AWS_FAILURES as exc:
+            raise translate(
+                exc, f"recording {name} on incident {incident_id}", frozenset({"ConditionalCheckFailedException"})
+            ) from exc
+        return from_item(item)[name]
+
     def claim_token(self, incident_id: str, token: str, decision: str) -> None:
         """Take the waiting task token off the incident, once: a second approver finds it gone."""
         try:

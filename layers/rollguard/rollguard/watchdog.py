@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from rollguard.adapters.codedeploy import CodeDeploy
+from rollguard.actions import Adapters
 from rollguard.adapters.notify import Notifier
 from rollguard.audit import AuditLog
 from rollguard.closing import close
@@ -28,7 +28,7 @@ def on_execution_ended(
     store: IncidentStore,
     audit: AuditLog,
     notifier: Notifier | None,
-    codedeploy: CodeDeploy | None = None,
+    adapters: Adapters | None = None,
     control: Control | None = None,
 ) -> WatchdogResult:
     detail = event.get("detail") or {}
@@ -58,7 +58,7 @@ def on_execution_ended(
         store,
         notifier,
         closed_by="watchdog",
-        codedeploy=codedeploy,
+        adapters=adapters,
         control=control,
     )
     if result.closed_by != "watchdog":
