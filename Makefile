@@ -1,6 +1,7 @@
 # Rollguard — everything a fresh machine needs, from the two commands the README promises:
 #   make drill   a simulated incident end to end on the local sandbox, with its timeline
 #   make test    every check CI runs
+# and, while working: make unit (fast), make integration, make template (see each target below).
 SHELL := /bin/bash
 PYTHON ?= $(shell PYENV_VERSION=3.13.0 command -v python3.13 || command -v python3.13)
 export PYENV_VERSION ?= 3.13.0
@@ -11,7 +12,7 @@ CHECKOV_VERSION := 3.3.30
 BIN := $(VENV)/bin
 SCENARIO ?= bad-deploy
 
-.PHONY: drill drills faults test lint typecheck unit policies template bench build clean chromium
+.PHONY: drill drills faults test lint typecheck unit integration policies template bench build clean chromium
 
 $(BIN)/.installed: pyproject.toml
 	test -x "$(PYTHON)" || { echo "python3.13 is required (pyenv: PYENV_VERSION=3.13.0)"; exit 1; }
@@ -63,6 +64,19 @@ typecheck: $(BIN)/.installed
 
 policies: $(BIN)/.installed
 	$(BIN)/rollguard policy check policies/
+
+# Every test not marked slow (pyproject.toml's markers): the unit tests and the template's own checks, in seconds.
+unit: $(BIN)/.installed
+	$(BIN)/pytest -m "not slow"
+
+# The handlers on the sandbox (moto), the real state machine, the sandbox's contracts with AWS, and the drills (their
+# HTML report is checked in headless Chromium).
+integration: $(BIN)/.installed chromium
+	$(BIN)/pytest tests/functional tests/statemachine tests/sandbox tests/drills
+
+# template.yaml: its structure, IAM and dashboard, sam validate, cfn-lint and checkov (each in its own environment).
+template: $(BIN)/.installed $(TOOLS)/bin/.installed $(CHECKOV)/bin/.installed-$(CHECKOV_VERSION)
+	ROLLGUARD_TOOLS_BIN=$(CURDIR)/$(TOOLS)/bin ROLLGUARD_CHECKOV_BIN=$(CURDIR)/$(CHECKOV)/bin $(BIN)/pytest tests/template
 
 test: $(BIN)/.installed $(TOOLS)/bin/.installed $(CHECKOV)/bin/.installed-$(CHECKOV_VERSION) chromium lint typecheck policies
 	ROLLGUARD_TOOLS_BIN=$(CURDIR)/$(TOOLS)/bin ROLLGUARD_CHECKOV_BIN=$(CURDIR)/$(CHECKOV)/bin $(BIN)/pytest

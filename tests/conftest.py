@@ -40,7 +40,7 @@ def lock_items(sb: Sandbox) -> list[dict[str, Any]]:
 
 
 def incident_item(sb: Sandbox, incident_id: str) -> dict[str, Any]:
-    from rollguard.audit import from_item
+    from rollguard.adapters.dynamo import from_item
 
     item = sb.client("dynamodb").get_item(TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}})
     return from_item(item["Item"])

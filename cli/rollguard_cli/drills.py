@@ -13,8 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rollguard.adapters.dynamo import from_item
 from rollguard.alarm_event import parse_aws_time
-from rollguard.audit import AuditLog, from_item
+from rollguard.audit import AuditLog
 from rollguard.clock import iso as domain_iso
 from rollguard.durations import format_duration
 

@@ -49,7 +49,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 help="replace every type's lifetime (not a kill switch's), e.g. 30d",
             )
             sub.add_argument("--fail-on-stale", action="store_true", help="exit 1 when anything is stale (CI)")
-        sub.set_defaults(flags_parser=sub)
+        sub.set_defaults(func=run, flags_parser=sub)
 
 
 def _check_source(args: argparse.Namespace) -> None:

@@ -1,4 +1,8 @@
-"""``rollguard``: the operator CLI (policy check, drills, flag hygiene, incident review)."""
+"""``rollguard``: the operator CLI (policy check, drills, flag hygiene, incident review, operator commands).
+
+Every subcommand registers the same way: its parser sets ``func``, which takes the parsed arguments and returns the
+exit code. ``main`` only parses and calls it.
+"""
 
 import argparse
 import json
@@ -44,6 +48,10 @@ def _describe_step(step: "LadderStep") -> str:
     return f"{action_for(step.action).describe(step)} ({step.verify.window}s)"
 
 
+def _policy(args: argparse.Namespace) -> int:
+    return _policy_check(args.paths)
+
+
 def _drill(args: argparse.Namespace) -> int:
     from rollguard_cli.drills import SCENARIOS, public, render_timeline, run_drill, write_out
 
@@ -71,24 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     policy_commands = policy.add_subparsers(dest="policy_command", required=True)
     check = policy_commands.add_parser("check", help="validate policy files (exit 2 on any problem)")
     check.add_argument("paths", nargs="+", metavar="PATH")
+    check.set_defaults(func=_policy)
     drill = commands.add_parser("drill", help="run a simulated incident end to end on the local sandbox")
     drill.add_argument("scenario", nargs="?")
     drill.add_argument("--list", action="store_true", help="list the scenarios")
     drill.add_argument("--json", action="store_true", help="one JSON object on stdout")
     drill.add_argument("--out", metavar="DIR", help="write audit events, execution history and timeline here")
+    drill.set_defaults(func=_drill)
     flags_cli.add_parser(commands)
     review_commands.add_commands(commands)
     operator_commands.add_parsers(commands)
     args = parser.parse_args(argv)
-    if hasattr(args, "run"):
-        return int(args.run(args))
-    if hasattr(args, "handler"):
-        return review_commands.run(args)
-    if args.command == "policy":
-        return _policy_check(args.paths)
-    if args.command == "flags":
-        return flags_cli.run(args)
-    return _drill(args)
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

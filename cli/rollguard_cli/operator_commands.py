@@ -16,17 +16,17 @@ def add_parsers(commands: Any) -> None:
         parser.add_argument("incident")
         parser.add_argument("--reason", default="", help="recorded in the audit trail with your IAM identity")
         _stack_args(parser)
-        parser.set_defaults(run=_decide)
+        parser.set_defaults(func=_decide)
     pause = commands.add_parser("pause", help="stop all automated actions (incidents still open and notify)")
     pause.add_argument("--reason", default="", help="shown in every incident blocked by the pause")
     _stack_args(pause)
-    pause.set_defaults(run=_pause)
+    pause.set_defaults(func=_pause)
     resume = commands.add_parser("resume", help="let automated actions run again")
     _stack_args(resume)
-    resume.set_defaults(run=_resume)
+    resume.set_defaults(func=_resume)
     status = commands.add_parser("status", help="paused or not, and the targets with an open incident")
     _stack_args(status)
-    status.set_defaults(run=_status)
+    status.set_defaults(func=_status)
 
 
 def _stack_args(parser: argparse.ArgumentParser) -> None:
@@ -110,7 +110,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from rollguard.audit import from_item
+    from rollguard.adapters.dynamo import from_item
     from rollguard.control import PAUSE_KEY
 
     try:

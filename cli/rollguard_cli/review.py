@@ -20,9 +20,11 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 from rollguard.adapters.cloudwatch import CloudWatch
+from rollguard.adapters.dynamo import from_item
 from rollguard.alarm_event import parse_aws_time
-from rollguard.audit import AuditLog, from_item
+from rollguard.audit import AuditLog
 from rollguard.clock import iso
+from rollguard.incident import IncidentItem
 
 # How much of the metric before the alarm a review shows: enough to see the change that tripped it.
 LEAD_IN = timedelta(minutes=15)
@@ -34,40 +36,6 @@ METRIC_FILE = "metric.json"
 
 class ReviewError(Exception):
     """Something the operator must fix (a wrong id, folder or stack); printed without a traceback."""
-
-
-class IncidentRecord(BaseModel):
-    """One item of the Incidents table, with the state machine input it stored parsed when present."""
-
-    incident_id: str
-    policy: str = ""
-    target_key: str = ""
-    alarm: str = ""
-    status: str = "unknown"
-    opened_at: str = ""
-    closed_at: str | None = None
-    outcome_reason: str = ""
-    alarm_count: int = 1
-    current_step: str = ""
-    suspect_deployment: str = ""
-    execution_arn: str = ""
-    execution_input: dict[str, Any] | None = None
-
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> IncidentRecord:
-        data = dict(item)
-        raw = data.get("execution_input")
-        if isinstance(raw, str):
-            try:
-                data["execution_input"] = json.loads(raw)
-            except json.JSONDecodeError:
-                data["execution_input"] = None
-        return cls.model_validate({k: v for k, v in data.items() if k in cls.model_fields})
-
-    @property
-    def policy_doc(self) -> dict[str, Any]:
-        """The policy as it was when the incident opened (plain data: later policy versions may differ)."""
-        return dict((self.execution_input or {}).get("policy") or {})
 
 
 class MetricSeries(BaseModel):
@@ -232,7 +200,7 @@ class Review:
 
     def __init__(
         self,
-        record: IncidentRecord,
+        record: IncidentItem,
         events: list[dict[str, Any]],
         metric: MetricSeries | None,
         metric_note: str = "",
@@ -345,13 +313,13 @@ def span(seconds: float | None) -> str:
 class Source(Protocol):
     def describe(self) -> str: ...
 
-    def incidents(self, since: datetime | None = None, target: str | None = None) -> list[IncidentRecord]: ...
+    def incidents(self, since: datetime | None = None, target: str | None = None) -> list[IncidentItem]: ...
 
-    def incident(self, incident_id: str) -> IncidentRecord: ...
+    def incident(self, incident_id: str) -> IncidentItem: ...
 
     def audit(self, incident_id: str) -> list[dict[str, Any]]: ...
 
-    def metric(self, record: IncidentRecord, events: list[dict[str, Any]]) -> MetricSeries | None: ...
+    def metric(self, record: IncidentItem, events: list[dict[str, Any]]) -> MetricSeries | None: ...
 
 
 def load_review(source: Source, incident_id: str) -> Review:
@@ -368,7 +336,7 @@ def load_review(source: Source, incident_id: str) -> Review:
     return Review(record, events, metric, metric_note=note)
 
 
-def newest_first(records: list[IncidentRecord], since: datetime | None, target: str | None) -> list[IncidentRecord]:
+def newest_first(records: list[IncidentItem], since: datetime | None, target: str | None) -> list[IncidentItem]:
     cutoff = iso(since) if since else ""
     kept = [r for r in records if r.opened_at >= cutoff and (target is None or r.target_key == target)]
     return sorted(kept, key=lambda r: r.opened_at, reverse=True)
@@ -407,28 +375,28 @@ class FolderSource:
             raise ReviewError(f"no incident {incident_id} in {self.root} (it holds: {known})")
         return self.folders[incident_id]
 
-    def incidents(self, since: datetime | None = None, target: str | None = None) -> list[IncidentRecord]:
+    def incidents(self, since: datetime | None = None, target: str | None = None) -> list[IncidentItem]:
         return newest_first([self.incident(i) for i in self.folders], since, target)
 
-    def incident(self, incident_id: str) -> IncidentRecord:
+    def incident(self, incident_id: str) -> IncidentItem:
         folder = self._folder(incident_id)
         if (folder / INCIDENT_FILE).is_file():
-            return IncidentRecord.from_item(self._read(folder / INCIDENT_FILE))
+            return IncidentItem.model_validate(self._read(folder / INCIDENT_FILE))
         return _record_from_audit(self.audit(incident_id))  # folders written before incident.json existed
 
     def audit(self, incident_id: str) -> list[dict[str, Any]]:
         return list(self._read(self._folder(incident_id) / AUDIT_FILE))
 
-    def metric(self, record: IncidentRecord, events: list[dict[str, Any]]) -> MetricSeries | None:
+    def metric(self, record: IncidentItem, events: list[dict[str, Any]]) -> MetricSeries | None:
         path = self._folder(record.incident_id) / METRIC_FILE
         return MetricSeries.model_validate(self._read(path)) if path.is_file() else None
 
 
-def _record_from_audit(events: list[dict[str, Any]]) -> IncidentRecord:
+def _record_from_audit(events: list[dict[str, Any]]) -> IncidentItem:
     first = events[0]
     closing = next((e for e in events if e["kind"] == "incident_closed"), None)
     alarm = next((e["parameters"].get("alarm", "") for e in events if e["kind"] == "alarm_received"), "")
-    return IncidentRecord(
+    return IncidentItem(
         incident_id=first["incident_id"],
         policy=first["incident_id"].rsplit("-", 2)[0],  # ids are <policy>-<UTC time>-<hash>
         target_key=first["target_key"],
@@ -477,7 +445,7 @@ class StackSource:
     def _outputs(self) -> dict[str, str]:
         return stack_outputs(self._client("cloudformation"), self.stack, self.REQUIRED_OUTPUTS)
 
-    def incidents(self, since: datetime | None = None, target: str | None = None) -> list[IncidentRecord]:
+    def incidents(self, since: datetime | None = None, target: str | None = None) -> list[IncidentItem]:
         ddb = self._client("dynamodb")
         table = self.outputs["IncidentsTableName"]
         # DynamoDB rejects an empty string in a key condition: with no --since, leave the bound out.
@@ -498,10 +466,10 @@ class StackSource:
             if since:
                 scan.update(FilterExpression="opened_at >= :since", ExpressionAttributeValues=values)
             pages = ddb.get_paginator("scan").paginate(**scan)
-        records = [IncidentRecord.from_item(from_item(item)) for page in pages for item in page["Items"]]
+        records = [IncidentItem.model_validate(from_item(item)) for page in pages for item in page["Items"]]
         return newest_first(records, since, target)
 
-    def incident(self, incident_id: str) -> IncidentRecord:
+    def incident(self, incident_id: str) -> IncidentItem:
         item = (
             self._client("dynamodb")
             .get_item(TableName=self.outputs["IncidentsTableName"], Key={"incident_id": {"S": incident_id}})
@@ -509,12 +477,12 @@ class StackSource:
         )
         if not item:
             raise ReviewError(f"no incident {incident_id} in {self.outputs['IncidentsTableName']}")
-        return IncidentRecord.from_item(from_item(item))
+        return IncidentItem.model_validate(from_item(item))
 
     def audit(self, incident_id: str) -> list[dict[str, Any]]:
         return AuditLog(self._client("dynamodb"), self.outputs["AuditTableName"]).for_incident(incident_id)
 
-    def metric(self, record: IncidentRecord, events: list[dict[str, Any]]) -> MetricSeries | None:
+    def metric(self, record: IncidentItem, events: list[dict[str, Any]]) -> MetricSeries | None:
         onset = alarm_onset(events) or (parse_aws_time(record.opened_at) if record.opened_at else None)
         if not record.alarm or onset is None:
             return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from rollguard_cli.review import FolderSource, Review, ReviewError, Source, Stac
 
 
 def add_commands(commands: Any) -> None:
-    """Register the review commands on the CLI's subparsers; each sets ``handler``."""
+    """Register the review commands on the CLI's subparsers; each sets ``func`` (see main.py)."""
 
     def with_source(parser: argparse.ArgumentParser) -> None:
         where = parser.add_mutually_exclusive_group(required=True)
@@ -32,34 +33,40 @@ def add_commands(commands: Any) -> None:
     incidents.add_argument("--target", metavar="KEY", help="one target, e.g. codedeploy:checkout/checkout-prod")
     incidents.add_argument("--limit", type=int, default=20, help="at most this many, newest first (default 20)")
     incidents.add_argument("--json", action="store_true", help="a JSON array instead of a table")
-    incidents.set_defaults(handler=_incidents)
+    incidents.set_defaults(func=_reviewing(_incidents))
 
     timeline = commands.add_parser("timeline", help="every audit event of an incident, in order")
     timeline.add_argument("incident_id", metavar="INCIDENT")
     with_source(timeline)
     timeline.add_argument("--json", action="store_true", help="the audit events as a JSON array")
-    timeline.set_defaults(handler=_timeline)
+    timeline.set_defaults(func=_reviewing(_timeline))
 
     report = commands.add_parser("report", help="a postmortem draft of an incident (Markdown or one HTML file)")
     report.add_argument("incident_id", metavar="INCIDENT")
     with_source(report)
     report.add_argument("--format", choices=["md", "html"], default="md")
     report.add_argument("--out", metavar="FILE", help="write here instead of printing")
-    report.set_defaults(handler=_report)
+    report.set_defaults(func=_reviewing(_report))
 
 
-def run(args: argparse.Namespace) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
-    from rollguard.errors import RollguardError
+def _reviewing(command: Callable[[argparse.Namespace, Source], int]) -> Callable[[argparse.Namespace], int]:
+    """``command`` run on the source its arguments name; a problem is one ``error:`` line, exit 2 for the operator's
+    (a wrong id, folder or stack), 1 for AWS's."""
 
-    try:
-        return int(args.handler(args, _source(args)))
-    except ReviewError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (RollguardError, ClientError, BotoCoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    def run(args: argparse.Namespace) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+        from rollguard.errors import RollguardError
+
+        try:
+            return int(command(args, _source(args)))
+        except ReviewError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except (RollguardError, ClientError, BotoCoreError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    return run
 
 
 def _source(args: argparse.Namespace) -> Source:

@@ -7,7 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollguard.approvals import ApprovalRequest, request_approval
 from rollguard.runtime import audit_log, incident_store, notifier
-from rollguard.settings import get_settings
+from rollguard.settings import ApprovalSettings, settings_for
 
 logger = Logger()
 metrics = Metrics()
@@ -17,6 +17,7 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = ApprovalRequest.model_validate(event)  # holds the task token: never logged
-    result = request_approval(request, incident_store(), audit_log(), notifier(), get_settings().stack_name)
+    s = settings_for(ApprovalSettings)
+    result = request_approval(request, incident_store(s), audit_log(s), notifier(s), s.stack_name or "")
     metrics.add_metric(name="ApprovalsRequested", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

@@ -8,6 +8,7 @@ from rollguard import telemetry
 from rollguard.closing import close
 from rollguard.incident import CloseRequest
 from rollguard.runtime import audit_log, control, incident_store, notifier, stakeholders, target_adapters
+from rollguard.settings import CloseSettings, settings_for
 
 logger = Logger()
 metrics = Metrics()
@@ -17,14 +18,15 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = CloseRequest.model_validate(event)
+    s = settings_for(CloseSettings)
     result = close(
         request,
-        audit_log(),
-        incident_store(),
-        notifier(),
-        stakeholders(),
+        audit_log(s),
+        incident_store(s),
+        notifier(s),
+        stakeholders(s),
         adapters=target_adapters(),
-        control=control(),
+        control=control(s),
     )
     telemetry.emit(metrics, telemetry.after_close(request.state, result))
     return result.model_dump(mode="json")

@@ -7,6 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollguard.journal import record_event
 from rollguard.runtime import journal, journal_profile_type
+from rollguard.settings import JournalSettings, settings_for
 
 logger = Logger()
 metrics = Metrics()
@@ -15,10 +16,7 @@ metrics = Metrics()
 @logger.inject_lambda_context(correlation_id_path="id")
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    changes = journal()
-    if changes is None:
-        raise RuntimeError("CHANGES_TABLE is not set")
-    result = record_event(event, changes, journal_profile_type())
+    result = record_event(event, journal(settings_for(JournalSettings)), journal_profile_type())
     logger.info(result.reason, extra={"status": result.status})
     metrics.add_metric(name=f"Changes{result.status.title()}", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

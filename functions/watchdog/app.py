@@ -6,6 +6,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollguard.runtime import audit_log, control, incident_store, notifier, target_adapters
+from rollguard.settings import WatchdogSettings, settings_for
 from rollguard.watchdog import on_execution_ended
 
 logger = Logger()
@@ -15,7 +16,8 @@ metrics = Metrics()
 @logger.inject_lambda_context(correlation_id_path="detail.name")
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = on_execution_ended(event, incident_store(), audit_log(), notifier(), target_adapters(), control())
+    s = settings_for(WatchdogSettings)
+    result = on_execution_ended(event, incident_store(s), audit_log(s), notifier(s), target_adapters(), control(s))
     logger.info(result.reason, extra={"status": result.status})
     metrics.add_metric(name=f"Watchdog{result.status.title()}", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

@@ -10,8 +10,9 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from rollguard.adapters.dynamo import to_item
 from rollguard.alarm_event import parse_aws_time
-from rollguard.audit import AuditEvent, AuditLog, to_item
+from rollguard.audit import AuditEvent, AuditLog
 from rollguard_cli.drills import CHECKOUT_ALARM
 from rollguard_cli.main import main
 from rollguard_cli.sandbox.runner import load_template

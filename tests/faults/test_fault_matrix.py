@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 from rollguard_cli import faults
 
+pytestmark = pytest.mark.slow  # drills under injected faults
+
 SAMPLE = 20
 _baselines = faults.baselines()  # fault-free runs: the matrix's cases are read off the calls they made
 CASES = faults.sample(faults.cases(_baselines), SAMPLE)

@@ -23,6 +23,8 @@ from rollguard_cli.sandbox.runner import Sandbox
 from tests.conftest import context
 from tests.functional.test_config_actions import STRATEGY, deployed, provision
 
+pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
+
 REGION = "us-east-1"
 FLAG = FlagRef(application="checkout", environment="prod", profile="checkout-flags", name="new-pricing")
 SETTINGS_REF = ProfileRef(application="checkout", environment="prod", profile="checkout-settings")

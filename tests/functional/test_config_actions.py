@@ -17,6 +17,8 @@ from rollguard_cli.sandbox.runner import TABLES, Sandbox
 
 from tests.conftest import load_event
 
+pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
+
 REGIONS = ["us-east-1", "eu-west-1"]
 STRATEGY = "Rollguard-Immediate"
 

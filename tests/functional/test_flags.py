@@ -32,6 +32,8 @@ from rollguard_cli.sandbox.runner import load_handler
 from tests.conftest import context, load_event
 from tests.template.iam import allowed_actions, load_template
 
+pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "policies" / "flags" / "checkout-flags.json"
 REGION = "us-east-1"
@@ -325,9 +327,6 @@ def report_function(aws: AppConfigOnMoto, monkeypatch: pytest.MonkeyPatch) -> It
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
     for key, value in {
         "ESCALATION_TOPIC_ARN": topic,
-        "INCIDENTS_TABLE": "unused",
-        "AUDIT_TABLE": "unused",
-        "LOCKS_TABLE": "unused",
         "POWERTOOLS_SERVICE_NAME": "rollguard",
         "POWERTOOLS_METRICS_NAMESPACE": "Rollguard",
         "LOG_LEVEL": "INFO",

@@ -12,6 +12,8 @@ from rollguard_cli.sandbox.world import aws_time
 from tests.conftest import load_event
 from tests.functional.test_remediation_handlers import bad_deploy, call, open_incident  # noqa: F401 - a fixture
 
+pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
+
 
 def emf_blobs(stdout: str) -> list[dict[str, Any]]:
     """Each EMF document printed: its metric names mapped to values, with its dimensions."""

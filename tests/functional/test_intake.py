@@ -10,6 +10,8 @@ from rollguard_cli.sandbox.runner import Sandbox
 
 from tests.conftest import EVENTS, audit_events, context, incident_item, load_event, lock_items
 
+pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
+
 TARGET = "codedeploy:checkout/checkout-prod"
 
 

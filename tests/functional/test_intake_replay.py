@@ -7,11 +7,14 @@ import pytest
 from botocore.exceptions import ClientError
 from rollguard.audit import AuditEvent
 from rollguard.errors import TransientAwsError
+from rollguard.incident import IncidentItem
 from rollguard.store import OPEN_ATTEMPTS, IncidentStore
 from rollguard_cli.sandbox.runner import TABLES, Sandbox
 
 from tests.conftest import audit_events, incident_item, load_event, lock_items
 from tests.functional.test_intake import executions, holding, intake  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
 
 
 def store(sb: Sandbox) -> IncidentStore:
@@ -65,7 +68,7 @@ def test_opening_gives_up_after_a_few_races_instead_of_recursing() -> None:
 
     with pytest.raises(TransientAwsError, match="changed hands"):
         IncidentStore(db, "incidents", "locks", "audit").open_or_join(
-            {"incident_id": "i", "target_key": "t", "status": "starting"}, 60, first, event_id="e"
+            IncidentItem(incident_id="i", target_key="t", status="starting"), 60, first, event_id="e"
         )
     assert db.transactions == OPEN_ATTEMPTS
 

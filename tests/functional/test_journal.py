@@ -11,6 +11,8 @@ from rollguard_cli.sandbox.runner import TABLES, Sandbox
 
 from tests.conftest import load_event
 
+pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
+
 SCOPE = "appconfig:MyApp/MyEnv"
 WIDE = ("2000", "3000")  # every time the sample events carry
 

@@ -12,6 +12,8 @@ from rollguard_cli.drills import SCENARIOS, Scenario, _awaiting_approval, run_sc
 from rollguard_cli.main import main
 from rollguard_cli.sandbox.runner import TABLES, Sandbox
 
+pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
+
 STACK = "rollguard"
 
 

@@ -12,6 +12,8 @@ from rollguard_cli.sandbox.world import aws_time
 
 from tests.conftest import audit_events, context, incident_item, load_event, lock_items
 
+pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
+
 
 def call(sb: Sandbox, name: str, event: dict[str, Any]) -> dict[str, Any]:
     return dict(sb.handlers[f"rollguard-{name}"](event, context(f"rollguard-{name}")))
@@ -234,11 +236,12 @@ def test_a_stakeholder_publish_that_failed_is_retried_without_paging_on_call_twi
     from rollguard.closing import close
     from rollguard.errors import TransientAwsError
     from rollguard.incident import CloseRequest
+    from rollguard.settings import CloseSettings, settings_for
 
     request = load_event("close/escalated-after-error.json")
     open_incident(sandbox, request["state"])
-    stakeholders = runtime.stakeholders()
-    assert stakeholders is not None
+    s = settings_for(CloseSettings)
+    stakeholders = runtime.stakeholders(s)
     attempts: list[str] = []
 
     class ThrottledOnce:
@@ -248,7 +251,8 @@ def test_a_stakeholder_publish_that_failed_is_retried_without_paging_on_call_twi
                 raise TransientAwsError("publishing to the stakeholder topic: Throttled: Rate exceeded")
             return str(stakeholders.publish(*args, **kwargs))
 
-    closing = (CloseRequest.model_validate(request), runtime.audit_log(), runtime.incident_store(), runtime.notifier())
+    audit, store = runtime.audit_log(s), runtime.incident_store(s)
+    closing = (CloseRequest.model_validate(request), audit, store, runtime.notifier(s))
     with pytest.raises(TransientAwsError):
         close(*closing, ThrottledOnce())  # type: ignore[arg-type]
     close(*closing, ThrottledOnce())  # type: ignore[arg-type]  # the state machine's retry

@@ -14,15 +14,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rollguard.adapters.dynamo import to_item
 from rollguard.alarm_event import ALARM_NAME_MAX, EVENT_ID_MAX, REASON_MAX, Origin
-from rollguard.audit import AuditEvent, put_request, to_item
+from rollguard.audit import AuditEvent, put_request
+from rollguard.incident import IncidentItem
 from rollguard.intake import IntakeDeps, IntakeResult, handle_alarm_event
 from rollguard.policy import PolicyFile, parse_policy_document
 from rollguard.store import OpenResult
 
 from tests.property.conftest import examples
+
+pytestmark = pytest.mark.slow  # thousands of generated examples
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 HERE = Origin(account=ACCOUNT, region=REGION)
@@ -45,8 +50,8 @@ SFN_INPUT_MAX = 256 * 1024  # Step Functions' execution input limit
 
 
 class MemoryStore:
-    """open_or_join, get and update as IncidentStore does them: one lock per target, the first event written with the
-    incident; every item goes through the real DynamoDB serialisation and is checked against DynamoDB's limits."""
+    """open_or_join, incident and update as IncidentStore does them: one lock per target, the first event written with
+    the incident; every item goes through the real DynamoDB serialisation and is checked against DynamoDB's limits."""
 
     def __init__(self, audit: "MemoryAudit"):
         self.audit = audit
@@ -55,20 +60,21 @@ class MemoryStore:
         self.events_seen: dict[str, str] = {}  # alarm event id -> the incident it opened
 
     def open_or_join(
-        self, incident: dict[str, Any], lock_ttl_seconds: int, first_event: AuditEvent, event_id: str = ""
+        self, incident: IncidentItem, lock_ttl_seconds: int, first_event: AuditEvent, event_id: str = ""
     ) -> OpenResult:
-        holder = self.events_seen.get(event_id) or self.locks.get(incident["target_key"])
+        holder = self.events_seen.get(event_id) or self.locks.get(incident.target_key)
         if holder is not None:
             return OpenResult(False, holder, str(self.incidents[holder]["status"]))
-        stored(to_item(incident))
+        stored(to_item(incident.stored()))
         assert self.audit.append(first_event)
-        self.events_seen[event_id] = incident["incident_id"]
-        self.locks[incident["target_key"]] = incident["incident_id"]
-        self.incidents[incident["incident_id"]] = dict(incident)
-        return OpenResult(True, incident["incident_id"], incident["status"])
+        self.events_seen[event_id] = incident.incident_id
+        self.locks[incident.target_key] = incident.incident_id
+        self.incidents[incident.incident_id] = incident.stored()
+        return OpenResult(True, incident.incident_id, incident.status)
 
-    def get(self, incident_id: str) -> dict[str, Any] | None:
-        return self.incidents.get(incident_id)
+    def incident(self, incident_id: str) -> IncidentItem | None:
+        item = self.incidents.get(incident_id)
+        return IncidentItem.model_validate(item) if item is not None else None
 
     def update(self, incident_id: str, add: dict[str, int] | None = None, **fields: Any) -> None:
         item = self.incidents[incident_id]

@@ -7,6 +7,7 @@ import itertools
 import string
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,6 +16,8 @@ from rollguard.policy import PolicyFile, PolicyFileInvalid, parse_policy_documen
 
 from tests.property.conftest import examples
 from tests.unit.builders import SANDBOX_DOCUMENT
+
+pytestmark = pytest.mark.slow  # thousands of generated examples
 
 
 def check(text: str) -> PolicyFile | None:

@@ -13,6 +13,8 @@ import pytest
 from botocore.exceptions import ClientError
 from rollguard_cli.sandbox.runner import REGION, Sandbox
 
+pytestmark = pytest.mark.slow  # the sandbox's contracts, on moto
+
 
 @dataclass
 class Env:

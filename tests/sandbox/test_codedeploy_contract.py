@@ -12,6 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 from rollguard_cli.sandbox.runner import Sandbox
 
+pytestmark = pytest.mark.slow  # the sandbox's contracts, on moto
+
 APP, GROUP, FUNCTION, ALIAS = "shop", "shop-prod", "shop", "live"
 ALARM = "shop-errors"
 

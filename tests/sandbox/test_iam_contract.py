@@ -17,6 +17,8 @@ from botocore.exceptions import ClientError
 from rollguard_cli.sandbox.iam import sandbox_enforcer
 from rollguard_cli.sandbox.runner import ACCOUNT, REGION, TABLES, Sandbox, load_template
 
+pytestmark = pytest.mark.slow  # the sandbox's contracts, on moto
+
 GROUP_ARN = f"arn:aws:codedeploy:{REGION}:{ACCOUNT}:deploymentgroup:checkout/checkout-prod"
 TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/"
 

@@ -11,6 +11,8 @@ import pytest
 from rollguard_cli.sandbox.lambda_async import AsyncConfig, async_configs
 from rollguard_cli.sandbox.runner import FUNCTIONS, QUEUES, Sandbox, load_template
 
+pytestmark = pytest.mark.slow  # the sandbox's contracts, on moto
+
 EVENT = {"id": "e-1", "detail-type": "Something Happened", "source": "test", "time": "2026-12-01T12:00:00Z"}
 
 

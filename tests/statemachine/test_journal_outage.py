@@ -4,7 +4,7 @@ closing with "no change", and a journal fault that Lambda's retry outlives chang
 from typing import Any
 
 import pytest
-from rollguard.audit import from_item
+from rollguard.adapters.dynamo import from_item
 from rollguard_cli.drills import SCENARIOS, Scenario, Stage, run_scenario
 from rollguard_cli.sandbox.runner import TABLES, Sandbox
 

@@ -30,6 +30,8 @@ from typing import Any
 import pytest
 from iam import REPO_ROOT, TEMPLATE_PATH, load_template
 
+pytestmark = pytest.mark.slow  # runs checkov and the SAM transform, from their own environments
+
 MAKEFILE = REPO_ROOT / "Makefile"
 MIN_REASON = 20
 

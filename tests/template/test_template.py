@@ -221,6 +221,7 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(a) for a in args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # runs sam, from the tools environment
 def test_sam_validate_lint() -> None:
     result = _run(_tool("sam"), "validate", "--lint", "--template-file", TEMPLATE_PATH)
     output = result.stdout + result.stderr
@@ -228,6 +229,7 @@ def test_sam_validate_lint() -> None:
     assert "is a valid SAM Template" in output, output
 
 
+@pytest.mark.slow  # runs cfn-lint, from the tools environment
 def test_cfn_lint_has_no_findings() -> None:
     result = _run(_tool("cfn-lint"), TEMPLATE_PATH)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -392,6 +394,7 @@ def test_actions_without_resource_types_are_granted_on_star(template: dict[str, 
             assert resources == {"*"}, f"{logical_id} grants {action} on {resources}, which never matches"
 
 
+@pytest.mark.slow  # reads aws-sam-translator in the tools environment
 def test_sandbox_expands_sam_policy_templates_as_sam_does() -> None:
     """The sandbox's copies of SAM policy templates are the ones aws-sam-translator (in .venv-tools) expands."""
     tools = _tool("sam").resolve().parent.parent

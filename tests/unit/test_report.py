@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from rollguard.incident import IncidentItem
 from rollguard_cli.report import build_report, cleanup_items, markers, render_html, render_markdown, review_questions
-from rollguard_cli.review import IncidentRecord, MetricSeries, Review, span
+from rollguard_cli.review import MetricSeries, Review, span
 
 ONSET = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 INCIDENT = "checkout-5xx-20250304T120004Z-a1b2c3"
@@ -65,13 +66,13 @@ def closed(seconds: float, outcome: str, reason: str = "recovered") -> dict:
     return event("incident_closed", seconds, outcome, reason=reason, lock_released=True)
 
 
-def record(status: str, **fields: Any) -> IncidentRecord:
+def record(status: str, **fields: Any) -> IncidentItem:
     policy = {
         "name": "checkout-5xx",
         "trigger": {"alarms": ["checkout-5xx-rate"], "require_change_within": 1800},
         "ladder": [{"action": "rollback", "scope": "canary"}, {"action": "rollback", "scope": "full"}],
     }
-    return IncidentRecord.model_validate(
+    return IncidentItem.model_validate(
         {
             "incident_id": INCIDENT,
             "policy": "checkout-5xx",

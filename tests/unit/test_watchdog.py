@@ -1,12 +1,11 @@
 """The watchdog's decisions (the closing itself is covered by the state machine tests)."""
 
-from typing import Any
-
+from rollguard.incident import IncidentItem
 from rollguard.watchdog import on_execution_ended
 
 
 class NoStore:
-    def get(self, incident_id: str) -> dict[str, Any] | None:
+    def incident(self, incident_id: str) -> IncidentItem | None:
         raise AssertionError("not reached")
 
 

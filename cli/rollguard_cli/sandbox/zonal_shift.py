@@ -249,15 +249,20 @@ class ZonalShifts:
             None,
         )
 
+    def _shiftable(self, region: str, resource: str, away_from: str) -> "ManagedResource | Answer":
+        """The managed resource a shift or practice run of ``away_from`` may start on, or AWS's refusal."""
+        found = self._resource(region, resource)
+        if not isinstance(found, ManagedResource):
+            return found
+        refused = self._away_from(region, found, away_from)
+        return refused if refused is not None else found
+
     def _StartZonalShift(  # noqa: N802 - named after the API operation
         self, region: str, resourceIdentifier: str, awayFrom: str, expiresIn: str, comment: str
     ) -> Answer:
-        found = self._resource(region, resourceIdentifier)
+        found = self._shiftable(region, resourceIdentifier, awayFrom)
         if not isinstance(found, ManagedResource):
             return found
-        refused = self._away_from(region, found, awayFrom)
-        if refused is not None:
-            return refused
         duration = parse_expires_in(expiresIn)
         if duration is None:
             return validation("InvalidExpiresIn", f"expiresIn {expiresIn!r}: a whole number of m or h, from 1m to 72h")
@@ -360,12 +365,9 @@ class ZonalShifts:
     def _StartPracticeRun(  # noqa: N802
         self, region: str, resourceIdentifier: str, awayFrom: str, comment: str
     ) -> Answer:
-        found = self._resource(region, resourceIdentifier)
+        found = self._shiftable(region, resourceIdentifier, awayFrom)
         if not isinstance(found, ManagedResource):
             return found
-        refused = self._away_from(region, found, awayFrom)
-        if refused is not None:
-            return refused
         if resourceIdentifier not in self.practice_configurations:
             return conflict(
                 "PracticeConfigurationDoesNotExist", f"No practice run configuration for {resourceIdentifier}"

@@ -5,21 +5,16 @@ the functions' IAM grants no UpdateItem/DeleteItem on the table. Query by incide
 by target over time (GSI ``by_target``).
 """
 
-import json
 import secrets
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from pydantic import BaseModel, Field
 
 from rollguard import clock
 from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
+from rollguard.adapters.dynamo import from_item, to_item
 
 AUTOMATION = "rollguard-automation"
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 class AuditEvent(BaseModel):
@@ -38,25 +33,6 @@ class AuditEvent(BaseModel):
         if not self.event_key:
             # Time first so a query by incident comes back in order; the suffix keeps keys unique.
             self.event_key = f"{self.at}#{self.kind}#{secrets.token_hex(3)}"
-
-
-def to_item(data: dict[str, Any]) -> dict[str, Any]:
-    """A DynamoDB attribute map (floats as Decimal, empty strings kept)."""
-    plain = json.loads(json.dumps(data, default=str), parse_float=Decimal)
-    return {k: _serializer.serialize(v) for k, v in plain.items() if v is not None}
-
-
-def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    def plain(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return int(value) if value == value.to_integral_value() else float(value)
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, list | set):
-            return [plain(v) for v in value]
-        return value
-
-    return {k: plain(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
 def put_request(table: str, event: AuditEvent) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from typing import Any
 
 from rollguard import clock
 from rollguard.adapters.aws_errors import AWS_FAILURES, translate
-from rollguard.audit import from_item, to_item
+from rollguard.adapters.dynamo import from_item, to_item
 
 PAUSE_KEY = "control#pause"
 

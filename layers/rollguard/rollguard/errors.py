@@ -9,6 +9,11 @@ class TransientAwsError(RollguardError):
     """Throttling or a transient AWS fault that outlived botocore's retries; the ASL retries it."""
 
 
+class FunctionMisconfigured(RollguardError):
+    """The function's environment lacks a variable it needs (rollguard.settings names which): a deployment problem,
+    which no retry fixes."""
+
+
 class InvalidAlarmEvent(RollguardError):
     """The event is not a well-formed CloudWatch alarm state change."""
 

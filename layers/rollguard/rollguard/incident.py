@@ -1,13 +1,15 @@
-"""What flows through the remediation state machine: the incident and what each step learned.
+"""The incident: its item in the Incidents table, and what flows through the remediation state machine.
 
-Every task receives the whole execution state and returns one of these models; the state machine
-stores them under ``$.assessment`` and ``$.progress``. Each carries a one-line ``summary`` for the
-Step Functions console.
+``IncidentItem`` is the one model of the DynamoDB item: the intake writes it through ``IncidentStore``, the functions
+update its attributes as the incident goes, the CLI reads it back. The other models are the execution state: every
+task receives the whole state and returns one of them; the state machine stores them under ``$.assessment`` and
+``$.progress``. Each carries a one-line ``summary`` for the Step Functions console.
 """
 
+import json
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rollguard.journal import Change
 from rollguard.policy import Policy
@@ -150,3 +152,63 @@ class CloseResult(_Model):
     summary: str
     notified: bool
     closed_by: str = "state machine"  # who settled the outcome first (the state machine or the watchdog)
+
+
+class IncidentItem(_Model):
+    """One item of the Incidents table (key ``incident_id``), under the attribute names it is stored with: deployed
+    tables hold these names, so renaming one is a data migration.
+
+    The intake writes the opening attributes (``incident_id`` … ``execution_input``); the others are set as the
+    incident goes (``IncidentStore.update`` refuses a name that is not a field here) and are absent until then.
+    ``execution_input`` is the state machine input, stored as JSON text so that a failed start can be retried as is,
+    and parsed here (None when it is not valid JSON).
+    """
+
+    incident_id: str
+    # The intake always writes these; a reader (the watchdog, the CLI) tolerates an item without them.
+    target_key: str = ""
+    policy: str = ""  # the policy's name
+    status: str = "unknown"  # starting → open ⇄ awaiting_approval → one of CLOSED
+    opened_at: str = ""
+    alarm: str = ""  # the name of the alarm that opened it
+    alarm_count: int = 1  # alarms recorded on it, the first included
+    current_step: str = ""
+    execution_input: dict[str, Any] | None = None
+    # While it runs.
+    execution_arn: str | None = None
+    suspect_deployment: str | None = None  # Assess's suspect; "" when it found none
+    task_token: str | None = None  # only while a step waits for approval
+    awaiting_step: int | None = None
+    approval_deadline: str | None = None
+    approval_decision: str | None = None  # "<approved|denied> by <who> at <when>"
+    # shift_traffic: the forward weights found before the first shift, written once (IncidentStore.remember).
+    traffic_before: dict[str, int] | None = None
+    # Once it closed (IncidentStore.settle), and whom closing told.
+    closed_by: str | None = None
+    closed_at: str | None = None
+    outcome_reason: str | None = None
+    notified_at: str | None = None
+    stakeholders_notified_at: str | None = None
+
+    @field_validator("execution_input", mode="before")
+    @classmethod
+    def _parsed(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                return None
+        return value
+
+    def stored(self) -> dict[str, Any]:
+        """The item's attributes as stored (before the DynamoDB codec): the state machine input as JSON text, and
+        no attribute for what is not set yet."""
+        attributes = self.model_dump(mode="json", exclude_none=True)
+        if self.execution_input is not None:
+            attributes["execution_input"] = json.dumps(self.execution_input)
+        return attributes
+
+    @property
+    def policy_doc(self) -> dict[str, Any]:
+        """The policy as it was when the incident opened (plain data: later policy versions may differ)."""
+        return dict((self.execution_input or {}).get("policy") or {})

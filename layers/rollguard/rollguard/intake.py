@@ -17,9 +17,9 @@ from rollguard import clock
 from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
 from rollguard.alarm_event import STATE_CHANGE, AlarmStateChange, Origin, foreign, shown
 from rollguard.audit import AuditEvent, AuditLog
-from rollguard.incident import CLOSED, AlarmRef, IncidentInput
+from rollguard.incident import CLOSED, AlarmRef, IncidentInput, IncidentItem
 from rollguard.policy import PolicyFile
-from rollguard.store import IncidentStore, execution_input_of
+from rollguard.store import IncidentStore
 
 logger = logging.getLogger(__name__)
 
@@ -111,17 +111,17 @@ def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
         alarm=alarm_ref,
         lock_ttl=deps.policies.defaults.lock_ttl,
     ).model_dump(mode="json")
-    incident = {
-        "incident_id": incident_id,
-        "target_key": target_key,
-        "policy": policy.name,
-        "status": "starting",
-        "opened_at": now,
-        "alarm": alarm.alarmName,
-        "alarm_count": 1,
-        "current_step": "opening",
-        "execution_input": json.dumps(execution_input),
-    }
+    incident = IncidentItem(
+        incident_id=incident_id,
+        target_key=target_key,
+        policy=policy.name,
+        status="starting",
+        opened_at=now,
+        alarm=alarm.alarmName,
+        alarm_count=1,
+        current_step="opening",
+        execution_input=execution_input,
+    )
     opened = deps.store.open_or_join(incident, deps.policies.defaults.lock_ttl, received, event_id=event.id)
 
     if opened.opened:
@@ -142,9 +142,9 @@ def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
     if opened.status == "starting":
         # The incident's execution failed to start earlier: a redelivery of that event or any later alarm
         # retries the start (same execution name, so at most one execution).
-        current = deps.store.get(joined_id)
-        if current:
-            arn = _start(deps, joined_id, execution_input_of(current))
+        current = deps.store.incident(joined_id)
+        if current and current.execution_input is not None:
+            arn = _start(deps, joined_id, current.execution_input)
     if not fresh and opened.status in CLOSED:
         # A replay of the event that opened an incident now closed: on its record, and nothing reopened.
         deps.audit.append(

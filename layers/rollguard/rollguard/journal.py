@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from rollguard import clock
 from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
-from rollguard.audit import from_item, to_item
+from rollguard.adapters.dynamo import from_item, to_item
 from rollguard.clock import parse_aws_time
 from rollguard.errors import ChangeNotRecorded, RollguardError
 

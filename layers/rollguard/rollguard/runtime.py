@@ -1,6 +1,8 @@
 """Wiring for the Lambda handlers: settings → clients → adapters, built once per container.
 
-Imports happen inside the factories so that each handler pays at cold start only for what it uses.
+Each handler's wiring reads its own settings model (rollguard.settings: the variables template.yaml gives that
+function) and hands the parts to the factories below. Imports happen inside the factories so that each handler pays
+at cold start only for what it uses.
 """
 
 from __future__ import annotations
@@ -10,8 +12,17 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Protocol
 
-from rollguard import clients, clock
-from rollguard.settings import get_settings
+from rollguard import clients, clock, settings
+from rollguard.settings import (
+    ChangeJournal,
+    CloseSettings,
+    Escalation,
+    FlagReportSettings,
+    IntakeSettings,
+    RemediationSettings,
+    Tables,
+    settings_for,
+)
 
 # What an invocation keeps back from its waits: the audit event and incident update after the action, with
 # botocore's standard retries (a throttled PutItem is retried with back-off).
@@ -44,22 +55,21 @@ if TYPE_CHECKING:
 
 
 @cache
-def policies() -> PolicyFile:
+def policies(policy_file: str) -> PolicyFile:
     from rollguard.policy import load_policy_file
 
-    return load_policy_file(get_settings().policy_file)
+    return load_policy_file(policy_file)
 
 
-def audit_log() -> AuditLog:
+def audit_log(s: Tables) -> AuditLog:
     from rollguard.audit import AuditLog
 
-    return AuditLog(clients.dynamodb(), get_settings().audit_table)
+    return AuditLog(clients.dynamodb(), s.audit_table)
 
 
-def incident_store() -> IncidentStore:
+def incident_store(s: Tables) -> IncidentStore:
     from rollguard.store import IncidentStore
 
-    s = get_settings()
     return IncidentStore(clients.dynamodb(), s.incidents_table, s.locks_table, s.audit_table)
 
 
@@ -69,13 +79,14 @@ def intake_deps(function_arn: str) -> IntakeDeps:
     from rollguard.alarm_event import Origin
     from rollguard.intake import IntakeDeps
 
+    s = settings_for(IntakeSettings)
     return IntakeDeps(
-        policies=policies(),
-        store=incident_store(),
-        audit=audit_log(),
+        policies=policies(s.policy_file),
+        store=incident_store(s),
+        audit=audit_log(s),
         stepfunctions=clients.client("stepfunctions"),
-        state_machine_arn=get_settings().state_machine_arn,
-        origin=Origin.of_function(function_arn, get_settings().region),
+        state_machine_arn=s.state_machine_arn,
+        origin=Origin.of_function(function_arn, s.region),
     )
 
 
@@ -90,17 +101,17 @@ def remediation_deps() -> Deps:
     from rollguard.adapters.cloudwatch import CloudWatch
     from rollguard.deps import Deps
 
-    s = get_settings()
+    s = settings_for(RemediationSettings)  # Assess, Act and Verify
     return Deps(
         codedeploy=codedeploy(),
         cloudwatch=CloudWatch(clients.client("cloudwatch")),
-        audit=audit_log(),
-        store=incident_store(),
+        audit=audit_log(s),
+        store=incident_store(s),
         appconfig=AppConfig(lambda region: clients.client("appconfig", region)),
-        journal=journal(),
+        journal=journal(s),
         appconfig_strategy=s.appconfig_strategy,
         region=s.region,
-        control=control(),
+        control=control(s),
         elb=load_balancers(),
         zonal_shift=zonal_shifts(),
     )
@@ -144,33 +155,30 @@ def remediation_deps_for(context: HasRemainingTime) -> Deps:
     return replace(deps, appconfig=deps.appconfig.until(invocation_deadline(context)))
 
 
-def control() -> Control:
+def control(s: Tables) -> Control:
     from rollguard.control import Control
 
-    return Control(clients.dynamodb(), get_settings().locks_table)
+    return Control(clients.dynamodb(), s.locks_table)
 
 
-def journal() -> Journal | None:
+def journal(s: ChangeJournal) -> Journal:
     from rollguard.journal import DeadLetters, Journal
 
-    s = get_settings()
-    queue = s.journal_dead_letter_queue_url
-    dead_letters = DeadLetters(lambda: clients.client("sqs"), queue) if queue else None
-    return Journal(clients.dynamodb(), s.changes_table, dead_letters) if s.changes_table else None
+    dead_letters = DeadLetters(lambda: clients.client("sqs"), s.journal_dead_letter_queue_url)
+    return Journal(clients.dynamodb(), s.changes_table, dead_letters)
 
 
-def notifier() -> Notifier:
+def notifier(s: Escalation) -> Notifier:
     from rollguard.adapters.notify import Notifier
 
-    return Notifier(clients.client("sns"), get_settings().escalation_topic_arn)
+    return Notifier(clients.client("sns"), s.escalation_topic_arn)
 
 
-def stakeholders() -> Notifier | None:
-    """Where every incident's outcome goes besides on-call (None when the stack has no such topic)."""
+def stakeholders(s: CloseSettings) -> Notifier:
+    """Where every incident's outcome goes besides on-call (the stack's stakeholder topic)."""
     from rollguard.adapters.notify import Notifier
 
-    topic = get_settings().stakeholder_topic_arn
-    return Notifier(clients.client("sns"), topic) if topic else None
+    return Notifier(clients.client("sns"), s.stakeholder_topic_arn)
 
 
 def journal_profile_type() -> object:
@@ -180,18 +188,20 @@ def journal_profile_type() -> object:
 
 
 def flag_report_deps() -> FlagReportDeps:
-    # Not cached: the function runs once a week, and FLAG_PROFILES is re-read each time.
+    # Not cached: the function runs once a week, and a FLAG_PROFILES that does not parse fails every run, not the first.
     from rollguard.adapters.appconfig_flags import AppConfigFlags
     from rollguard.flag_report import FlagReportDeps, parse_profiles
 
+    s = settings_for(FlagReportSettings)
     return FlagReportDeps(
         reader=AppConfigFlags(clients.client("appconfig")),
-        notifier=notifier(),
-        profiles=parse_profiles(get_settings().flag_profiles),
+        notifier=notifier(s),
+        profiles=parse_profiles(s.flag_profiles),
     )
 
 
 def reset() -> None:
-    """Forget cached wiring (tests and the sandbox change the environment between runs)."""
-    for cached in (policies, intake_deps, remediation_deps, get_settings, clients.client):
+    """Forget cached wiring and settings (tests and the sandbox change the environment between runs)."""
+    for cached in (policies, intake_deps, remediation_deps, clients.client):
         cached.cache_clear()
+    settings.forget()

@@ -1,30 +1,129 @@
-"""Settings from the Lambda environment, read once per container (never at import time)."""
+"""Each function's settings: exactly the environment variables template.yaml gives it, read once per container at its
+first invocation (never at import time).
+
+A required variable has no default: a function deployed without it (or with it empty) fails its first invocation with
+one line naming the function and the variable (``FunctionMisconfigured``), not later with an empty table name in an
+AWS error. The few optional ones say why they may be missing.
+"""
 
 import os
-from functools import cache
+from typing import Annotated, ClassVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from rollguard.errors import FunctionMisconfigured
+
+Required = Annotated[str, StringConstraints(min_length=1)]
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+class FunctionSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
-    incidents_table: str = Field(alias="INCIDENTS_TABLE")
-    audit_table: str = Field(alias="AUDIT_TABLE")
-    locks_table: str = Field(alias="LOCKS_TABLE")
-    state_machine_arn: str = Field(default="", alias="STATE_MACHINE_ARN")
-    escalation_topic_arn: str = Field(default="", alias="ESCALATION_TOPIC_ARN")
-    stakeholder_topic_arn: str = Field(default="", alias="STAKEHOLDER_TOPIC_ARN")
-    policy_file: str = Field(default="/opt/rollguard.yaml", alias="POLICY_FILE")
-    stack_name: str = Field(default="", alias="STACK_NAME")  # for the approve/deny commands in notifications
-    changes_table: str = Field(default="", alias="CHANGES_TABLE")
+    functions: ClassVar[tuple[str, ...]] = ()  # template.yaml's logical ids of the functions that read these
+
+
+# ---------------------------------------------------------------- what several functions share (template Globals)
+
+
+class Tables(FunctionSettings):
+    """The incident store's tables: incidents, audit events, locks (and the pause switch)."""
+
+    incidents_table: Required = Field(alias="INCIDENTS_TABLE")
+    audit_table: Required = Field(alias="AUDIT_TABLE")
+    locks_table: Required = Field(alias="LOCKS_TABLE")
+
+
+class ChangeJournal(FunctionSettings):
+    changes_table: Required = Field(alias="CHANGES_TABLE")
     # The journal's dead-letter queue: the journal sends there, Assess reads its depth.
-    journal_dead_letter_queue_url: str = Field(default="", alias="JOURNAL_DEAD_LETTER_QUEUE_URL")
-    appconfig_strategy: str = Field(default="Rollguard-Immediate", alias="APPCONFIG_STRATEGY")
-    region: str = Field(default="us-east-1", alias="AWS_REGION")
-    flag_profiles: str = Field(default="[]", alias="FLAG_PROFILES")  # JSON: [{"application", "profile"}]
+    journal_dead_letter_queue_url: Required = Field(alias="JOURNAL_DEAD_LETTER_QUEUE_URL")
 
 
-@cache
-def get_settings() -> Settings:
-    return Settings.model_validate(dict(os.environ))
+class Escalation(FunctionSettings):
+    escalation_topic_arn: Required = Field(alias="ESCALATION_TOPIC_ARN")
+
+
+class Region(FunctionSettings):
+    region: Required = Field(alias="AWS_REGION")  # set by the Lambda runtime
+
+
+# ---------------------------------------------------------------- one model per function
+
+
+class IntakeSettings(Tables, Region):
+    functions = ("IntakeFunction",)
+
+    state_machine_arn: Required = Field(alias="STATE_MACHINE_ARN")
+    policy_file: Required = Field(alias="POLICY_FILE")
+
+
+class RemediationSettings(Tables, ChangeJournal, Region):
+    functions = ("AssessFunction", "ActFunction", "VerifyFunction")
+
+    appconfig_strategy: Required = Field(alias="APPCONFIG_STRATEGY")
+
+
+class ApprovalSettings(Tables, Escalation):
+    functions = ("ApprovalFunction",)
+
+    # Optional: the stack's name in the approve/deny commands of the notification. Without it (the local sandbox is
+    # no stack) the commands leave --stack out.
+    stack_name: str | None = Field(default=None, alias="STACK_NAME")
+
+
+class CloseSettings(Tables, Escalation):
+    functions = ("CloseFunction",)
+
+    stakeholder_topic_arn: Required = Field(alias="STAKEHOLDER_TOPIC_ARN")
+
+
+class WatchdogSettings(Tables, Escalation):
+    functions = ("WatchdogFunction",)
+
+
+class FlagReportSettings(Escalation):
+    functions = ("FlagReportFunction",)
+
+    flag_profiles: Required = Field(alias="FLAG_PROFILES")  # JSON: [{"application", "profile"}]
+
+
+class JournalSettings(ChangeJournal):
+    functions = ("JournalFunction",)
+
+
+_read: dict[type[FunctionSettings], FunctionSettings] = {}
+
+
+def settings_for[S: FunctionSettings](model: type[S]) -> S:
+    """``model`` read from the environment, once per container; FunctionMisconfigured names what is missing."""
+    if model not in _read:
+        _read[model] = read(model, dict(os.environ))
+    return cast(S, _read[model])
+
+
+def read[S: FunctionSettings](model: type[S], environment: dict[str, str]) -> S:
+    try:
+        return model.model_validate(environment)
+    except ValidationError as exc:
+        raise FunctionMisconfigured(_describe(model, exc, environment.get("AWS_LAMBDA_FUNCTION_NAME"))) from None
+
+
+def _describe(model: type[FunctionSettings], exc: ValidationError, deployed_name: str | None) -> str:
+    problems = []
+    for error in exc.errors():
+        variable = ".".join(str(part) for part in error["loc"])
+        problems.append(
+            f"{variable} is not set"
+            if error["type"] == "missing"
+            else f"{variable} is empty"
+            if error["type"] == "string_too_short"
+            else f"{variable}: {error['msg']}"
+        )
+    logical = " or ".join(model.functions) or "a Rollguard function"
+    function = f"{deployed_name} ({logical})" if deployed_name else logical
+    return f"{function} cannot run: {'; '.join(problems)} (see the function's Environment in template.yaml)"
+
+
+def forget() -> None:
+    """Read the environment again at the next ``settings_for`` (tests and the sandbox change it between runs)."""
+    _read.clear()

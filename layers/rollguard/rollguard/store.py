@@ -5,14 +5,15 @@ incident, append the first audit event. Exactly one of many concurrent alarms wi
 join the open incident.
 """
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from rollguard import clock
 from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
-from rollguard.audit import AuditEvent, from_item, put_request, to_item
+from rollguard.adapters.dynamo import from_item, to_item
+from rollguard.audit import AuditEvent, put_request
 from rollguard.errors import LockLost, TargetNotFound, TransientAwsError
+from rollguard.incident import IncidentItem
 
 OPEN_ATTEMPTS = 5
 # How long an alarm event id is remembered: EventBridge retries a delivery for up to 24 hours by default
@@ -38,7 +39,7 @@ class IncidentStore:
         self.audit_table = audit_table
 
     def open_or_join(
-        self, incident: dict[str, Any], lock_ttl_seconds: int, first_event: AuditEvent, event_id: str = ""
+        self, incident: IncidentItem, lock_ttl_seconds: int, first_event: AuditEvent, event_id: str = ""
     ) -> OpenResult:
         """Open ``incident`` if its target is free, else join whoever holds it. An alarm event id seen in the last
         REPLAY_WINDOW_S (a redelivery, a replay from an archive) never opens a second incident: it joins the one it
@@ -47,27 +48,27 @@ class IncidentStore:
         for _ in range(OPEN_ATTEMPTS):
             cancelled = self._try_open(incident, lock_ttl_seconds, first_event, event_id)
             if cancelled is None:
-                return OpenResult(True, incident["incident_id"], incident["status"])
+                return OpenResult(True, incident.incident_id, incident.status)
             seen = self.event_incident(event_id) if event_id and "event" in cancelled else None
-            holder = seen or self.lock_holder(incident["target_key"])
+            holder = seen or self.lock_holder(incident.target_key)
             if holder is not None:
                 current = self.get(holder) or {}
                 return OpenResult(False, holder, str(current.get("status", "unknown")))
         raise TransientAwsError(
-            f"opening an incident for {incident['target_key']}: its lock changed hands {OPEN_ATTEMPTS} times; "
+            f"opening an incident for {incident.target_key}: its lock changed hands {OPEN_ATTEMPTS} times; "
             "the event's retry tries again"
         )
 
     def _try_open(
-        self, incident: dict[str, Any], lock_ttl_seconds: int, first_event: AuditEvent, event_id: str
+        self, incident: IncidentItem, lock_ttl_seconds: int, first_event: AuditEvent, event_id: str
     ) -> set[str] | None:
         """One transaction: lock, incident, first audit event and the event id's record. None if it committed,
         else which conditions failed ("lock", "event")."""
         now = clock.now()
         epoch = int(now.timestamp())
         lock = {
-            "target_key": incident["target_key"],
-            "incident_id": incident["incident_id"],
+            "target_key": incident.target_key,
+            "incident_id": incident.incident_id,
             "acquired_at": clock.iso(now),
             "expires_at_epoch": epoch + lock_ttl_seconds,
         }
@@ -80,7 +81,7 @@ class IncidentStore:
             {
                 "Put": {
                     "TableName": self.incidents_table,
-                    "Item": to_item(incident),
+                    "Item": to_item(incident.stored()),
                     "ConditionExpression": "attribute_not_exists(incident_id)",
                 }
             },
@@ -89,7 +90,7 @@ class IncidentStore:
         if event_id:
             seen = {
                 "target_key": f"{EVENT_PREFIX}{event_id}",
-                "incident_id": incident["incident_id"],
+                "incident_id": incident.incident_id,
                 "expires_at_epoch": epoch + REPLAY_WINDOW_S,
             }
             items.append({"Put": {"TableName": self.locks_table, "Item": to_item(seen), **free}})
@@ -98,7 +99,7 @@ class IncidentStore:
             return None
         except AWS_FAILURES as exc:
             if error_code(exc) != "TransactionCanceledException":
-                raise translate(exc, f"opening an incident for {incident['target_key']}") from exc
+                raise translate(exc, f"opening an incident for {incident.target_key}") from exc
             reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
             failed = {
                 name
@@ -120,7 +121,14 @@ class IncidentStore:
             raise translate(exc, f"reading the lock for {target_key}") from exc
         return item["incident_id"]["S"] if item else None
 
+    def incident(self, incident_id: str) -> IncidentItem | None:
+        """The incident's item, read consistently; None when there is no such incident."""
+        item = self.get(incident_id)
+        return IncidentItem.model_validate(item) if item is not None else None
+
     def get(self, incident_id: str) -> dict[str, Any] | None:
+        """The incident's stored attributes as plain data (``execution_input`` as JSON text). Prefer ``incident``;
+        approvals and closing still read this form."""
         try:
             item = self._db.get_item(
                 TableName=self.incidents_table, Key={"incident_id": {"S": incident_id}}, ConsistentRead=True
@@ -130,6 +138,10 @@ class IncidentStore:
         return from_item(item) if item else None
 
     def update(self, incident_id: str, add: dict[str, int] | None = None, **fields: Any) -> None:
+        """SET ``fields`` and ADD ``add`` on the incident's item; each name must be an IncidentItem attribute."""
+        unknown = sorted(set(fields).union(add or {}) - set(IncidentItem.model_fields))
+        if unknown:
+            raise ValueError(f"not attributes of an incident item (rollguard.incident.IncidentItem): {unknown}")
         names, values, sets, adds = {}, {}, [], []
         for i, (key, value) in enumerate(fields.items()):
             names[f"#s{i}"] = key
@@ -186,6 +198,8 @@ class IncidentStore:
         """Store ``value`` under ``name`` on the incident unless something is stored there already, and answer what
         is stored: the first attempt of a step records what it found before changing anything, and a retry (after
         a lost response) gets that, not what the first attempt left."""
+        if name not in IncidentItem.model_fields:
+            raise ValueError(f"{name} is not an attribute of the incident item (rollguard.incident.IncidentItem)")
         try:
             item = self._db.update_item(
                 TableName=self.incidents_table,
@@ -250,8 +264,3 @@ class IncidentStore:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise translate(exc, f"releasing the lock on {target_key}") from exc
-
-
-def execution_input_of(incident: dict[str, Any]) -> dict[str, Any]:
-    """The state machine input stored with the incident, so a failed start can be retried as is."""
-    return dict(json.loads(incident["execution_input"]))

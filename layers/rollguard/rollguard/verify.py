@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 
 from rollguard import clock
 from rollguard.actions import action_for
-from rollguard.actions.rollback import rollback_found
 from rollguard.assess import gate_for
 from rollguard.deps import Deps, record, step_event_key
 from rollguard.errors import RollguardError
@@ -25,7 +24,7 @@ def route(progress: Progress, verdict: Verdict, policy: Policy) -> tuple[Route, 
     following = [
         i
         for i in range(progress.step + 1, len(policy.ladder))
-        if not (progress.full_rollback_done and policy.ladder[i].action == "rollback")
+        if not action_for(policy.ladder[i].action).done_by(progress)
     ]
     if verdict == "recovered":
         if progress.judge == "slice" and following:
@@ -43,8 +42,7 @@ def verify(state: ExecutionState, deps: Deps) -> Progress:
     if progress is None or state.assessment is None:
         raise RollguardError("verify was called before any action")
     deps.store.renew_lock(state.target_key, state.incident_id, state.lock_ttl + 2 * progress.wait_seconds)
-    if progress.stop_pending:
-        progress = rollback_found(progress, deps)
+    progress = action_for(progress.action).catch_up(progress, deps)
     now = clock.now()
     policy = state.policy
     window = timedelta(seconds=progress.wait_seconds * (2 if progress.extended else 1))

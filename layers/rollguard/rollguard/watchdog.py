@@ -42,12 +42,11 @@ def on_execution_ended(
             status="ignored",
             reason=f"execution {detail.get('name')} is not a Rollguard incident: {str(exc).splitlines()[0]}",
         )
-    incident = store.get(state.incident_id) or {}
-    if incident.get("status") in CLOSED and incident.get("notified_at"):
+    incident = store.incident(state.incident_id)
+    if incident is not None and incident.status in CLOSED and incident.notified_at:
         return WatchdogResult(
             status="ignored",
-            reason=f"incident {state.incident_id} was already closed "
-            f"({incident.get('status')}) before the execution {status}",
+            reason=f"incident {state.incident_id} was already closed ({incident.status}) before the execution {status}",
         )
     why = f"the remediation execution {status}"
     if detail.get("error") or detail.get("cause"):

@@ -78,6 +78,14 @@ class Action:
         """The deployment this step would roll back (the rollback_once brake), if any."""
         return None
 
+    def catch_up(self, progress: Progress, deps: Deps) -> Progress:
+        """Before the verdict: what the step started and AWS finished since (a rollback's id once a stop created it)."""
+        return progress
+
+    def done_by(self, progress: Progress) -> bool:
+        """Whether an earlier step already did what a step of this action would (the ladder skips it)."""
+        return False
+
     def verify(self, state: ExecutionState, progress: Progress, deps: Deps, window_s: int) -> Judgement | None:
         """The action's own judgement of its window, or None: judge the alarm and its metric (a full step)."""
         return None

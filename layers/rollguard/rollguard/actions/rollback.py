@@ -62,6 +62,12 @@ class Rollback(Action):
         bad = state.assessment.bad if state.assessment else None
         return bad.deployment_id if bad else None
 
+    def catch_up(self, progress: Progress, deps: Deps) -> Progress:
+        return rollback_found(progress, deps) if progress.stop_pending else progress
+
+    def done_by(self, progress: Progress) -> bool:
+        return progress.full_rollback_done  # a full rollback (or a stopped in-flight deployment) left nothing to do
+
     def verify(self, state: ExecutionState, progress: Progress, deps: Deps, window_s: int) -> Judgement | None:
         """A canary is judged on its slice: the revision it rolled back to, next to the suspect's, same window."""
         metrics, assessment = state.policy.verify.slice, state.assessment

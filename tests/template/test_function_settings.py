@@ -1,0 +1,59 @@
+"""Each function's settings model (rollguard.settings) asks for exactly what template.yaml gives that function: its
+own Environment plus Globals, and AWS_REGION, which the Lambda runtime sets."""
+
+from typing import Any
+
+import pytest
+from rollguard import settings
+from rollguard.errors import FunctionMisconfigured
+from rollguard.settings import FunctionSettings
+
+SET_BY_LAMBDA = {"AWS_REGION", "AWS_LAMBDA_FUNCTION_NAME"}
+MODELS = [
+    settings.IntakeSettings,
+    settings.RemediationSettings,
+    settings.ApprovalSettings,
+    settings.CloseSettings,
+    settings.WatchdogSettings,
+    settings.FlagReportSettings,
+    settings.JournalSettings,
+]
+
+
+def variables(model: type[FunctionSettings], required: bool | None = None) -> set[str]:
+    return {
+        str(field.alias) for field in model.model_fields.values() if required is None or field.is_required() == required
+    }
+
+
+def test_every_function_of_the_template_has_its_settings_model(template: dict[str, Any]) -> None:
+    functions = {k for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    assert sorted(f for model in MODELS for f in model.functions) == sorted(functions)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
+def test_a_settings_model_reads_only_what_the_template_gives_its_functions(
+    template: dict[str, Any], model: type[FunctionSettings]
+) -> None:
+    shared = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    for function in model.functions:
+        own = set(template["Resources"][function]["Properties"].get("Environment", {}).get("Variables", {}))
+        missing = variables(model) - own - shared - SET_BY_LAMBDA
+        assert not missing, f"{function} reads {sorted(missing)}, which template.yaml does not give it"
+
+
+def test_a_missing_variable_fails_in_one_line_naming_it_and_the_function() -> None:
+    environment = {"INCIDENTS_TABLE": "i", "AUDIT_TABLE": "a", "LOCKS_TABLE": "", "ESCALATION_TOPIC_ARN": "arn:t"}
+
+    with pytest.raises(FunctionMisconfigured) as raised:
+        settings.read(settings.CloseSettings, {**environment, "AWS_LAMBDA_FUNCTION_NAME": "rollguard-CloseFunction-1"})
+
+    assert str(raised.value) == (
+        "rollguard-CloseFunction-1 (CloseFunction) cannot run: LOCKS_TABLE is empty; STAKEHOLDER_TOPIC_ARN is not set "
+        "(see the function's Environment in template.yaml)"
+    )
+
+
+def test_only_the_stack_name_is_optional() -> None:
+    optional = {model.__name__: variables(model, required=False) for model in MODELS}
+    assert {name: names for name, names in optional.items() if names} == {"ApprovalSettings": {"STACK_NAME"}}
