@@ -102,7 +102,7 @@ def test_a_call_on_a_resource_outside_the_grant_is_denied(sb: Sandbox) -> None:
             403,
         ),
         # CloudWatch (query protocol): AccessDenied, 403.
-        ("rollguard-act", "cloudwatch", lambda c: c.describe_alarms(AlarmNames=["a"]), "AccessDenied", 403),
+        ("rollguard-close", "cloudwatch", lambda c: c.describe_alarms(AlarmNames=["a"]), "AccessDenied", 403),
         # CodeDeploy and Step Functions: AccessDeniedException, 400 (their API references, Common Errors).
         (
             "rollguard-intake",
