@@ -35,6 +35,7 @@ DRILLS = ("bad-deploy", "in-flight-canary", "flag-kill-switch", "bad-target-grou
 Kind = Literal["throttle", "5xx", "denied", "timeout", "lost"]
 KINDS: tuple[Kind, ...] = ("throttle", "5xx", "denied", "timeout", "lost")
 REPEATS = {"once": 1, "persistent": 1_000_000}
+CASES_PER_WORKER = 25
 TRANSIENT = frozenset({"throttle", "5xx", "timeout", "lost"})
 # Calls that change a target; their effects are counted, and a mutation made twice is a violation.
 MUTATIONS = frozenset(
@@ -285,7 +286,9 @@ def baselines(drills: Iterable[str] = DRILLS) -> dict[str, Run]:
 
 def run_matrix(selected: list[Case], jobs: int = 1) -> Report:
     if jobs > 1:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        # A fresh worker every few cases: a long-lived one grows (moto's state and the interpreter's caches) until the
+        # kernel kills it, and a Pool whose worker was killed waits for its task forever.
+        with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=CASES_PER_WORKER) as pool:
             return Report(list(pool.imap(_run_case, selected)))
     return Report([_run_case(c) for c in selected])
 
