@@ -281,15 +281,22 @@ class ZonalShifts:
         self.shifts.append(shift)
         return _ok(shift.shape(now), 201)
 
+    def _active_shift(self, zonal_shift_id: str) -> "Shift | Answer":
+        """The shift an update or cancel acts on, or AWS's refusal: unknown (404), or no longer active (409)."""
+        shift = self._find(zonal_shift_id)
+        if shift is None:
+            return not_found(f"Zonal shift {zonal_shift_id} not found")
+        if shift.status(self.now()) != "ACTIVE":
+            return conflict("ZonalShiftStatusNotActive", f"Zonal shift {zonal_shift_id} is not active", zonal_shift_id)
+        return shift
+
     def _UpdateZonalShift(  # noqa: N802
         self, region: str, zonalShiftId: str, comment: str | None = None, expiresIn: str | None = None
     ) -> Answer:
-        shift = self._find(zonalShiftId)
-        if shift is None:
-            return not_found(f"Zonal shift {zonalShiftId} not found")
+        shift = self._active_shift(zonalShiftId)
+        if not isinstance(shift, Shift):
+            return shift
         now = self.now()
-        if shift.status(now) != "ACTIVE":
-            return conflict("ZonalShiftStatusNotActive", f"Zonal shift {zonalShiftId} is not active", zonalShiftId)
         if expiresIn is not None:
             duration = parse_expires_in(expiresIn)
             if duration is None:
@@ -302,12 +309,10 @@ class ZonalShifts:
         return _ok(shift.shape(now))
 
     def _CancelZonalShift(self, region: str, zonalShiftId: str) -> Answer:  # noqa: N802
-        shift = self._find(zonalShiftId)
-        if shift is None:
-            return not_found(f"Zonal shift {zonalShiftId} not found")
+        shift = self._active_shift(zonalShiftId)
+        if not isinstance(shift, Shift):
+            return shift
         now = self.now()
-        if shift.status(now) != "ACTIVE":
-            return conflict("ZonalShiftStatusNotActive", f"Zonal shift {zonalShiftId} is not active", zonalShiftId)
         shift.canceled_at = now
         return _ok(shift.shape(now))
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from rollguard import clock
 from rollguard.actions.base import Action, Adapters, Left, StepOutcome
+from rollguard.adapters.cloudwatch import sum_query
 from rollguard.adapters.codedeploy import (
     CANARY_PERCENT,
     FULL_CONFIG,
@@ -95,24 +96,18 @@ class Rollback(Action):
         return "fix forward with a new revision rather than redeploying the rolled-back one"
 
 
-def slice_queries(metrics: SliceMetrics, labels: dict[str, str]) -> list[dict[str, object]]:
-    queries: list[dict[str, object]] = []
-    for key, label in labels.items():
-        dims = [{"Name": k, "Value": v} for k, v in metrics.dimensions.items()]
-        dims.append({"Name": metrics.version_dimension, "Value": label})
-        for kind, metric_name in (("errors", metrics.errors_metric), ("requests", metrics.requests_metric)):
-            queries.append(
-                {
-                    "Id": f"{kind}_{key}",
-                    "ReturnData": True,
-                    "MetricStat": {
-                        "Metric": {"Namespace": metrics.namespace, "MetricName": metric_name, "Dimensions": dims},
-                        "Period": metrics.period,
-                        "Stat": "Sum",
-                    },
-                }
-            )
-    return queries
+def slice_queries(metrics: SliceMetrics, labels: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        sum_query(
+            f"{kind}_{key}",
+            metrics.namespace,
+            metric_name,
+            {**metrics.dimensions, metrics.version_dimension: label},
+            metrics.period,
+        )
+        for key, label in labels.items()
+        for kind, metric_name in (("errors", metrics.errors_metric), ("requests", metrics.requests_metric))
+    ]
 
 
 def rollback_found(progress: Progress, deps: Deps) -> Progress:

@@ -12,6 +12,7 @@ from typing import Any
 
 from rollguard import clock
 from rollguard.actions.base import Action, Adapters, Left, StepOutcome
+from rollguard.adapters.cloudwatch import sum_query
 from rollguard.adapters.elb import Forward, LoadBalancers, target_group_dimension
 from rollguard.deps import Deps, need
 from rollguard.errors import NothingToRollBack, TargetNotFound
@@ -70,12 +71,11 @@ class ShiftTraffic(Action):
         if away_from not in forward.weights:
             where = forward.arn.split("/", 1)[1]
             raise TargetNotFound(f"{where} does not forward to {step.away_from}: nothing to shift away from")
-        found = {**forward.weights, to: forward.weights.get(to, 0)}
-        before = {k: int(v) for k, v in deps.store.remember(state.incident_id, BEFORE, found).items()}
+        current = {**forward.weights, to: forward.weights.get(to, 0)}
+        before = {k: int(v) for k, v in deps.store.remember(state.incident_id, BEFORE, current).items()}
         if before.get(away_from, 0) + before.get(to, 0) == 0:
             raise NothingToRollBack(f"{step.away_from} and {step.to} both have weight 0: no traffic to move")
         after = planned(before, away_from, to, step.scope, step.percent)
-        current = {**forward.weights, to: forward.weights.get(to, 0)}
         if current != after:
             elb.set_weights(forward, after)
             verb = "shifted"
@@ -108,7 +108,12 @@ class ShiftTraffic(Action):
         now = clock.now()
         dimension = effect["load_balancer"]
         queries = [
-            _query(f"{kind}_{side}", metric, {"LoadBalancer": dimension, "TargetGroup": target_group_dimension(arn)})
+            sum_query(
+                f"{kind}_{side}",
+                NAMESPACE,
+                metric,
+                {"LoadBalancer": dimension, "TargetGroup": target_group_dimension(arn)},
+            )
             for side, arn in (("good", effect["to"]), ("bad", effect["away_from"]))
             for kind, metric in (("requests", REQUESTS), ("errors", ERRORS))
         ]
@@ -160,19 +165,3 @@ def _resolve(groups: dict[str, str], name_or_arn: str, lb: LoadBalancerTarget) -
     if name_or_arn in groups:
         return groups[name_or_arn]
     raise TargetNotFound(f"target group {name_or_arn} is not attached to load balancer {lb.name}")
-
-
-def _query(query_id: str, metric: str, dimensions: dict[str, str]) -> dict[str, object]:
-    return {
-        "Id": query_id,
-        "ReturnData": True,
-        "MetricStat": {
-            "Metric": {
-                "Namespace": NAMESPACE,
-                "MetricName": metric,
-                "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
-            },
-            "Period": 60,
-            "Stat": "Sum",
-        },
-    }

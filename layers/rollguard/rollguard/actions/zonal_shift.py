@@ -9,7 +9,8 @@ from typing import Any
 
 from rollguard import clock
 from rollguard.actions.base import Action, Adapters, Left, StepOutcome
-from rollguard.actions.shift_traffic import ERRORS, REQUESTS, _query
+from rollguard.actions.shift_traffic import ERRORS, NAMESPACE, REQUESTS
+from rollguard.adapters.cloudwatch import sum_query
 from rollguard.adapters.zonal_shift import Shift, ZonalShifts
 from rollguard.deps import Deps, need
 from rollguard.errors import RollguardError, TrafficConflict
@@ -72,7 +73,7 @@ class ZonalShift(Action):
         whole = {"LoadBalancer": effect["load_balancer"]}
         zone = {"AvailabilityZone": effect["zone"], "LoadBalancer": effect["load_balancer"]}
         queries = [
-            _query(f"{kind}_{side}", metric, dims)
+            sum_query(f"{kind}_{side}", NAMESPACE, metric, dims)
             for side, dims in (("all", whole), ("zone", zone))
             for kind, metric in (("requests", REQUESTS), ("errors", ERRORS))
         ]
@@ -134,7 +135,7 @@ def _alarm_zone(state: ExecutionState, deps: Deps) -> str:
 def _ours_or_start(
     arc: ZonalShifts, resource: str, zone_id: str, seconds: int, comment: str, mark: str
 ) -> tuple[Shift, str]:
-    """This incident's shift if a earlier attempt started it (its response lost), someone else's shift away from the
+    """This incident's shift if an earlier attempt started it (its response lost), someone else's shift away from the
     same zone if there is one, else a new one. ARC allows one active customer shift per resource: one away from
     another zone is in the way, and the step fails naming it."""
     for attempt in range(2):

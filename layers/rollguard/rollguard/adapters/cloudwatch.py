@@ -42,6 +42,25 @@ def breaches(alarm: AlarmInfo, value: float) -> bool:
     return bool(_BREACHES[alarm.comparison](value, alarm.threshold))
 
 
+def sum_query(
+    query_id: str, namespace: str, metric: str, dimensions: dict[str, str], period: int = 60
+) -> dict[str, Any]:
+    """One GetMetricData query: the Sum of a metric with exactly these dimensions, per ``period`` seconds."""
+    return {
+        "Id": query_id,
+        "ReturnData": True,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": namespace,
+                "MetricName": metric,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+            },
+            "Period": period,
+            "Stat": "Sum",
+        },
+    }
+
+
 class CloudWatch:
     def __init__(self, client: Any):
         self._cw = client
