@@ -116,6 +116,10 @@ def test_a_rule_is_shifted_once_even_when_the_response_is_lost_and_moved_back_on
         closed = call(sb, "close", {"state": {**state, "progress": progress}, "outcome": "escalated"})
         assert "moved back" in closed["reason"]
         assert rule_weights(sb) == {"checkout-blue": 100, "checkout-green": 0}
+        # A retried close (the move back's response lost) finds the weights back and says so; it moves nothing.
+        again = call(sb, "close", {"state": {**state, "progress": progress}, "outcome": "escalated"})
+        assert again["outcome"] == "escalated" and "moved back" in again["reason"]
+        assert rule_weights(sb) == {"checkout-blue": 100, "checkout-green": 0}
 
 
 def test_weights_someone_changed_after_the_shift_are_left_alone_and_said(traffic: Any) -> None:

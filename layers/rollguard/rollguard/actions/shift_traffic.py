@@ -139,9 +139,13 @@ class ShiftTraffic(Action):
         forward = elb.forward(effect["arn"])
         where = f"listener {effect.get('where', effect['arn'])}"
         now = {k: forward.weights.get(k, 0) for k in effect["after"]}
+        unverified = record.scope == "canary" and record.verdict != "recovered"
+        before = {k: int(v) for k, v in effect["before"].items()}
+        if escalating and unverified and now == before:  # a retried close after its move back (response lost)
+            halted = f"the unverified traffic shift on {where} moved back"
+            return Left(f"{halted}: {_shares(before)}", halted=halted)
         if now != effect["after"]:
             return Left(f"{where} forwards {_shares(forward.weights)}: changed by someone since Rollguard shifted it")
-        unverified = record.scope == "canary" and record.verdict != "recovered"
         if escalating and unverified and not paused:
             return _move_back(elb, forward, effect, where)
         if escalating and unverified:
