@@ -40,6 +40,19 @@ LISTENERS = {
     f"{_ELB}:listener-rule/app/${{LoadBalancerNamePattern}}/*",
 }
 LOAD_BALANCERS = {f"{_ELB}:loadbalancer/app/${{LoadBalancerNamePattern}}/*"}
+_ECS = f"arn:${{AWS::Partition}}:ecs:{_ACCOUNT}"
+ECS_SERVICES = {f"{_ECS}:service/${{EcsServicePattern}}"}
+ECS_DEPLOYMENTS = {f"{_ECS}:service-deployment/${{EcsServicePattern}}/*"}
+ECS_HISTORY = ECS_SERVICES | ECS_DEPLOYMENTS | {f"{_ECS}:service-revision/${{EcsServicePattern}}/*"}
+READ_ECS_DEPLOYMENTS = {
+    f"ecs:{action}": ECS_HISTORY
+    for action in (
+        "DescribeServices",
+        "ListServiceDeployments",
+        "DescribeServiceDeployments",
+        "DescribeServiceRevisions",
+    )
+}
 
 # What each function's code calls, and nothing more. Change this together with the handler.
 # Closing (Close, or the watchdog after a dead execution) says where the target is left and stops an unverified
@@ -54,6 +67,7 @@ LEAVE_TARGET = {
     "elasticloadbalancing:DescribeRules": {"*"},
     "arc-zonal-shift:CancelZonalShift": LOAD_BALANCERS,
     "arc-zonal-shift:ListZonalShifts": {"*"},
+    "ecs:DescribeServices": ECS_SERVICES,
 }
 EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
     "IntakeFunction": {
@@ -68,6 +82,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "codedeploy:GetDeploymentGroup": {DEPLOYMENT_GROUPS},
         "codedeploy:ListDeployments": {DEPLOYMENT_GROUPS},
         "codedeploy:BatchGetDeployments": {DEPLOYMENT_GROUPS},
+        **READ_ECS_DEPLOYMENTS,
         "dynamodb:Query": {f"{CHANGES}/index/by_time"},
         "sqs:GetQueueAttributes": {"queue:JournalDeadLetterQueue"},
         "dynamodb:PutItem": {AUDIT},
@@ -102,6 +117,9 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "appconfig:ListDeploymentStrategies": {"*"},
         "elasticloadbalancing:ModifyListener": LISTENERS,
         "elasticloadbalancing:ModifyRule": LISTENERS,
+        **READ_ECS_DEPLOYMENTS,
+        "ecs:UpdateService": ECS_SERVICES,
+        "ecs:StopServiceDeployment": ECS_DEPLOYMENTS,
         "arc-zonal-shift:StartZonalShift": LOAD_BALANCERS,
         "arc-zonal-shift:CancelZonalShift": LOAD_BALANCERS,
         **{
@@ -125,6 +143,9 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "cloudwatch:DescribeAlarms": {ALARMS},
         "cloudwatch:GetMetricData": {"*"},
         "codedeploy:GetDeployment": {DEPLOYMENT_GROUPS},
+        "ecs:DescribeServices": ECS_SERVICES | ECS_DEPLOYMENTS,
+        "ecs:DescribeServiceDeployments": ECS_SERVICES | ECS_DEPLOYMENTS,
+        "elasticloadbalancing:DescribeTargetGroups": {"*"},
         "dynamodb:PutItem": {AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS, LOCKS},
     },
@@ -528,6 +549,7 @@ def test_the_journal_keeps_what_it_cannot_record_in_its_own_queue(template: dict
     assert props["DeadLetterQueue"] == {"Type": "SQS", "TargetArn": queue}
     assert {name: e["Properties"]["DeadLetterConfig"] for name, e in props["Events"].items()} == {
         "CodeDeployChange": {"Arn": queue},
+        "EcsChange": {"Arn": queue},
         "AppConfigChange": {"Arn": queue},
     }
     assert template["Globals"]["Function"]["Environment"]["Variables"]["JOURNAL_DEAD_LETTER_QUEUE_URL"] == {
@@ -547,7 +569,8 @@ def test_only_the_journal_rules_and_the_watchdog_rule_may_dead_letter_into_their
     template: dict[str, Any],
 ) -> None:
     rules = [
-        {"Fn::GetAtt": [rule, "Arn"]} for rule in ("JournalFunctionCodeDeployChange", "JournalFunctionAppConfigChange")
+        {"Fn::GetAtt": [rule, "Arn"]}
+        for rule in ("JournalFunctionCodeDeployChange", "JournalFunctionAppConfigChange", "JournalFunctionEcsChange")
     ]
     assert _queue_policy(template, "JournalDeadLetterQueue") == {"ArnEquals": {"aws:SourceArn": rules}}
     assert _queue_policy(template, "FailedInvocationsQueue") == {

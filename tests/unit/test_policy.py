@@ -322,7 +322,7 @@ def test_a_canary_step_without_slice_metrics_is_reported_on_the_policy() -> None
     del policy["verify"]["slice"]
     problem = only_problem(document(policy))
     assert problem.path == "policies[0]"
-    assert problem.reason == "a canary step is judged on its slice of traffic: set verify.slice"
+    assert problem.reason.startswith("a canary step is judged on its slice of traffic: set verify.slice")
 
 
 @pytest.mark.parametrize(

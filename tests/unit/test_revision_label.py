@@ -65,7 +65,7 @@ def test_a_tab_indented_json_lambda_appspec_is_labelled_by_its_target_version() 
 
 @pytest.mark.parametrize("dump", [json.dumps, yaml.safe_dump], ids=["json", "yaml"])
 def test_an_ecs_appspec_is_labelled_by_its_task_definition_revision(dump: Any) -> None:
-    assert revision_label(appspec(dump(ECS_SPEC))) == "42"
+    assert revision_label(appspec(dump(ECS_SPEC))) == "payments:42"
 
 
 def test_a_string_revision_reads_its_appspec_from_the_string_field() -> None:

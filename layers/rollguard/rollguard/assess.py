@@ -7,8 +7,10 @@ from datetime import datetime, timedelta
 from rollguard import clock
 from rollguard.actions.rollback import ROLLGUARD_MARK
 from rollguard.adapters.codedeploy import IN_FLIGHT, ROLLBACK_CREATORS
+from rollguard.adapters.ecs import ROLLBACK_CREATOR as ECS_ROLLBACK_CREATOR
+from rollguard.adapters.ecs import ROLLING_BACK
 from rollguard.clock import parse_aws_time
-from rollguard.deps import Deps, record
+from rollguard.deps import Deps, need, record
 from rollguard.durations import format_duration
 from rollguard.errors import NothingToRollBack
 from rollguard.incident import Assessment, DeploymentRef, ExecutionState, Gate
@@ -31,12 +33,12 @@ def gate_for(policy: Policy, step: int | None) -> Gate:
 def _deploy_suspect(
     onset: datetime, history: list[DeploymentRef], policy: Policy, alarm_name: str
 ) -> tuple[DeploymentRef | None, DeploymentRef | None, str]:
-    """The CodeDeploy deployment to blame (if any), its last-known-good predecessor, and why not if none."""
-    cd = policy.target.codedeploy
-    assert cd is not None
-    group = f"{cd.application}/{cd.deployment_group}"
+    """The deployment to blame (if any: CodeDeploy's, or ECS's own for a rolling service), its last-known-good
+    predecessor, and why not if none."""
+    group, deployer = _deployed(policy)
     window = timedelta(seconds=policy.trigger.require_change_within)
-    ours = [d for d in history if d.creator in ROLLBACK_CREATORS or d.description.startswith(ROLLGUARD_MARK)]
+    undoing = ROLLBACK_CREATORS | {ECS_ROLLBACK_CREATOR}
+    ours = [d for d in history if d.creator in undoing or d.description.startswith(ROLLGUARD_MARK)]
     changes = [d for d in history if d not in ours]
     in_scope = [d for d in changes if onset - window <= parse_aws_time(d.create_time) <= onset + CLOCK_SKEW]
     if not in_scope:
@@ -56,8 +58,11 @@ def _deploy_suspect(
             ),
         )
     bad = in_scope[0]
-    if bad.status in {"Stopped", "Failed"}:
-        return bad, None, f"deployment {bad.deployment_id} is already {bad.status}; CodeDeploy handled it"
+    ecs_rolling_back = bad.revision.get("ecsStatus") in ROLLING_BACK
+    if bad.status in {"Stopped", "Failed"} and not ecs_rolling_back:
+        return bad, None, f"deployment {bad.deployment_id} is already {bad.status}; {deployer} handled it"
+    # ECS rolling a deployment back (its circuit breaker) is acted on: the step records ECS's rollback instead of
+    # fighting it, and the ladder verifies it worked (actions/ecs_rollback.py).
     # What was live before the suspect: rollbacks (Rollguard's or CodeDeploy's) count — they deployed a good revision.
     last_good = next(
         (
@@ -75,6 +80,15 @@ def _deploy_suspect(
     return bad, last_good, ""
 
 
+def _deployed(policy: Policy) -> tuple[str, str]:
+    """What deploys the target, in words: (its name, who deploys it)."""
+    if (cd := policy.target.codedeploy) is not None:
+        return f"{cd.application}/{cd.deployment_group}", "CodeDeploy"
+    ecs = policy.target.ecs
+    assert ecs is not None
+    return f"ECS service {ecs.cluster}/{ecs.service}", "ECS"
+
+
 def plan_assessment(
     alarm_state: str,
     onset: datetime,
@@ -90,12 +104,13 @@ def plan_assessment(
     if alarm_state == "OK":
         reason = f"{alarm_name} was back to OK before any action"
         return Assessment(decision="no_action", reason=reason, summary=f"No action: {reason}.")
-    if policy.target.codedeploy is None and policy.target.appconfig is None:
+    deploys = policy.target.codedeploy is not None or policy.target.ecs is not None
+    if not deploys and policy.target.appconfig is None:
         return _traffic_only(alarm_name, alarm_state, policy)
     bad = last_good = None
     why_not = []
     handled = None
-    if policy.target.codedeploy is not None:
+    if deploys:
         bad, last_good, no_deploy = _deploy_suspect(onset, history, policy, alarm_name)
         if no_deploy:
             why_not.append(no_deploy)
@@ -118,10 +133,9 @@ def plan_assessment(
     blamed = list(config_changes)
     if bad is not None:
         cd = policy.target.codedeploy
-        assert cd is not None
         blamed.append(
             Change(
-                scope_key=codedeploy_scope(cd.application, cd.deployment_group),
+                scope_key=codedeploy_scope(cd.application, cd.deployment_group) if cd else policy.target.key,
                 change_id=bad.deployment_id,
                 kind="deploy",
                 at=clock.iso(parse_aws_time(bad.create_time)),
@@ -141,7 +155,7 @@ def plan_assessment(
     if last_good is not None:
         good_text = f"; last good: revision {last_good.revision_label} ({last_good.deployment_id})"
     elif bad is not None and bad.status in IN_FLIGHT:
-        good_text = "; in flight: CodeDeploy can roll it back"
+        good_text = f"; in flight: {_deployed(policy)[1]} can roll it back"
     return Assessment(
         decision="act",
         reason=reason,
@@ -162,6 +176,10 @@ def assess(state: ExecutionState, deps: Deps) -> Assessment:
     if (cd := policy.target.codedeploy) is not None:
         deps.codedeploy.deployment_group(cd.application, cd.deployment_group)
         history = deps.codedeploy.deployments(cd.application, cd.deployment_group, since=onset - LOOKBACK)
+    elif (ecs := policy.target.ecs) is not None:
+        services = need(deps.ecs, "the ECS adapter")
+        services.service(ecs.cluster, ecs.service)  # a missing service fails here, with its name
+        history = services.deployments(ecs.cluster, ecs.service, since=onset - LOOKBACK)
     if (ac := policy.target.appconfig) is not None:
         scopes.append(appconfig_scope(ac.application, ac.environment))
     since = onset - timedelta(seconds=policy.trigger.require_change_within)

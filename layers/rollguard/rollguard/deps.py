@@ -14,6 +14,7 @@ from rollguard.store import IncidentStore
 
 if TYPE_CHECKING:
     from rollguard.adapters.appconfig import AppConfig
+    from rollguard.adapters.ecs import EcsServices
     from rollguard.adapters.elb import LoadBalancers
     from rollguard.adapters.zonal_shift import ZonalShifts
 
@@ -31,6 +32,7 @@ class Deps:
     control: Control | None = None
     elb: "LoadBalancers | None" = None
     zonal_shift: "ZonalShifts | None" = None
+    ecs: "EcsServices | None" = None
 
 
 def need[T](adapter: T | None, what: str) -> T:

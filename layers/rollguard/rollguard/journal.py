@@ -1,7 +1,7 @@
 """The change journal: what changed in a policy's scope, when, and by whom.
 
-EventBridge feeds it CodeDeploy deployment state changes and AppConfig deployment events; at incident
-time Rollguard reads the changes that started before the alarm, newest first.
+EventBridge feeds it CodeDeploy deployment state changes, ECS service deployment state changes and AppConfig
+deployment events; at incident time Rollguard reads the changes that started before the alarm, newest first.
 
 Nothing is dropped silently. An event the journal cannot record leaves a *gap* item in its scope (resolved when a
 retry records the event), the function fails so that Lambda retries it and, after its retries, dead-letters it.
@@ -27,6 +27,7 @@ from rollguard.errors import ChangeNotRecorded, RollguardError
 
 ChangeKind = Literal["deploy", "flag", "config"]
 CODEDEPLOY_EVENT = "CodeDeploy Deployment State-change Notification"
+ECS_EVENT = "ECS Deployment State Change"  # "Amazon ECS service deployment state change events"
 APPCONFIG_EVENTS = {
     "On Deployment Start": "DEPLOYING",
     "On Deployment Complete": "COMPLETE",
@@ -73,6 +74,13 @@ def appconfig_scope(application: str, environment: str) -> str:
     return f"appconfig:{application}/{environment}"
 
 
+def ecs_scope(service_arn: str) -> str:
+    """``ecs:<cluster>/<service>`` from a service ARN (arn:aws:ecs:<region>:<account>:service/<cluster>/<service>); a
+    service ARN in the old short format (service/<service>) names no cluster, and its scope says so: ``ecs:?/…``."""
+    parts = service_arn.split(":service/", 1)[1].split("/")
+    return f"ecs:{parts[0]}/{parts[1]}" if len(parts) == 2 else f"ecs:?/{parts[-1]}"
+
+
 def scope_of(event: dict[str, Any]) -> tuple[str, str] | None:
     """(scope, region) of an event the journal keeps, read from the event alone so that a gap can be marked
     whatever fails later; None for events the journal does not keep."""
@@ -83,6 +91,8 @@ def scope_of(event: dict[str, Any]) -> tuple[str, str] | None:
         ]
     if event.get("source") == "aws.appconfig" and kind_of_event in APPCONFIG_EVENTS:
         return appconfig_scope(detail["Application"]["Name"], detail["Environment"]["Name"]), event["region"]
+    if event.get("source") == "aws.ecs" and kind_of_event == ECS_EVENT:
+        return ecs_scope(event["resources"][0]), event["region"]
     return None
 
 
@@ -103,6 +113,17 @@ def change_from_event(event: dict[str, Any], profile_type: Any) -> Change | None
             region=detail.get("region") or event["region"],
             by="codedeploy",
             detail={"deployment_id": detail["deploymentId"]},
+        )
+    if event.get("source") == "aws.ecs" and kind_of_event == ECS_EVENT:
+        return Change(
+            scope_key=ecs_scope(event["resources"][0]),
+            change_id=detail["deploymentId"],  # ecs-svc/…: DescribeServices' id of the deployment
+            kind="deploy",
+            at=at,
+            state=detail["eventName"].removeprefix("SERVICE_DEPLOYMENT_"),  # IN_PROGRESS, COMPLETED, FAILED
+            region=event["region"],
+            by="ecs",
+            detail={"deployment_id": detail["deploymentId"], "reason": detail.get("reason", "")},
         )
     if event.get("source") == "aws.appconfig" and kind_of_event in APPCONFIG_EVENTS:
         app, env, profile = detail["Application"], detail["Environment"], detail["ConfigurationProfile"]

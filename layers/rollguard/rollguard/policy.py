@@ -128,6 +128,16 @@ class AppConfigScope(_Strict):
     regions: list[str] = Field(default_factory=list)  # empty: the region Rollguard runs in
 
 
+class EcsServiceTarget(_Strict):
+    """An ECS service. With ``target.codedeploy`` too, the service is deployed blue/green by that CodeDeploy group
+    (deployment controller CODE_DEPLOY): rollback is CodeDeploy's, its canary judged per target group. Alone, the
+    service is deployed by ECS's rolling update (controller ECS): rollback is ECS's own (README, "ECS services")."""
+
+    # Cluster and service names: up to 255 letters, numbers, hyphens and underscores (CreateCluster, CreateService).
+    cluster: str = Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")
+    service: str = Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")
+
+
 class LoadBalancerTarget(_Strict):
     """An Application Load Balancer, by name (its ARN carries an id the name does not): the listener on
     ``listener_port`` (or that listener's rule of ``rule_priority``) forwards to weighted target groups
@@ -147,20 +157,28 @@ class LoadBalancerTarget(_Strict):
 
 class Target(_Strict):
     codedeploy: CodeDeployTarget | None = None
+    ecs: EcsServiceTarget | None = None
     appconfig: AppConfigScope | None = None
     load_balancer: LoadBalancerTarget | None = None
 
     @model_validator(mode="after")
     def _something_to_protect(self) -> Target:
-        if self.codedeploy is None and self.appconfig is None and self.load_balancer is None:
-            raise ValueError("a target needs codedeploy, appconfig or load_balancer")
+        if self.codedeploy is None and self.ecs is None and self.appconfig is None and self.load_balancer is None:
+            raise ValueError("a target needs codedeploy, ecs, appconfig or load_balancer")
         return self
+
+    @property
+    def ecs_rolling(self) -> EcsServiceTarget | None:
+        """The ECS service when ECS itself deploys it (rolling update): ``ecs`` without ``codedeploy``."""
+        return self.ecs if self.codedeploy is None else None
 
     @property
     def key(self) -> str:
         """One lock and one open incident per key."""
         if self.codedeploy is not None:
             return f"codedeploy:{self.codedeploy.application}/{self.codedeploy.deployment_group}"
+        if self.ecs is not None:
+            return f"ecs:{self.ecs.cluster}/{self.ecs.service}"
         if self.appconfig is not None:
             return f"appconfig:{self.appconfig.application}/{self.appconfig.environment}"
         assert self.load_balancer is not None
@@ -326,8 +344,14 @@ class Policy(_Strict):
     @model_validator(mode="after")
     def _steps_fit_the_target(self) -> Policy:
         for i, step in enumerate(self.ladder):
-            if step.action == "rollback" and self.target.codedeploy is None:
-                raise ValueError(f"ladder[{i}]: a rollback needs target.codedeploy")
+            if step.action == "rollback" and self.target.codedeploy is None and self.target.ecs is None:
+                raise ValueError(f"ladder[{i}]: a rollback needs target.codedeploy or target.ecs")
+            if step.action == "rollback" and step.scope == "canary" and self.target.ecs_rolling is not None:
+                # A rolling update replaces tasks; it has no traffic slice to go back to first (README, "ECS services").
+                raise ValueError(
+                    f"ladder[{i}]: an ECS rolling service has no canary rollback (ECS replaces its tasks): use scope "
+                    "full, or deploy it blue/green with CodeDeploy (target.codedeploy) for a canary"
+                )
             lb = self.target.load_balancer
             if step.action in {"shift_traffic", "zonal_shift"} and lb is None:
                 raise ValueError(f"ladder[{i}]: {step.action} needs target.load_balancer")
@@ -337,10 +361,14 @@ class Policy(_Strict):
 
     @model_validator(mode="after")
     def _canary_needs_slice_metrics(self) -> Policy:
-        # A shift_traffic canary needs none: its slice is judged on the target groups' own ALB metrics.
+        # A shift_traffic canary needs none: its slice is judged on the target groups' own ALB metrics; neither does an
+        # ECS blue/green canary, judged on the target group of each task set.
         canaries = [s for s in self.ladder if s.action == "rollback" and s.scope == "canary"]
-        if canaries and self.verify.slice is None:
-            raise ValueError("a canary step is judged on its slice of traffic: set verify.slice")
+        if canaries and self.verify.slice is None and self.target.ecs is None:
+            raise ValueError(
+                "a canary step is judged on its slice of traffic: set verify.slice (or target.ecs for an ECS "
+                "service, judged per target group)"
+            )
         # No upper bound from CodeDeploy here: Rollguard's canary interval is derived from the window
         # (adapters/codedeploy.canary_minutes), so the verdict always comes before the rest moves.
         return self

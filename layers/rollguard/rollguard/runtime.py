@@ -41,6 +41,7 @@ class HasFunctionArn(Protocol):
 if TYPE_CHECKING:
     from rollguard.actions import Adapters
     from rollguard.adapters.codedeploy import CodeDeploy
+    from rollguard.adapters.ecs import EcsServices
     from rollguard.adapters.elb import LoadBalancers
     from rollguard.adapters.notify import Notifier
     from rollguard.adapters.zonal_shift import ZonalShifts
@@ -114,6 +115,7 @@ def remediation_deps() -> Deps:
         control=control(s),
         elb=load_balancers(),
         zonal_shift=zonal_shifts(),
+        ecs=ecs_services(),
     )
 
 
@@ -129,6 +131,12 @@ def load_balancers() -> LoadBalancers:
     return LoadBalancers(clients.client("elbv2"))
 
 
+def ecs_services() -> EcsServices:
+    from rollguard.adapters.ecs import EcsServices
+
+    return EcsServices(clients.client("ecs"))
+
+
 def zonal_shifts() -> ZonalShifts:
     from rollguard.adapters.zonal_shift import ZonalShifts
 
@@ -139,7 +147,7 @@ def target_adapters() -> Adapters:
     """What Close and the watchdog may read and undo on the target when an incident closes."""
     from rollguard.actions import Adapters
 
-    return Adapters(codedeploy=codedeploy(), elb=load_balancers(), zonal_shift=zonal_shifts())
+    return Adapters(codedeploy=codedeploy(), elb=load_balancers(), zonal_shift=zonal_shifts(), ecs=ecs_services())
 
 
 def invocation_deadline(context: HasRemainingTime, reserve_s: float = AFTER_THE_ACTION_S) -> datetime:

@@ -5,6 +5,7 @@ Adding an action: README, "Writing a new action".
 
 from rollguard.actions.base import Action, Adapters, Left, StepOutcome
 from rollguard.actions.config_revert import ConfigRevert
+from rollguard.actions.ecs_rollback import EcsRollback
 from rollguard.actions.flags import Flag
 from rollguard.actions.revert_recent_change import RevertRecentChange
 from rollguard.actions.rollback import Rollback
@@ -14,7 +15,15 @@ from rollguard.errors import RollguardError
 
 ACTIONS: dict[str, Action] = {
     name: module
-    for module in (Rollback(), Flag(), ConfigRevert(), RevertRecentChange(), ShiftTraffic(), ZonalShift())
+    for module in (
+        Rollback(),
+        EcsRollback(),
+        Flag(),
+        ConfigRevert(),
+        RevertRecentChange(),
+        ShiftTraffic(),
+        ZonalShift(),
+    )
     for name in module.names
 }
 

@@ -16,6 +16,7 @@ from rollguard.verdicts import Judgement
 
 if TYPE_CHECKING:
     from rollguard.adapters.codedeploy import CodeDeploy
+    from rollguard.adapters.ecs import EcsServices
     from rollguard.adapters.elb import LoadBalancers
     from rollguard.adapters.zonal_shift import ZonalShifts
 
@@ -46,6 +47,7 @@ class Adapters:
     codedeploy: "CodeDeploy | None" = None
     elb: "LoadBalancers | None" = None
     zonal_shift: "ZonalShifts | None" = None
+    ecs: "EcsServices | None" = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 from rollguard import clock
 from rollguard.actions.base import Action, Adapters, Left, StepOutcome
+from rollguard.actions.ecs_rollback import EcsRollback
 from rollguard.adapters.cloudwatch import sum_query
 from rollguard.adapters.codedeploy import (
     CANARY_PERCENT,
@@ -16,8 +17,10 @@ from rollguard.adapters.codedeploy import (
     canary_minutes,
     retarget,
 )
+from rollguard.adapters.ecs import task_set_groups
+from rollguard.adapters.elb import target_group_counts, target_group_name
 from rollguard.clock import parse_aws_time
-from rollguard.deps import Deps
+from rollguard.deps import Deps, need
 from rollguard.durations import format_duration
 from rollguard.errors import NothingToRollBack, RollguardError
 from rollguard.incident import ActionRecord, Assessment, DeploymentRef, ExecutionState, Progress
@@ -26,6 +29,7 @@ from rollguard.verdicts import Judgement, SliceStats, judge_slices
 
 ROLLGUARD_MARK = "Rollguard"  # prefix of the descriptions of deployments Rollguard creates
 CANARY_SETTLE_SECONDS = 60  # after CodeDeploy's last shift, before the widened rollback is judged
+ECS_ROLLING = EcsRollback()  # a rollback step of a service ECS deploys itself (target.ecs without codedeploy)
 
 
 class Rollback(Action):
@@ -47,11 +51,15 @@ class Rollback(Action):
         bad = state.assessment.bad if state and state.assessment else None
         if state is None:
             return f"rollback {step.scope}"
+        if state.policy.target.ecs_rolling is not None:
+            return ECS_ROLLING.describe(step, state)
         if bad is None:
             return f"{step.scope} rollback (no CodeDeploy deployment in scope)"
         return f"{step.scope} rollback of deployment {bad.deployment_id} (revision {bad.revision_label})"
 
     def take(self, step: LadderStep, state: ExecutionState, deps: Deps) -> StepOutcome:
+        if state.policy.target.ecs_rolling is not None:
+            return ECS_ROLLING.take(step, state, deps)
         return rollback(step.scope, state, deps, step.verify.longest)
 
     def horizon(self, step: LadderStep) -> int:
@@ -72,7 +80,11 @@ class Rollback(Action):
     def verify(self, state: ExecutionState, progress: Progress, deps: Deps, window_s: int) -> Judgement | None:
         """A canary is judged on its slice: the revision it rolled back to, next to the suspect's, same window."""
         metrics, assessment = state.policy.verify.slice, state.assessment
-        if progress.judge != "slice" or metrics is None or assessment is None or assessment.bad is None:
+        if progress.judge != "slice" or assessment is None or assessment.bad is None:
+            return None
+        if assessment.bad.compute_platform == "ECS" and state.policy.target.ecs is not None:
+            return ecs_slice(state, deps, window_s)
+        if metrics is None:
             return None
         good_label = assessment.last_good.revision_label if assessment.last_good else "?"
         now = clock.now()
@@ -94,6 +106,31 @@ class Rollback(Action):
 
     def follow_up(self, parameters: dict[str, Any]) -> str:
         return "fix forward with a new revision rather than redeploying the rolled-back one"
+
+
+def ecs_slice(state: ExecutionState, deps: Deps, window_s: int) -> Judgement:
+    """An ECS blue/green canary is judged per target group: each task set serves its own target group ("Amazon ECS
+    blue/green deployments with CodeDeploy"), so the target group of the last-known-good task definition's task set
+    is the rolled-back slice, next to the suspect's, on their AWS/ApplicationELB metrics over the same window."""
+    assessment, target = state.assessment, state.policy.target.ecs
+    assert assessment is not None and assessment.bad is not None and target is not None
+    good_label = assessment.last_good.revision_label if assessment.last_good else "?"
+    bad_label = assessment.bad.revision_label
+    groups = task_set_groups(need(deps.ecs, "the ECS adapter").service(target.cluster, target.service))
+    missing = [label for label in (good_label, bad_label) if label not in groups]
+    if missing:
+        why = f"no task set of {', '.join(missing)} behind a target group of {target.cluster}/{target.service} (yet)"
+        return Judgement("inconclusive", why, {"task_sets": groups})
+    sides = {"good": groups[good_label], "bad": groups[bad_label]}
+    load_balancer = need(deps.elb, "the load balancer adapter").load_balancer_of(sides["good"])
+    now = clock.now()
+    counts = target_group_counts(
+        deps.cloudwatch, load_balancer.dimension, sides, now - timedelta(seconds=window_s), now
+    )
+    good = SliceStats(f"{good_label} (target group {target_group_name(sides['good'])})", *counts["good"])
+    bad = SliceStats(f"{bad_label} (target group {target_group_name(sides['bad'])})", *counts["bad"])
+    v = state.policy.verify
+    return judge_slices(good, bad, v.min_requests, v.max_error_rate, "the rolled-back slice", "the deploy")
 
 
 def slice_queries(metrics: SliceMetrics, labels: dict[str, str]) -> list[dict[str, Any]]:

@@ -12,21 +12,17 @@ from typing import Any
 
 from rollguard import clock
 from rollguard.actions.base import Action, Adapters, Left, StepOutcome
-from rollguard.adapters.cloudwatch import sum_query
-from rollguard.adapters.elb import Forward, LoadBalancers, target_group_dimension
+from rollguard.adapters.elb import Forward, LoadBalancers, target_group_counts, target_group_name
 from rollguard.deps import Deps, need
 from rollguard.errors import NothingToRollBack, TargetNotFound
 from rollguard.incident import ActionRecord, ExecutionState, Progress
 from rollguard.policy import LadderStep, LoadBalancerTarget, ShiftTrafficStep
 from rollguard.verdicts import Judgement, SliceStats, judge_slices
 
-NAMESPACE = "AWS/ApplicationELB"
-REQUESTS, ERRORS = "RequestCount", "HTTPCode_Target_5XX_Count"  # "CloudWatch metrics for your ALB"
 BEFORE = "traffic_before"  # the incident attribute holding the weights Rollguard found (store.remember)
 
 
-def _name(arn: str) -> str:
-    return arn.split(":targetgroup/", 1)[1].split("/")[0] if ":targetgroup/" in arn else arn
+_name = target_group_name
 
 
 def planned(before: dict[str, int], away_from: str, to: str, scope: str, percent: int) -> dict[str, int]:
@@ -106,24 +102,11 @@ class ShiftTraffic(Action):
         if progress.judge != "slice" or not effect:
             return None
         now = clock.now()
-        dimension = effect["load_balancer"]
-        queries = [
-            sum_query(
-                f"{kind}_{side}",
-                NAMESPACE,
-                metric,
-                {"LoadBalancer": dimension, "TargetGroup": target_group_dimension(arn)},
-            )
-            for side, arn in (("good", effect["to"]), ("bad", effect["away_from"]))
-            for kind, metric in (("requests", REQUESTS), ("errors", ERRORS))
-        ]
-        values = deps.cloudwatch.values(queries, now - timedelta(seconds=window_s), now)
-        stats = {
-            side: SliceStats(
-                f"target group {_name(effect[key])}", sum(values[f"requests_{side}"]), sum(values[f"errors_{side}"])
-            )
-            for side, key in (("good", "to"), ("bad", "away_from"))
-        }
+        groups = {"good": effect["to"], "bad": effect["away_from"]}
+        counts = target_group_counts(
+            deps.cloudwatch, effect["load_balancer"], groups, now - timedelta(seconds=window_s), now
+        )
+        stats = {side: SliceStats(f"target group {_name(groups[side])}", *counts[side]) for side in groups}
         v = state.policy.verify
         return judge_slices(
             stats["good"], stats["bad"], v.min_requests, v.max_error_rate, "the shifted slice", stats["bad"].label

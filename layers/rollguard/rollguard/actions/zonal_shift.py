@@ -9,8 +9,8 @@ from typing import Any
 
 from rollguard import clock
 from rollguard.actions.base import Action, Adapters, Left, StepOutcome
-from rollguard.actions.shift_traffic import ERRORS, NAMESPACE, REQUESTS
 from rollguard.adapters.cloudwatch import sum_query
+from rollguard.adapters.elb import ERRORS, NAMESPACE, REQUESTS
 from rollguard.adapters.zonal_shift import Shift, ZonalShifts
 from rollguard.deps import Deps, need
 from rollguard.errors import RollguardError, TrafficConflict

@@ -69,8 +69,8 @@ def revision_label(revision: dict[str, Any]) -> str:
                 props = next(iter(resource.values())).get("Properties", {})
                 if "TargetVersion" in props:
                     return str(props["TargetVersion"])
-                if "TaskDefinition" in props:
-                    return str(props["TaskDefinition"]).rsplit(":", 1)[-1]
+                if "TaskDefinition" in props:  # family:revision, as ECS names a task definition
+                    return str(props["TaskDefinition"]).rsplit("/", 1)[-1]
         except (AttributeError, StopIteration, TypeError, ValueError):
             pass
         return str(revision.get("appSpecContent", {}).get("sha256") or "appspec")

@@ -8,12 +8,19 @@ so every other part of the action (stickiness, order, other actions) is sent bac
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from rollguard.adapters.aws_errors import AWS_FAILURES, translate
+from rollguard.adapters.cloudwatch import sum_query
 from rollguard.errors import RollguardError, TargetNotFound
 
+if TYPE_CHECKING:
+    from rollguard.adapters.cloudwatch import CloudWatch
+
 MAX_WEIGHT = 999
+NAMESPACE = "AWS/ApplicationELB"
+REQUESTS, ERRORS = "RequestCount", "HTTPCode_Target_5XX_Count"  # "CloudWatch metrics for your ALB"
 _NOT_FOUND = frozenset({"ListenerNotFound", "RuleNotFound", "TargetGroupNotFound", "LoadBalancerNotFound"})
 
 
@@ -44,6 +51,29 @@ class LoadBalancerRef:
 def target_group_dimension(arn: str) -> str:
     """The TargetGroup dimension of AWS/ApplicationELB metrics: targetgroup/<name>/<id>."""
     return "targetgroup/" + arn.split(":targetgroup/", 1)[1]
+
+
+def target_group_name(arn: str) -> str:
+    return arn.split(":targetgroup/", 1)[1].split("/")[0] if ":targetgroup/" in arn else arn
+
+
+def target_group_counts(
+    cloudwatch: "CloudWatch", load_balancer: str, groups: dict[str, str], start: datetime, end: datetime
+) -> dict[str, tuple[float, float]]:
+    """{side: (requests, target 5XX)} of each target group ARN in ``groups`` {side: ARN} behind the load balancer
+    (its ``app/<name>/<id>`` dimension) over [start, end): AWS/ApplicationELB per {TargetGroup, LoadBalancer}."""
+    queries = [
+        sum_query(
+            f"{kind}_{side}",
+            NAMESPACE,
+            metric,
+            {"LoadBalancer": load_balancer, "TargetGroup": target_group_dimension(arn)},
+        )
+        for side, arn in groups.items()
+        for kind, metric in (("requests", REQUESTS), ("errors", ERRORS))
+    ]
+    values = cloudwatch.values(queries, start, end)
+    return {side: (sum(values[f"requests_{side}"]), sum(values[f"errors_{side}"])) for side in groups}
 
 
 def _forward_action(actions: list[dict[str, Any]], arn: str) -> dict[str, Any]:
@@ -101,6 +131,17 @@ class LoadBalancers:
         except AWS_FAILURES as exc:
             raise translate(exc, f"reading the forward action of {arn}", _NOT_FOUND) from exc
         return Forward(arn, _weights(_forward_action(actions, arn)), actions)
+
+    def load_balancer_of(self, target_group_arn: str) -> LoadBalancerRef:
+        """The (first) load balancer a target group receives traffic from (DescribeTargetGroups, LoadBalancerArns)."""
+        try:
+            found = self._elb.describe_target_groups(TargetGroupArns=[target_group_arn])["TargetGroups"]
+        except AWS_FAILURES as exc:
+            raise translate(exc, f"reading target group {target_group_arn}", _NOT_FOUND) from exc
+        arns = found[0].get("LoadBalancerArns") if found else None
+        if not arns:
+            raise TargetNotFound(f"target group {target_group_name(target_group_arn)} is behind no load balancer")
+        return LoadBalancerRef(arns[0], arns[0].split(":loadbalancer/", 1)[1].split("/")[1])
 
     def target_groups(self, load_balancer_arn: str) -> dict[str, str]:
         """The load balancer's target groups: {name: ARN}."""
