@@ -170,8 +170,9 @@ class MotoExtensions:
             **kwargs: Any,
         ) -> str:
             config = kwargs.get("deployment_config_name") or (args[0] if args else None)
-            if config:
-                ext.codedeploy.get_config(str(config))  # DeploymentConfigDoesNotExistException
+            # DeploymentConfigDoesNotExistException, a configuration of another compute platform, an AppSpec that is
+            # not the platform's: refused before moto records the deployment (which would then block the group).
+            ext.codedeploy.admit(backend, application_name, deployment_group_name, revision, config and str(config))
             active = [
                 d
                 for d in backend.deployments.values()
