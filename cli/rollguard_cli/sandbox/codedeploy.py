@@ -443,7 +443,7 @@ class LambdaDeployments(Deployments):
                 self.now, self._schedule, self._cancel, self._enqueue, configs=self.configs, lock=self._lock
             )
         self._ecs.codedeploy, self._ecs.cloudwatch = self.codedeploy, self.cloudwatch
-        self._ecs.create_original = self.create_original
+        self._ecs.create_original, self._ecs.lambda_ = self.create_original, self.lambda_
         return self._ecs
 
     def _for(self, platform: str) -> "Deployments":
@@ -463,6 +463,13 @@ class LambdaDeployments(Deployments):
             self.ecs.parse(revision)
         elif platform == "Lambda":
             LambdaAppSpec.parse(revision)
+
+    def admit_group(self, backend: Any, application: str, params: dict[str, Any]) -> dict[str, Any]:
+        """CreateDeploymentGroup's refusals for the application's compute platform (ECS: codedeploy_ecs)."""
+        found = backend.applications.get(application)
+        if found is not None and found.compute_platform == "ECS":
+            return dict(self.ecs.admit_group(params))
+        return params
 
     def created(self, deployment: Any) -> None:
         target = self._for(deployment.application.compute_platform)
