@@ -22,8 +22,12 @@ alias's ``RoutingConfig`` on the sandbox clock, and AWS's refusals are modelled,
   replaces the group's; the group's ``autoRollbackConfiguration`` (``DEPLOYMENT_STOP_ON_ALARM``,
   ``DEPLOYMENT_FAILURE``) then rolls back as a new deployment.
 
-Not modelled: lifecycle hooks (BeforeAllowTraffic/AfterAllowTraffic), ECS and EC2/on-premises deployments,
-``ignorePollAlarmFailure``, ``DEPLOYMENT_STOP_ON_REQUEST`` group rollbacks, deployment ready/termination waits.
+ECS blue/green deployments are sandbox/codedeploy_ecs.py's (docs/sandbox-codedeploy-ecs.md): ``LambdaDeployments``
+hands a deployment to it by the application's compute platform, and ``Deployments`` holds what both share.
+
+Not modelled: Lambda lifecycle hooks (BeforeAllowTraffic/AfterAllowTraffic), EC2/on-premises deployments,
+``ignorePollAlarmFailure``, ``DEPLOYMENT_STOP_ON_REQUEST`` group rollbacks, deployment ready waits; for ECS see
+codedeploy_ecs.py.
 """
 
 import json
