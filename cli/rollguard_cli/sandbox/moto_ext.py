@@ -6,8 +6,10 @@ request and response shapes — botocore serialises and parses them — so handl
   ``Invoke`` (``InvocationType=Event``) is answered 202 and handed to sandbox/lambda_async.py: retries, then the
   function's dead-letter queue or on-failure destination.
 - CodeDeploy: ``StopDeployment``, ``CreateDeploymentConfig``/``GetDeploymentConfig``, ``errorInformation`` and
-  ``rollbackInfo`` in deployment reads, one active deployment per group (``DeploymentLimitExceededException``,
-  API "CreateDeployment"); what a deployment then does to the Lambda alias is sandbox/codedeploy.py's.
+  ``rollbackInfo`` in deployment reads, ``alarmConfiguration`` and the last attempted/successful deployment in group
+  reads, one active deployment per group (``DeploymentLimitExceededException``, API "CreateDeployment"), and the
+  refusals of CreateDeployment/CreateDeploymentGroup by the application's compute platform; what a deployment then
+  does is sandbox/codedeploy.py's (the Lambda alias) or sandbox/codedeploy_ecs.py's (ECS task sets and the listener).
 - Lambda: ``CreateAlias``/``UpdateAlias`` tell the World, which reads its traffic split from the alias.
 - ELBv2: ``ModifyListener``/``ModifyRule``/``CreateRule``/``DeleteRule`` tell the World, which reads the load
   balancer's weights from moto's listener and rules (sandbox/load_balancer.py).
@@ -142,6 +144,7 @@ class MotoExtensions:
         ext = self
         original_invoke = LambdaSimpleBackend.invoke
         original_create = CodeDeployBackend.create_deployment
+        original_create_group = CodeDeployBackend.create_deployment_group
         self.codedeploy.create_original = original_create
         original_info = cd_responses._deployment_info
         original_group_info = cd_responses._deployment_group_info
@@ -170,8 +173,9 @@ class MotoExtensions:
             **kwargs: Any,
         ) -> str:
             config = kwargs.get("deployment_config_name") or (args[0] if args else None)
-            if config:
-                ext.codedeploy.get_config(str(config))  # DeploymentConfigDoesNotExistException
+            # DeploymentConfigDoesNotExistException, a configuration of another compute platform, an AppSpec that is
+            # not the platform's: refused before moto records the deployment (which would then block the group).
+            ext.codedeploy.admit(backend, application_name, deployment_group_name, revision, config and str(config))
             active = [
                 d
                 for d in backend.deployments.values()
@@ -188,6 +192,11 @@ class MotoExtensions:
             deployment_id = original_create(backend, application_name, deployment_group_name, revision, *args, **kwargs)
             ext.codedeploy.created(backend.deployments[deployment_id])
             return str(deployment_id)
+
+        def create_deployment_group(backend: Any, application_name: str, *args: Any, **kwargs: Any) -> str:
+            # moto's response passes every parameter by keyword; the ECS group's refusals, by compute platform.
+            kwargs = ext.codedeploy.admit_group(backend, application_name, kwargs)
+            return str(original_create_group(backend, application_name, *args, **kwargs))
 
         def respond(method: Callable[[Any], dict[str, Any]]) -> Callable[[Any], ActionResult]:
             return lambda response: ActionResult(method(response))
@@ -214,6 +223,20 @@ class MotoExtensions:
         def deployment_group_info(group: Any) -> dict[str, Any]:
             info = original_group_info(group)
             info["alarmConfiguration"] = group.alarm_configuration or {}  # moto answers {} whatever was set
+            # moto answers {} for both; CodeDeploy reports the group's last attempted and last successful deployment.
+            backend = ext.codedeploy.codedeploy
+            mine = [d for d in (backend.deployments.values() if backend else []) if d.deployment_group is group]
+            for key, found in (
+                ("lastAttemptedDeployment", mine[-1:]),
+                ("lastSuccessfulDeployment", [d for d in mine if d.status == "Succeeded"][-1:]),
+            ):
+                if found:
+                    info[key] = {
+                        "deploymentId": found[0].deployment_id,
+                        "status": found[0].status,
+                        "endTime": found[0].complete_time,
+                        "createTime": found[0].create_time,
+                    }
             return info
 
         def alias_changed(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -368,6 +391,7 @@ class MotoExtensions:
                 (builtins, "print", handler_print),
                 (LambdaSimpleBackend, "invoke", invoke),  # use_docker=False selects this backend
                 (CodeDeployBackend, "create_deployment", create_deployment),
+                (CodeDeployBackend, "create_deployment_group", create_deployment_group),
                 (cd_responses.CodeDeployResponse, "stop_deployment", respond(stop_response)),
                 (cd_responses.CodeDeployResponse, "create_deployment_config", respond(create_config_response)),
                 (cd_responses.CodeDeployResponse, "get_deployment_config", respond(get_config_response)),
