@@ -69,6 +69,7 @@ CODE_DEPLOY_TASK_DEFINITION = (
 FINISHED = {"SUCCESSFUL", "STOPPED", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"}
 STOPPABLE = {"PENDING", "IN_PROGRESS", "STOP_REQUESTED", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS"}
 LIST_PAGE = 20  # ListServiceDeployments' default maxResults
+ROLLBACK_REQUESTED_FOR = timedelta(seconds=5)  # how long ROLLBACK_REQUESTED lasts: AWS does not say
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,9 @@ class EcsService:
 
     # ------------------------------------------------------------------ provisioning (plain boto3)
 
-    def provision(self, ecs: Any, backend: Any, target_groups: dict[str, str]) -> None:
+    def provision(self, ecs: Any, ec2: Any, backend: Any, target_groups: dict[str, str], subnets: list[str]) -> None:
+        """Cluster, task definitions and service through plain boto3; the tasks run in the load balancer's subnets
+        (``awsvpc`` needs a network configuration, "Amazon ECS task networking options for Fargate")."""
         spec = self.spec
         if spec.target_group not in target_groups:
             raise ValueError(f"{spec.target_group!r} is not one of the load balancer's target groups")
@@ -225,11 +228,15 @@ class EcsService:
                         "name": spec.container,
                         "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{spec.family}:{n}",
                         "essential": True,
+                        "memory": 512,
                         "portMappings": [{"containerPort": spec.container_port, "protocol": "tcp"}],
                     }
                 ],
             )
         live = f"{spec.family}:{spec.live_revision}"
+        vpc = ec2.describe_subnets(SubnetIds=subnets)["Subnets"][0]["VpcId"]
+        groups = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+        network = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [groups[0]["GroupId"]]}}
         load_balancers = [
             {
                 "targetGroupArn": target_groups[spec.target_group],
@@ -246,6 +253,7 @@ class EcsService:
             loadBalancers=load_balancers,
             deploymentController={"type": spec.controller},
             deploymentConfiguration=self.configuration,
+            networkConfiguration=network,
         )
         service = self.moto_service()
         service.deployment_configuration = self.configuration  # moto drops it
@@ -258,8 +266,9 @@ class EcsService:
                 live,
                 load_balancers=load_balancers,
                 launch_type="FARGATE",
-                scale={"value": 100.0, "unit": "PERCENT"},
+                network_configuration=network,
             )
+            task_set.scale = {"value": 100.0, "unit": "PERCENT"}  # set after: moto's run_task fails for awsvpc tasks
             backend.update_service_primary_task_set(spec.cluster, spec.service, task_set.task_set_arn)
             return
         # The service starts steady: its first deployment COMPLETED, desiredCount tasks healthy.
@@ -421,13 +430,15 @@ class EcsService:
                 if surplus > 0 and task.state == "RUNNING":
                     task.state, surplus = "STOPPED", surplus - 1
         primary.updated_at = now
-        self.deployments = [primary] + [d for d in old if d.live()]
+        # A drained deployment leaves DescribeServices; a FAILED one stays until the rollback completes.
+        self.deployments = [primary] + [d for d in old if d.live() or d.rollout_state == "FAILED"]
         if (
             primary.rollout_state == "IN_PROGRESS"
             and primary.count("RUNNING") >= self.desired
-            and len(self.deployments) == 1
+            and not any(d.live() for d in self.deployments[1:])
         ):
             self._complete(primary, now)
+            self.deployments = [primary]
         self._publish()
 
     def _started(self, task: _Task) -> Callable[[], None]:
@@ -723,7 +734,7 @@ class EcsService:
                     )
                     self._step()
 
-            self.schedule(self.now(), start)
+            self.schedule(self.now() + ROLLBACK_REQUESTED_FOR, start)
         return 200, {"serviceDeploymentArn": sd.arn}
 
 

@@ -544,7 +544,15 @@ class Sandbox:
         if self.ecs is not None:
             from moto.ecs.models import ecs_backends
 
-            self.ecs.provision(self.client("ecs"), ecs_backends[ACCOUNT][REGION], lb.target_groups)
+            subnets = [
+                zone["SubnetId"]
+                for zone in self.client("elbv2").describe_load_balancers(LoadBalancerArns=[lb.arn])["LoadBalancers"][0][
+                    "AvailabilityZones"
+                ]
+            ]
+            self.ecs.provision(
+                self.client("ecs"), self.client("ec2"), ecs_backends[ACCOUNT][REGION], lb.target_groups, subnets
+            )
             self.ext.ecs = self.ecs
         self.world.sync()  # the load balancer serves from now: its first minute starts at the next boundary
 
