@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from rollguard_cli.sandbox.iam import (
     ALLOWED,
+    ECS_LOOKUPS,
     EXPLICIT_DENY,
     IMPLICIT_DENY,
     CallNotModelled,
@@ -362,3 +363,54 @@ def test_the_traffic_services_refuse_with_their_own_error(service: str, code: st
     assert decision is not None and not decision.allowed
     answered_status, answered = decision.error_response()
     assert (answered["Error"]["Code"], answered_status) == (code, status)
+
+
+# ---------------------------------------------------------------------------- ECS (sandbox/ecs.py)
+
+SERVICE = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/prod/payments"
+SERVICE_DEPLOYMENT = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/prod/payments/4980306466373577095"
+SERVICE_REVISION = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-revision/prod/payments/4980306466373577095"
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "expected"),
+    [
+        # SAR, Amazon ECS: each action and the resource types it takes (DescribeTaskDefinition takes none: "*").
+        ("DescribeServices", {"cluster": "prod", "services": ["payments"]}, [SERVICE]),
+        (
+            "DescribeServices",
+            {"cluster": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/prod", "services": [SERVICE]},
+            [SERVICE],
+        ),
+        ("UpdateService", {"cluster": "prod", "service": "payments", "taskDefinition": "payments:2"}, [SERVICE]),
+        ("DescribeTaskDefinition", {"taskDefinition": "payments:2"}, ["*"]),
+        ("ListServiceDeployments", {"cluster": "prod", "service": "payments"}, [SERVICE]),
+        ("DescribeServiceDeployments", {"serviceDeploymentArns": [SERVICE_DEPLOYMENT]}, [SERVICE, SERVICE_DEPLOYMENT]),
+        ("DescribeServiceRevisions", {"serviceRevisionArns": [SERVICE_REVISION]}, [SERVICE, SERVICE_REVISION]),
+        ("StopServiceDeployment", {"serviceDeploymentArn": SERVICE_DEPLOYMENT}, [SERVICE, SERVICE_DEPLOYMENT]),
+        (
+            "DescribeTaskSets",
+            {"cluster": "prod", "service": "payments", "taskSets": ["ecs-svc/123"]},
+            [f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-set/prod/payments/ecs-svc/123"],
+        ),
+    ],
+)
+def test_ecs_calls_map_to_the_sars_resource_types(operation: str, params: dict[str, Any], expected: list[str]) -> None:
+    assert needs("ecs", operation, params, lookups=ECS_LOOKUPS) == [(f"ecs:{operation}", arn) for arn in expected]
+
+
+def test_a_grant_on_the_service_does_not_cover_its_service_deployments() -> None:
+    p = policy({"Effect": "Allow", "Action": "ecs:StopServiceDeployment", "Resource": SERVICE})
+    assert p.decide("ecs:StopServiceDeployment", SERVICE) == ALLOWED
+    assert p.decide("ecs:StopServiceDeployment", SERVICE_DEPLOYMENT) == IMPLICIT_DENY
+
+
+def test_ecs_refuses_with_access_denied_exception_400() -> None:
+    template = {"Resources": {"Fn": {"Type": "AWS::Serverless::Function", "Properties": {"Policies": []}}}}
+    enforcer = Enforcer(template, Stack(physical={}), functions={"rollguard-fn": "Fn"}, lookups=ECS_LOOKUPS)
+    decision = enforcer.check(
+        "rollguard-fn", "ecs", "DescribeServices", {"cluster": "prod", "services": ["payments"]}, REGION
+    )
+    assert decision is not None and not decision.allowed and decision.denied == ("ecs:DescribeServices", SERVICE)
+    status, answered = decision.error_response()
+    assert (answered["Error"]["Code"], status) == ("AccessDeniedException", 400)

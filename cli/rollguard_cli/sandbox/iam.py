@@ -88,6 +88,8 @@ ACCESS_DENIED: dict[str, tuple[str, int]] = {
     # EC2 API reference, "Error codes for the Amazon EC2 API": UnauthorizedOperation ("You are not authorized to
     # perform this operation"), a client error; HTTP 403 as EC2 answers it.
     "ec2": ("UnauthorizedOperation", 403),
+    # ECS API reference (e.g. StopServiceDeployment, "Errors"): AccessDeniedException, HTTP 400.
+    "ecs": ("AccessDeniedException", 400),
 }
 
 # Permissions an operation needs beyond its own action, documented by the service but absent from the SAR's
@@ -289,7 +291,7 @@ def _placeholder_values(
             add(base, key.lower(), scalar)
         elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             singular = key.lower().removesuffix("s")
-            if singular in wanted or (service, singular) in lookups:
+            if singular in wanted or (service, singular) in lookups or SYNONYMS.get((service, singular)) in wanted:
                 listed.append((singular, value))
     if not listed:
         return [base]
@@ -789,8 +791,35 @@ def sandbox_enforcer(
             ("codedeploy", "deploymentid"): deployment_group,
             ("sqs", "queueurl"): queue_name,
             ("arc-zonal-shift", "zonalshiftid"): zonal_shift_resource,
+            **ECS_LOOKUPS,
         },
     )
+
+
+def _ecs_name(placeholder: str) -> Lookup:
+    """ECS requests name a cluster, service or task set by its short name/id or its ARN (``cluster``,
+    ``service``/``services``, ``taskSets``); the SAR's ARNs need the name (``${ClusterName}``, ``${ServiceName}``,
+    ``${TaskSetId}``). An ARN is read by the action's ARN formats; a short name is the placeholder's value."""
+
+    def lookup(value: str, region: str) -> dict[str, str]:
+        if value.startswith("arn:"):
+            return {"ClusterName": value.rsplit("/", 1)[-1]} if placeholder == "ClusterName" else {}
+        return {placeholder: value}
+
+    return lookup
+
+
+# ECS (SAR, Amazon Elastic Container Service): DescribeServices, UpdateService and ListServiceDeployments on the
+# service; DescribeServiceDeployments/StopServiceDeployment on the service and the service deployment;
+# DescribeServiceRevisions on the service and the service revision; DescribeTaskSets on the task set;
+# DescribeTaskDefinition on "*" only. The lookups read the names those ARNs are built from.
+ECS_LOOKUPS: dict[tuple[str, str], Lookup] = {
+    ("ecs", "cluster"): _ecs_name("ClusterName"),
+    ("ecs", "service"): _ecs_name("ServiceName"),
+    ("ecs", "taskset"): _ecs_name("TaskSetId"),
+    ("ecs", "servicedeploymentarn"): _ecs_name("ServiceDeploymentArn"),
+    ("ecs", "servicerevisionarn"): _ecs_name("ServiceRevisionArn"),
+}
 
 
 def queue_name(queue_url: str, region: str) -> dict[str, str]:

@@ -13,6 +13,8 @@ request and response shapes — botocore serialises and parses them — so handl
 - Lambda: ``CreateAlias``/``UpdateAlias`` tell the World, which reads its traffic split from the alias.
 - ELBv2: ``ModifyListener``/``ModifyRule``/``CreateRule``/``DeleteRule`` tell the World, which reads the load
   balancer's weights from moto's listener and rules (sandbox/load_balancer.py).
+- ECS: ``UpdateService`` of the sandbox's ECS service (sandbox/ecs.py) starts a deployment there instead of
+  overwriting moto's fields, and is refused as AWS refuses it (a taskDefinition on a CODE_DEPLOY service).
 - Step Functions: a ``Wait`` state and a ``Retry`` back-off advance the virtual clock instead of sleeping, and a
   task's timeout (TimeoutSeconds/TimeoutSecondsPath, e.g. an approval's deadline) is counted on that clock.
 - CloudWatch: reads (DescribeAlarms, GetMetricData, GetMetricStatistics) first bring the World up to
@@ -48,6 +50,7 @@ from moto.codedeploy import responses as cd_responses
 from moto.codedeploy.models import CodeDeployBackend
 from moto.core.responses import ActionResult
 from moto.dynamodb.responses import DynamoHandler
+from moto.ecs.models import EC2ContainerServiceBackend
 from moto.elbv2.models import ELBv2Backend
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec import execute_state
@@ -138,6 +141,7 @@ class MotoExtensions:
         self.stdout = stdout  # where a handler's prints (Powertools' EMF metrics) go, as CloudWatch Logs would
         self._requests = 0
         self.asynchronous: Any = None  # lambda_async.AsyncInvocations, set by the sandbox
+        self.ecs: Any = None  # ecs.EcsService, set by the sandbox when it has an ECS service
 
     @contextmanager
     def installed(self) -> Iterator["MotoExtensions"]:
@@ -379,6 +383,17 @@ class MotoExtensions:
 
         original_print = builtins.print
 
+        original_update_service = EC2ContainerServiceBackend.update_service
+
+        def update_service(backend: Any, service_properties: dict[str, Any]) -> Any:
+            props = dict(service_properties)
+            if ext.ecs is not None and ext.ecs.modelled(props.get("cluster", "default"), props.get("service", "")):
+                with ext.world._lock:
+                    updated = ext.ecs.update_service(props)
+                if updated is not None:
+                    return updated
+            return original_update_service(backend, service_properties)
+
         def handler_print(*args: Any, **kwargs: Any) -> None:
             """A handler's prints (Powertools' EMF metrics) go where CloudWatch Logs would take them. Per thread:
             contextlib.redirect_stdout swaps the process's sys.stdout, which races with the CLI's own capture."""
@@ -392,6 +407,7 @@ class MotoExtensions:
                 (LambdaSimpleBackend, "invoke", invoke),  # use_docker=False selects this backend
                 (CodeDeployBackend, "create_deployment", create_deployment),
                 (CodeDeployBackend, "create_deployment_group", create_deployment_group),
+                (EC2ContainerServiceBackend, "update_service", update_service),
                 (cd_responses.CodeDeployResponse, "stop_deployment", respond(stop_response)),
                 (cd_responses.CodeDeployResponse, "create_deployment_config", respond(create_config_response)),
                 (cd_responses.CodeDeployResponse, "get_deployment_config", respond(get_config_response)),

@@ -10,7 +10,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -27,6 +27,7 @@ from rollguard import runtime
 from rollguard_cli.sandbox.appconfig import AppConfigDeployments
 from rollguard_cli.sandbox.clock import VirtualClock
 from rollguard_cli.sandbox.codedeploy import LambdaDeployments
+from rollguard_cli.sandbox.ecs import EcsService, EcsServiceSpec
 from rollguard_cli.sandbox.iam import Enforcer, iam_prefix, sandbox_enforcer
 from rollguard_cli.sandbox.lambda_async import AsyncInvocations, async_configs
 from rollguard_cli.sandbox.load_balancer import (
@@ -183,7 +184,10 @@ class Sandbox:
         policy_file: Path = REPO / "policies" / "sandbox.yaml",
         log_stream: io.TextIOBase | None = None,
         load_balancer: LoadBalancerSpec | None = None,
+        ecs: EcsServiceSpec | None = None,
     ):
+        if ecs is not None and load_balancer is None:
+            raise ValueError("an ECS service registers its tasks in a target group: give load_balancer= too")
         self.clock = VirtualClock()
         self.service = service or ServiceSpec()
         self.world = World(clock=self.clock, service=self.service, error_rate=error_model)
@@ -202,6 +206,10 @@ class Sandbox:
         self.zonal_shifts = ZonalShifts(now=self.world.now, resources=self._managed_resource, zone_ids=self._zone_ids)
         self.load_balancer_spec = load_balancer
         self.load_balancer: ProvisionedLoadBalancer | None = None  # set once provisioned (load_balancer given)
+        # An ECS service behind the load balancer (sandbox/ecs.py): its deployments run on the World's clock.
+        self.ecs: EcsService | None = (
+            None if ecs is None else EcsService(ecs, self.world.now, self.world.schedule, self.world.enqueue)
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -322,6 +330,12 @@ class Sandbox:
                 break
         if service == "appconfig":
             answered = self.appconfig.answer(region, model.name, context.get("sandbox_params", {}))
+            if answered is not None:
+                return _answer(*answered)
+        if service == "ecs" and self.ecs is not None:
+            with self.log.as_world():  # the service's tasks as they are now on the virtual clock
+                self.world.sync()
+            answered = self.ecs.answer(model.name, context.get("sandbox_params", {}))
             if answered is not None:
                 return _answer(*answered)
         if service == "arc-zonal-shift":
@@ -515,6 +529,8 @@ class Sandbox:
 
         from rollguard_cli.sandbox import load_balancer
 
+        if self.ecs is not None:  # each target group's errors come from the tasks that serve it
+            spec = replace(spec, error_rate=self.ecs.error_rate)
         lb = self.load_balancer = load_balancer.provision(self.client("ec2"), self.client("elbv2"), spec)
         backend = elbv2_backends[ACCOUNT][REGION]
         ids = {zone_id: name for name, zone_id in lb.zone_ids.items()}
@@ -525,7 +541,31 @@ class Sandbox:
 
         self.world.traffic = LoadBalancerTraffic(lb, lambda: routing_from_backend(backend, lb), away_from)
         self.world.traffic.record(self.world.now())
+        if self.ecs is not None:
+            from moto.ecs.models import ecs_backends
+
+            subnets = [
+                zone["SubnetId"]
+                for zone in self.client("elbv2").describe_load_balancers(LoadBalancerArns=[lb.arn])["LoadBalancers"][0][
+                    "AvailabilityZones"
+                ]
+            ]
+            self.ecs.provision(
+                self.client("ecs"), self.client("ec2"), ecs_backends[ACCOUNT][REGION], lb.target_groups, subnets
+            )
+            self.ext.ecs = self.ecs
         self.world.sync()  # the load balancer serves from now: its first minute starts at the next boundary
+
+    def ecs_deploy(self, revision: int) -> dict[str, Any]:
+        """UpdateService to ``family:revision``, as the service team deploys (no Rollguard function's role)."""
+        if self.ecs is None:
+            raise ValueError("this sandbox has no ECS service (Sandbox(..., ecs=EcsServiceSpec()))")
+        spec = self.ecs.spec
+        return dict(
+            self.client("ecs").update_service(
+                cluster=spec.cluster, service=spec.service, taskDefinition=f"{spec.family}:{revision}"
+            )["service"]
+        )
 
     def _managed_resource(self, region: str, arn: str) -> ManagedResource | None:
         """A load balancer is a managed resource of ARC while zonal shift is enabled on it (moto's ELBv2 backend)."""
