@@ -20,8 +20,10 @@ from rollguard.clock import iso as domain_iso
 from rollguard.durations import format_duration
 
 from rollguard_cli.review import INCIDENT_FILE, LEAD_IN, METRIC_FILE, alarm_onset, read_alarm_metric
+from rollguard_cli.sandbox.codedeploy_ecs import provision_ecs_deployment_group
+from rollguard_cli.sandbox.ecs import EcsServiceSpec
 from rollguard_cli.sandbox.iam import summary as iam_summary
-from rollguard_cli.sandbox.load_balancer import LoadBalancerSpec
+from rollguard_cli.sandbox.load_balancer import LoadBalancerSpec, TargetGroupSpec
 from rollguard_cli.sandbox.runner import REPO, TABLES, Sandbox
 from rollguard_cli.sandbox.world import ServiceSpec
 
@@ -45,6 +47,10 @@ class Scenario:
     # Where the load balancer sends traffic when the incident is over: {"weights": {target group: share},
     # "shifted_away": AZ ID or None}.
     expected_traffic: dict[str, Any] | None = None
+    # An ECS service behind that load balancer (its tasks' error rate is the stage's, Stage.behave, by task
+    # definition label "family:revision"), and the task definition it runs when the incident is over.
+    ecs: EcsServiceSpec | None = None
+    expected_task_definition: str | None = None
 
 
 class Live:
@@ -163,6 +169,54 @@ class Stage:
         if settle:
             self.sb.advance(60)  # an all-at-once Lambda deployment completes within its minute
         return str(deployment_id)
+
+    def ecs_release(self, revision: int, config: str = "CodeDeployDefault.ECSAllAtOnce") -> str:
+        """Deploy ``family:revision`` of the ECS service blue/green through CodeDeploy, as its pipeline would (an
+        ECS AppSpec: the task definition's ARN and the container the load balancer routes to), until it is done."""
+        assert self.sb.ecs is not None
+        spec = self.sb.ecs.spec
+        arn = self.sb.client("ecs").describe_task_definition(taskDefinition=f"{spec.family}:{revision}")[
+            "taskDefinition"
+        ]["taskDefinitionArn"]
+        appspec = {
+            "version": 0.0,
+            "Resources": [
+                {
+                    "TargetService": {
+                        "Type": "AWS::ECS::Service",
+                        "Properties": {
+                            "TaskDefinition": arn,
+                            "LoadBalancerInfo": {"ContainerName": spec.container, "ContainerPort": spec.container_port},
+                        },
+                    }
+                }
+            ],
+        }
+        cd = self.sb.client("codedeploy")
+        deployment_id = cd.create_deployment(
+            applicationName=ECS_APPLICATION,
+            deploymentGroupName=ECS_GROUP,
+            deploymentConfigName=config,
+            revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(appspec)}},
+            description=f"release {spec.family}:{revision}",
+        )["deploymentId"]
+        for _ in range(40):  # ready, shifted, the original task set kept for the termination wait, then done
+            self.sb.advance(30)
+            if cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]["status"] in {"Succeeded", "Failed"}:
+                break
+        return str(deployment_id)
+
+    def ecs_roll(self, revision: int) -> None:
+        """Deploy ``family:revision`` with ECS's rolling update (UpdateService), until the rollout completes."""
+        assert self.sb.ecs is not None
+        spec = self.sb.ecs.spec
+        self.sb.ecs_deploy(revision)
+        for _ in range(40):
+            self.sb.advance(30)
+            found = self.sb.client("ecs").describe_services(cluster=spec.cluster, services=[spec.service])
+            deployments = found["services"][0]["deployments"]
+            if len(deployments) == 1 and deployments[0].get("rolloutState") == "COMPLETED":
+                break
 
     def incident(self) -> str:
         """Let the alarm fire and an incident run to its end (a scenario's earlier incident)."""
@@ -673,6 +727,108 @@ SCENARIOS.update(
 )
 
 
+# The ECS drills: the payments service on cluster prod, behind payments-alb, whose HTTP:80 listener forwards to
+# payments-blue (weight 100, serving payments:1) and payments-green (weight 0); task definitions payments:1..3, four
+# tasks. Blue/green drills deploy it through CodeDeploy (payments/payments-prod), the rolling drill with ECS itself.
+PAYMENTS_ALB = LoadBalancerSpec(
+    name="payments-alb",
+    target_groups=(TargetGroupSpec("payments-blue", 100), TargetGroupSpec("payments-green", 0)),
+    zonal_shift=False,
+)
+ECS_APPLICATION, ECS_GROUP = "payments", "payments-prod"
+PAYMENTS_BLUE_GREEN = EcsServiceSpec(revisions=3, controller="CODE_DEPLOY", target_group="payments-blue")
+PAYMENTS_ROLLING = EcsServiceSpec(revisions=3, controller="ECS", target_group="payments-blue")
+
+
+def _ecs_blue_green(stage: Stage, bad: Callable[[str, Live], float | None]) -> None:
+    sb = stage.sb
+    assert sb.load_balancer is not None
+    cd = sb.client("codedeploy")
+    cd.create_application(applicationName=ECS_APPLICATION, computePlatform="ECS")
+    provision_ecs_deployment_group(
+        cd,
+        application=ECS_APPLICATION,
+        group=ECS_GROUP,
+        cluster=PAYMENTS_BLUE_GREEN.cluster,
+        service=PAYMENTS_BLUE_GREEN.service,
+        listener_arn=sb.load_balancer.listener_arn,
+        target_groups=("payments-blue", "payments-green"),
+        role_arn="arn:aws:iam::123456789012:role/codedeploy-ecs",
+        termination_wait_minutes=1,
+    )
+    sb.put_alb_alarm("payments-bg-5xx", threshold=100)
+    stage.behave(bad)
+    stage.ecs_release(2)  # a good release: payments:2 on payments-green
+    sb.advance(15 * 60)  # healthy first: the report charts 15 minutes before the alarm
+    stage.ecs_release(3)  # the release to blame: payments:3 on payments-blue
+
+
+def _ecs_bad_deploy(stage: Stage) -> None:
+    _ecs_blue_green(stage, lambda label, live: 0.25 if label == "payments:3" else None)
+
+
+def _ecs_not_the_deploy(stage: Stage) -> None:
+    # payments:3 ships while a dependency every revision calls starts failing: going back does not help.
+    _ecs_blue_green(stage, lambda label, live: None)
+    stage.behave(lambda label, live: 0.25)
+
+
+def _ecs_rolling_bad_deploy(stage: Stage) -> None:
+    stage.sb.put_alb_alarm("payments-5xx", threshold=100)
+    stage.behave(lambda label, live: 0.25 if label == "payments:3" else None)
+    stage.ecs_roll(2)  # a good release
+    stage.sb.advance(15 * 60)  # healthy first: the report charts 15 minutes before the alarm
+    stage.ecs_roll(3)  # the release to blame: its tasks start and pass health checks, so no circuit breaker trips
+
+
+SCENARIOS.update(
+    {
+        s.name: s
+        for s in [
+            Scenario(
+                "ecs-bad-deploy",
+                "Release payments:3 of the ECS service, deployed blue/green by CodeDeploy, fails 25% of requests; "
+                "Rollguard canaries 10% back to payments:2 on the other target group, finds that slice healthy, "
+                "lets CodeDeploy move the rest, and the alarm recovers.",
+                "resolved",
+                _ecs_bad_deploy,
+                "sandbox-ecs.yaml",
+                load_balancer=PAYMENTS_ALB,
+                expected_traffic={"weights": {"payments-green": 1.0}, "shifted_away": None},
+                ecs=PAYMENTS_BLUE_GREEN,
+                expected_task_definition="payments:2",
+            ),
+            Scenario(
+                "ecs-not-the-deploy",
+                "A dependency fails 25% of the ECS service's requests just as payments:3 ships; the 10% canaried back "
+                "to payments:2 is as bad as the rest, so Rollguard stops its canary (traffic back on payments:3) and "
+                "escalates: the deploy is not the cause.",
+                "escalated",
+                _ecs_not_the_deploy,
+                "sandbox-ecs.yaml",
+                load_balancer=PAYMENTS_ALB,
+                expected_traffic={"weights": {"payments-blue": 1.0}, "shifted_away": None},
+                ecs=PAYMENTS_BLUE_GREEN,
+                expected_task_definition="payments:3",
+            ),
+            Scenario(
+                "ecs-rolling-bad-deploy",
+                "Release payments:3, rolled out by ECS itself, fails 25% of requests (its tasks are healthy, so the "
+                "circuit breaker does not trip); Rollguard rolls the service back to payments:2 with UpdateService, "
+                "waits for ECS to replace the tasks, and the alarm recovers.",
+                "resolved",
+                _ecs_rolling_bad_deploy,
+                "sandbox-ecs.yaml",
+                load_balancer=PAYMENTS_ALB,
+                expected_traffic={"weights": {"payments-blue": 1.0}, "shifted_away": None},
+                ecs=PAYMENTS_ROLLING,
+                expected_task_definition="payments:2",
+            ),
+        ]
+    }
+)
+
+
 def _seconds_between(start: datetime, end_iso: str) -> float:
     return round((parse_aws_time(end_iso) - start).total_seconds(), 1)
 
@@ -705,11 +861,15 @@ def run_scenario(
         load_balancer = replace(
             scenario.load_balancer, error_rate=lambda group, zone, at: stages[0].traffic_error_rate(group, zone, at)
         )
+    ecs = None
+    if scenario.ecs is not None:
+        ecs = replace(scenario.ecs, error_rate=lambda label, at: stages[0].error_rate(label, at, {}))
     sandbox = Sandbox(
         error_model=lambda label, at, config: stages[0].error_rate(label, at, config),
         service=service,
         policy_file=policy_file or REPO / "policies" / scenario.policy,
         load_balancer=load_balancer,
+        ecs=ecs,
     )
     with sandbox as sb:
         stages.append(Stage(sb, scenario.group))
@@ -758,12 +918,47 @@ def run_scenario(
             result["traffic_final"] = {"weights": weights, "shifted_away": sb.shifted_away()}
             if scenario.expected_traffic is not None:
                 result["passed"] = result["passed"] and result["traffic_final"] == scenario.expected_traffic
+            result["traffic_history"] = traffic_history(sb)
+        if sb.ecs is not None:
+            result["ecs_final"] = ecs_state(sb)
+            expected = scenario.expected_task_definition
+            result["passed"] = result["passed"] and (expected is None or result["ecs_final"]["serving"] == [expected])
     result["incident"] = from_item(incident)
     result["metric"] = metric.model_dump(mode="json") if metric else None
     # A call the template does not grant fails the drill, as it would fail the incident in AWS.
     result["iam"] = iam_summary(sandbox.log.iam_authorized, sandbox.log.iam_denied)
     result["passed"] = result["passed"] and not result["iam"]["denied"]
     return result
+
+
+def traffic_history(sb: Sandbox) -> list[dict[str, Any]]:
+    """The listener's default-action split over time ({target group name: share}), as moto's ELBv2 held it."""
+    assert sb.world.traffic is not None and sb.load_balancer is not None
+    names = {arn: name for name, arn in sb.load_balancer.target_groups.items()}
+    out = []
+    for at, routing in sb.world.traffic.history:
+        weights = routing.routes[-1][1]
+        total = sum(weights.values())
+        shares = {names.get(arn, arn): w / total for arn, w in weights.items() if total and w}
+        out.append({"at": domain_iso(at), "weights": shares})
+    return out
+
+
+def ecs_state(sb: Sandbox) -> dict[str, Any]:
+    """What the ECS service runs now: its task definition, and the task definitions serving its target groups."""
+    assert sb.ecs is not None and sb.load_balancer is not None
+    spec = sb.ecs.spec
+    service = sb.client("ecs").describe_services(cluster=spec.cluster, services=[spec.service])["services"][0]
+    now = sb.world.now()
+    serving: set[str] = set()
+    for group in sb.load_balancer.target_groups:
+        if sb.traffic_weights().get(group, 0) > 0:
+            serving |= {label for label, share in sb.ecs.serving(group, now).items() if share > 0}
+    return {
+        "service": f"{spec.cluster}/{spec.service}",
+        "task_definition": service["taskDefinition"].rsplit("/", 1)[-1],
+        "serving": sorted(serving),
+    }
 
 
 def _count_to_first_action(history: list[dict[str, Any]]) -> tuple[int, int]:
@@ -887,7 +1082,14 @@ def render_timeline(result: dict[str, Any]) -> str:
         for a in result.get("alias_history", [])
         if a["at"] >= start
     ]
-    entries = sorted([(e["at"], e["kind"], e["summary"]) for e in audit] + alias, key=lambda e: e[0])
+    traffic = [
+        (t["at"], "listener", " · ".join(f"{g} {s:.0%}" for g, s in sorted(t["weights"].items())) or "no weights")
+        for t in result.get("traffic_history", [])
+        if t["at"] >= start
+    ]
+    if traffic:
+        alias = []  # the Lambda alias is not this drill's service
+    entries = sorted([(e["at"], e["kind"], e["summary"]) for e in audit] + alias + traffic, key=lambda e: e[0])
     for at, kind, summary in entries:
         offset = (parse_aws_time(at) - onset).total_seconds() if onset else 0.0
         sign = "-" if offset < 0 else "+"
@@ -898,6 +1100,12 @@ def render_timeline(result: dict[str, Any]) -> str:
         shares = " · ".join(f"{group} {share:.0%}" for group, share in sorted(traffic["weights"].items()))
         away = f"; shifted away from {traffic['shifted_away']}" if traffic["shifted_away"] else ""
         lines.append(f"  Load balancer at the end: {shares or 'no weights'}{away}")
+        if result.get("ecs_final"):
+            ecs = result["ecs_final"]
+            lines.append(
+                f"  ECS service {ecs['service']} at the end: task definition {ecs['task_definition']}; serving "
+                f"{', '.join(ecs['serving']) or 'nothing'}"
+            )
     else:
         lines.append(f"  Alias checkout:live at the end: {format_routing(result.get('alias_final', {}))}")
     first = result["time_to_first_action_s"]

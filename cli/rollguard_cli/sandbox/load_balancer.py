@@ -99,6 +99,8 @@ def provision(ec2: Any, elbv2: Any, spec: LoadBalancerSpec) -> ProvisionedLoadBa
     if unknown:
         raise ValueError(f"not Availability Zones of the Region: {unknown}")
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    # DNS hostnames on, as a VPC for Fargate tasks has them (awsvpc tasks get a private DNS name; moto needs it too).
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
         for i, zone in enumerate(spec.zones)
