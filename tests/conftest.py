@@ -69,6 +69,9 @@ EXPECTED_OUTCOMES = {
     "bad-target-group": "resolved",
     "sick-zone": "resolved",
     "shift-does-not-help": "escalated",
+    "ecs-bad-deploy": "resolved",
+    "ecs-not-the-deploy": "escalated",
+    "ecs-rolling-bad-deploy": "resolved",
 }
 DRILLS = tuple(EXPECTED_OUTCOMES)
 

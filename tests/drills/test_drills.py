@@ -74,13 +74,23 @@ def test_out_folder_holds_audit_events_history_and_timeline(drill_runs: dict[str
     assert "Outcome:" in (out / "timeline.txt").read_text()
 
 
+# The ECS drills' targets: blue/green services are keyed by their CodeDeploy group, rolling ones by the service.
+TARGETS = {
+    "ecs-bad-deploy": "codedeploy:payments/payments-prod",
+    "ecs-not-the-deploy": "codedeploy:payments/payments-prod",
+    "ecs-rolling-bad-deploy": "ecs:prod/payments",
+}
+
+
 @pytest.mark.parametrize("name", DRILLS)
 def test_every_audit_event_says_who_what_and_when(drill_runs: dict[str, Any], name: str) -> None:
     for event in document(drill_runs[name])["audit_events"]:
         # The automation acts as itself; a human's decision carries the human's IAM identity.
         human = event["kind"] == "approval"
         assert event["actor"].startswith("arn:aws:sts::") if human else event["actor"] == "rollguard-automation"
-        target = "elb:checkout-alb" if name in TRAFFIC_DRILLS else "codedeploy:checkout/checkout-prod"
+        target = TARGETS.get(
+            name, "elb:checkout-alb" if name in TRAFFIC_DRILLS else "codedeploy:checkout/checkout-prod"
+        )
         assert event["kind"] and event["target_key"] == target
         assert event["at"].endswith("Z") and event["result"]
         assert event["summary"]

@@ -50,7 +50,7 @@ def test_every_drill_folder_holds_the_metric_and_both_reports(drill_runs: dict[s
     closed = parse_aws_time(next(e for e in doc["audit_events"] if e["kind"] == "incident_closed")["at"])
 
     alarm = metric["alarm"]
-    if alarm.startswith("checkout-alb-"):  # the traffic drills alarm on the load balancer's 5XX count
+    if alarm.startswith(("checkout-alb-", "payments-")):  # the traffic and ECS drills alarm on the ALB's 5XX count
         threshold = 50.0 if alarm.endswith("us-east-1b") else 100.0
         assert (metric["alarm"], metric["threshold"], metric["comparison"]) == (
             alarm,
@@ -58,7 +58,8 @@ def test_every_drill_folder_holds_the_metric_and_both_reports(drill_runs: dict[s
             "GreaterThanThreshold",
         )
         assert (metric["namespace"], metric["metric_name"]) == ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count")
-        assert metric["dimensions"]["LoadBalancer"].startswith("app/checkout-alb/") and metric["period"] == 60
+        load_balancer = "payments-alb" if alarm.startswith("payments-") else "checkout-alb"
+        assert metric["dimensions"]["LoadBalancer"].startswith(f"app/{load_balancer}/") and metric["period"] == 60
     else:
         assert (metric["alarm"], metric["threshold"], metric["comparison"]) == (
             "checkout-5xx-rate",

@@ -47,6 +47,12 @@ EXPLAINED = {
         "elasticloadbalancing:DescribeRules": "finding a listener rule by rule_priority (tests/functional)",
         "arc-zonal-shift:CancelZonalShift": "zonal_shift with on_resolve: cancel, or an unverified shift on escalation "
         "(tests/functional/test_traffic_actions.py)",
+        "ecs:StopServiceDeployment": "ECS's own rollback of a suspect still rolling out; the drills' suspects have "
+        "completed (tests/functional/test_ecs_actions.py stops one in progress)",
+    },
+    "VerifyFunction": {
+        "ecs:DescribeServiceDeployments": "judging ECS's own rollback of the suspect (StopServiceDeployment or the "
+        "circuit breaker) by its status (tests/functional/test_ecs_actions.py)",
     },
     "CloseFunction": {
         "elasticloadbalancing:ModifyRule": "moving an unverified slice back on a listener rule (tests/functional)",

@@ -117,9 +117,10 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "appconfig:ListDeploymentStrategies": {"*"},
         "elasticloadbalancing:ModifyListener": LISTENERS,
         "elasticloadbalancing:ModifyRule": LISTENERS,
-        **READ_ECS_DEPLOYMENTS,
+        "ecs:DescribeServices": ECS_SERVICES | ECS_DEPLOYMENTS,
+        "ecs:DescribeServiceDeployments": ECS_SERVICES | ECS_DEPLOYMENTS,
         "ecs:UpdateService": ECS_SERVICES,
-        "ecs:StopServiceDeployment": ECS_DEPLOYMENTS,
+        "ecs:StopServiceDeployment": ECS_SERVICES | ECS_DEPLOYMENTS,
         "arc-zonal-shift:StartZonalShift": LOAD_BALANCERS,
         "arc-zonal-shift:CancelZonalShift": LOAD_BALANCERS,
         **{

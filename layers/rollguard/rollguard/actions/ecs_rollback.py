@@ -11,7 +11,10 @@
   now runs a third task definition (someone deployed since) is not rolled back over.
 
 A rolling update replaces tasks, so there is no slice to judge first: the step is full and judged on the alarm once
-ECS has finished replacing the tasks (until then the window is inconclusive and extended once).
+ECS has finished replacing the tasks. How long that takes depends on the service (its task count, minimum healthy and
+maximum percent, how long a task takes to pass its health checks), so the window starts after as long as ECS took to
+roll out the suspect (or, if it is still rolling out, the deployment before it), at most ROLLOUT_CAP; a rollout still
+unfinished when the window ends is inconclusive, and the window is extended once.
 """
 
 from typing import Any
@@ -25,6 +28,7 @@ from rollguard.adapters.ecs import (
     short_id,
     task_definition_label,
 )
+from rollguard.clock import parse_aws_time
 from rollguard.deps import Deps, need
 from rollguard.errors import NothingToRollBack, RollbackFailed
 from rollguard.incident import ActionRecord, DeploymentRef, ExecutionState, Progress
@@ -32,18 +36,14 @@ from rollguard.policy import EcsServiceTarget, LadderStep
 from rollguard.verdicts import Judgement, Verdict
 
 ECS_ROLLBACK = "ecs_rollback"  # the concrete action a rollback step of an ECS rolling service records
+# The longest Rollguard waits for ECS to replace tasks before the window starts: less than the shortest lock_ttl
+# (policy.SHORTEST_LOCK_TTL, 15 minutes), so the incident keeps its target's lock through the wait.
+ROLLOUT_CAP = 10 * 60
 
 
 class EcsRollback(Action):
     names = (ECS_ROLLBACK,)
-    iam = (
-        "ecs:DescribeServices",
-        "ecs:UpdateService",
-        "ecs:ListServiceDeployments",
-        "ecs:DescribeServiceDeployments",
-        "ecs:DescribeServiceRevisions",
-        "ecs:StopServiceDeployment",
-    )
+    iam = ("ecs:DescribeServices", "ecs:DescribeServiceDeployments", "ecs:UpdateService", "ecs:StopServiceDeployment")
 
     def describe(self, step: LadderStep, state: ExecutionState | None = None) -> str:
         bad = state.assessment.bad if state and state.assessment else None
@@ -75,6 +75,7 @@ class EcsRollback(Action):
                 ),
                 deployment_ids=[bad.deployment_id],
                 full_rollback_done=True,
+                extra_wait=rollout_estimate(state),
                 effect={**effect, "service_deployment": bad.revision["serviceDeploymentArn"]},
             )
         if status in IN_FLIGHT:
@@ -88,6 +89,7 @@ class EcsRollback(Action):
                 ),
                 deployment_ids=[bad.deployment_id],
                 full_rollback_done=True,
+                extra_wait=rollout_estimate(state),
                 effect={**effect, "service_deployment": bad.revision["serviceDeploymentArn"]},
             )
         good = _last_good(state, bad)
@@ -112,6 +114,7 @@ class EcsRollback(Action):
             deployment_ids=[bad.deployment_id, deployment],
             rollback_deployment_id=deployment,
             full_rollback_done=True,
+            extra_wait=rollout_estimate(state),
             effect={**effect, "task_definition": good_td, "deployment": deployment},
         )
 
@@ -153,6 +156,18 @@ class EcsRollback(Action):
 
     def follow_up(self, parameters: dict[str, Any]) -> str:
         return "fix forward with a new task definition revision rather than redeploying the rolled-back one"
+
+
+def rollout_estimate(state: ExecutionState) -> int:
+    """Seconds ECS will take to replace the tasks: as long as it took to roll out the suspect, or, while that is
+    still rolling out, the deployment before it (the same service, tasks and settings); at most ROLLOUT_CAP."""
+    assessment = state.assessment
+    assert assessment is not None
+    for deployment in (assessment.bad, assessment.last_good):
+        if deployment is not None and deployment.complete_time and deployment.create_time:
+            took = parse_aws_time(deployment.complete_time) - parse_aws_time(deployment.create_time)
+            return min(ROLLOUT_CAP, max(0, int(took.total_seconds())))
+    return 0
 
 
 def _service(state: ExecutionState) -> EcsServiceTarget:
