@@ -31,7 +31,15 @@ from rollguard_cli.sandbox.runner import REGION, Sandbox
 
 # The mutating paths: a completed deployment canaried back and widened, an in-flight one stopped with rollback, a flag
 # turned off, a listener's weights shifted in two steps, a zonal shift started.
-DRILLS = ("bad-deploy", "in-flight-canary", "flag-kill-switch", "bad-target-group", "sick-zone")
+DRILLS = (
+    "bad-deploy",
+    "in-flight-canary",
+    "flag-kill-switch",
+    "bad-target-group",
+    "sick-zone",
+    "ecs-bad-deploy",
+    "ecs-rolling-bad-deploy",
+)
 Kind = Literal["throttle", "5xx", "denied", "timeout", "lost"]
 KINDS: tuple[Kind, ...] = ("throttle", "5xx", "denied", "timeout", "lost")
 REPEATS = {"once": 1, "persistent": 1_000_000}
@@ -48,6 +56,8 @@ MUTATIONS = frozenset(
         "ModifyRule",
         "StartZonalShift",
         "CancelZonalShift",
+        "UpdateService",
+        "StopServiceDeployment",
     }
 )
 
@@ -121,7 +131,12 @@ class Report:
 def _observe(sb: Sandbox) -> dict[str, Any]:
     """The targets' state after the incident, and what Rollguard did to them (from AWS's side, not the audit)."""
     cd = sb.client("codedeploy")
-    ids = cd.list_deployments(applicationName="checkout", deploymentGroupName="checkout-prod")["deployments"]
+    ids = [
+        deployment
+        for app in cd.list_applications()["applications"]
+        for group in cd.list_deployment_groups(applicationName=app)["deploymentGroups"]
+        for deployment in cd.list_deployments(applicationName=app, deploymentGroupName=group)["deployments"]
+    ]
     infos = cd.batch_get_deployments(deploymentIds=ids)["deploymentsInfo"] if ids else []
     ours = [d.get("description", "") for d in infos if d.get("description", "").startswith("Rollguard")]
     config_ours = [
@@ -138,10 +153,46 @@ def _observe(sb: Sandbox) -> dict[str, Any]:
     shifts = [s.comment.split(":")[0] for s in sb.zonal_shifts.shifts if s.comment.startswith("Rollguard")]
     return {
         "dead_letters": len(sb.dead_letters("IntakeDeadLetterQueue")),
-        "effects": {"codedeploy": len(ours), "appconfig": len(config_ours), "zonal_shift": len(shifts)},
+        "effects": {
+            "codedeploy": len(ours),
+            "appconfig": len(config_ours),
+            "zonal_shift": len(shifts),
+            "ecs": _ecs_rollbacks(sb),
+        },
         "duplicates": [d for d, n in Counter(ours + config_ours + shifts).items() if n > 1],
         "flags": flags,
     }
+
+
+def _ecs_rollbacks(sb: Sandbox) -> int:
+    """ECS deployments back to an earlier revision of the family (Rollguard's UpdateService rollbacks), from ECS."""
+    if sb.ecs is None:
+        return 0
+    ecs, spec = sb.client("ecs"), sb.ecs.spec
+    arns = [
+        d["serviceDeploymentArn"]
+        for d in ecs.list_service_deployments(cluster=spec.cluster, service=spec.service)["serviceDeployments"]
+    ]
+    found = ecs.describe_service_deployments(serviceDeploymentArns=arns)["serviceDeployments"] if arns else []
+    revisions = (
+        {
+            r["serviceRevisionArn"]: int(r["taskDefinition"].rsplit(":", 1)[1])
+            for r in ecs.describe_service_revisions(
+                serviceRevisionArns=sorted(
+                    {d["targetServiceRevision"]["arn"] for d in found}
+                    | {s["arn"] for d in found for s in d.get("sourceServiceRevisions", [])}
+                )
+            )["serviceRevisions"]
+        }
+        if found
+        else {}
+    )
+    return sum(
+        1
+        for d in found
+        if d.get("sourceServiceRevisions")
+        and all(revisions[s["arn"]] > revisions[d["targetServiceRevision"]["arn"]] for s in d["sourceServiceRevisions"])
+    )
 
 
 def run(drill: str, case: Case | None = None) -> tuple[Run, int]:
@@ -195,7 +246,10 @@ def run(drill: str, case: Case | None = None) -> tuple[Run, int]:
             actions_per_step=dict(
                 Counter(e["parameters"].get("step", -1) for e in result["audit_events"] if e["kind"] == "action")
             ),
-            traffic=result.get("traffic_final") or {},
+            traffic={
+                **(result.get("traffic_final") or {}),
+                **({"ecs": result["ecs_final"]} if "ecs_final" in result else {}),
+            },
         ),
         sum(f.fired for f in faults),
     )

@@ -33,7 +33,7 @@ def test_policy_check_of_the_shipped_policy_prints_one_ok_line_per_policy(capsys
         f"ok: {path}: checkout-5xx: alarms checkout-5xx-rate, checkout-p99-* → codedeploy:checkout/checkout-prod: "
         "rollback canary (300s) → rollback full (300s)",
         f"ok: {path}: payments-errors: alarms payments-api-5xx → codedeploy:payments/payments-ecs-prod: "
-        "rollback full (600s)",
+        "rollback canary (300s) → rollback full (600s)",
     ]
 
 

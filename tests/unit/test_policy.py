@@ -590,3 +590,43 @@ def test_past_the_comparison_budget_the_clashes_found_are_reported_and_so_is_the
     problems = problems_in(document(*policies))
     assert problems[-1].path == "policies" and "more than 500 pairs" in problems[-1].reason
     assert problems[0].path == "policies[1].trigger.alarms[0]" and "claimed by policy 'p0'" in problems[0].reason
+
+
+# ---------------------------------------------------------------- ECS services
+
+
+def test_an_ecs_rolling_service_is_its_own_target_and_rolls_back_in_full() -> None:
+    policy = Policy.model_validate(payments_policy(target={"ecs": {"cluster": "prod", "service": "payments"}}))
+
+    assert policy.target.key == "ecs:prod/payments" and policy.target.ecs_rolling is not None
+
+
+def test_an_ecs_rolling_service_has_no_canary_rollback() -> None:
+    canary = [{"action": "rollback", "scope": "canary", "verify": {"window": "5m"}}]
+    doc = {
+        "version": 1,
+        "policies": [payments_policy(target={"ecs": {"cluster": "prod", "service": "p"}}, ladder=canary)],
+    }
+
+    problem = only_problem(doc)
+
+    assert problem.path == "policies[0]" and "an ECS rolling service has no canary rollback" in problem.reason
+
+
+def test_an_ecs_blue_green_canary_needs_no_slice_metrics_it_is_judged_per_target_group() -> None:
+    target = {
+        "codedeploy": {"application": "payments", "deployment_group": "payments-ecs-prod"},
+        "ecs": {"cluster": "prod", "service": "payments"},
+    }
+    canary = [{"action": "rollback", "scope": "canary", "verify": {"window": "5m"}}]
+
+    policy = Policy.model_validate(payments_policy(target=target, ladder=canary))
+
+    assert policy.target.key == "codedeploy:payments/payments-ecs-prod" and policy.target.ecs_rolling is None
+
+
+@pytest.mark.parametrize("name", ["prod cluster", "", "a/b"])
+def test_an_ecs_name_ecs_would_refuse_is_reported(name: str) -> None:
+    doc = {"version": 1, "policies": [payments_policy(target={"ecs": {"cluster": name, "service": "payments"}})]}
+
+    assert only_problem(doc).path == "policies[0].target.ecs.cluster"
