@@ -1082,14 +1082,14 @@ def render_timeline(result: dict[str, Any]) -> str:
         for a in result.get("alias_history", [])
         if a["at"] >= start
     ]
-    traffic = [
+    listener = [
         (t["at"], "listener", " · ".join(f"{g} {s:.0%}" for g, s in sorted(t["weights"].items())) or "no weights")
         for t in result.get("traffic_history", [])
         if t["at"] >= start
     ]
-    if traffic:
-        alias = []  # the Lambda alias is not this drill's service
-    entries = sorted([(e["at"], e["kind"], e["summary"]) for e in audit] + alias + traffic, key=lambda e: e[0])
+    if listener:
+        alias = []  # the Lambda alias is not this drill's service: its load balancer's listener is
+    entries = sorted([(e["at"], e["kind"], e["summary"]) for e in audit] + alias + listener, key=lambda e: e[0])
     for at, kind, summary in entries:
         offset = (parse_aws_time(at) - onset).total_seconds() if onset else 0.0
         sign = "-" if offset < 0 else "+"
