@@ -3,6 +3,7 @@ flag flip, a config push), and what was known good before it? ``plan_assessment`
 facts through the adapters and records the decision."""
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from rollguard import clock
 from rollguard.actions.rollback import ROLLGUARD_MARK
@@ -12,7 +13,7 @@ from rollguard.adapters.ecs import ROLLING_BACK
 from rollguard.clock import parse_aws_time
 from rollguard.deps import Deps, need, record
 from rollguard.durations import format_duration
-from rollguard.errors import NothingToRollBack
+from rollguard.errors import NothingToRollBack, TargetNotFound
 from rollguard.incident import Assessment, DeploymentRef, ExecutionState, Gate
 from rollguard.journal import Change, appconfig_scope, codedeploy_scope
 from rollguard.policy import Policy
@@ -78,6 +79,21 @@ def _deploy_suspect(
             f"deployment {bad.deployment_id} of {group} has no earlier succeeded revision to roll back to"
         )
     return bad, last_good, ""
+
+
+def _deploys_the_service(group: dict[str, Any], policy: Policy) -> None:
+    """With target.ecs, the CodeDeploy group must deploy that service (GetDeploymentGroup, ecsServices): a canary
+    judged on another service's task sets would judge the wrong thing."""
+    ecs, cd = policy.target.ecs, policy.target.codedeploy
+    if ecs is None or cd is None:
+        return
+    services = [(s.get("clusterName"), s.get("serviceName")) for s in group.get("ecsServices") or []]
+    if (ecs.cluster, ecs.service) not in services:
+        found = ", ".join(f"{c}/{s}" for c, s in services) or "no ECS service"
+        raise TargetNotFound(
+            f"deployment group {cd.application}/{cd.deployment_group} deploys {found}, not target.ecs "
+            f"{ecs.cluster}/{ecs.service}"
+        )
 
 
 def _deployed(policy: Policy) -> tuple[str, str]:
@@ -174,7 +190,8 @@ def assess(state: ExecutionState, deps: Deps) -> Assessment:
     history: list[DeploymentRef] = []
     scopes = []
     if (cd := policy.target.codedeploy) is not None:
-        deps.codedeploy.deployment_group(cd.application, cd.deployment_group)
+        group = deps.codedeploy.deployment_group(cd.application, cd.deployment_group)
+        _deploys_the_service(group, policy)
         history = deps.codedeploy.deployments(cd.application, cd.deployment_group, since=onset - LOOKBACK)
     elif (ecs := policy.target.ecs) is not None:
         services = need(deps.ecs, "the ECS adapter")
