@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,7 @@ def _max_age(text: str) -> timedelta:
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     flags = commands.add_parser("flags", help="feature flag hygiene of an AppConfig FeatureFlags profile")
-    flags_commands = flags.add_subparsers(dest="flags_command", required=True)
+    flags_commands = flags.add_subparsers(dest="flags_command", required=True, metavar="COMMAND", help="what to do")
     helps = {
         "list": "every flag with its state, type, owner, expiry and age",
         "stale": "flags past expiry, older than their type allows, ownerless, or deprecated but still deployed",
@@ -156,16 +155,10 @@ def _stale(
 
 
 def run(args: argparse.Namespace) -> int:
-    from botocore.exceptions import BotoCoreError
-    from rollguard.errors import RollguardError
-
     _check_source(args)
-    try:
-        document, source, label = _load(args)
-    except (RollguardError, BotoCoreError) as exc:
-        # Unreadable source, missing profile, no credentials or region: nothing was checked.
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # An unreadable source, a missing profile, no credentials or region: nothing is checked, and boundary.py says
+    # why in one error line (exit 2).
+    document, source, label = _load(args)
     if args.flags_command == "list":
         return _list(document, source, label, args.json)
     return _stale(document, source, label, args)

@@ -1,67 +1,101 @@
 """``rollguard``: the operator CLI (policy check, drills, flag hygiene, incident review, operator commands).
 
 Every subcommand registers the same way: its parser sets ``func``, which takes the parsed arguments and returns the
-exit code. ``main`` only parses and calls it.
+exit code. ``main`` only parses and calls it through ``boundary.run``, which turns what stops a command (no region,
+no credentials, AWS refusing, a wrong id or path, a closed stdout) into one ``error:`` line and exit 2.
 """
 
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rollguard.policy import LadderStep
 
-from rollguard_cli import flags_cli, operator_commands, review_commands
+from rollguard_cli import boundary, flags_cli, operator_commands, review_commands
 
 
-def _policy_check(paths: list[str]) -> int:
+def policy_check(paths: list[str]) -> dict[str, Any]:
+    """The files checked, their policies (the fields of each ``ok:`` line), problems and warnings, as the one model
+    both ``policy check`` renderings print."""
     from rollguard.policy import PolicyFileInvalid, load_policy_file, policy_warnings
 
     files = [f for p in paths for f in (sorted(Path(p).glob("*.y*ml")) if Path(p).is_dir() else [Path(p)])]
     if not files:
-        print(f"no policy files found in {' '.join(paths)}", file=sys.stderr)
-        return 2
-    status = 0
+        raise boundary.OperatorError(f"no policy files found in {' '.join(paths)}")
+    result: dict[str, Any] = {"files": [str(f) for f in files], "policies": [], "problems": [], "warnings": []}
     for file in files:
         try:
             doc = load_policy_file(file)
         except PolicyFileInvalid as exc:
-            status = 2
-            for problem in exc.problems:
-                print(f"error: {problem}", file=sys.stderr)
+            result["problems"] += [asdict(problem) for problem in exc.problems]
             continue
-        for warning in policy_warnings(doc, str(file)):
-            print(f"warning: {warning}", file=sys.stderr)
-        for policy in doc.policies:
-            ladder = " → ".join(_describe_step(s) for s in policy.ladder)
-            print(
-                f"ok: {file}: {policy.name}: alarms {', '.join(policy.trigger.alarms)} → {policy.target.key}: {ladder}"
-            )
-    return status
+        result["warnings"] += [asdict(warning) for warning in policy_warnings(doc, str(file))]
+        result["policies"] += [
+            {
+                "file": str(file),
+                "name": policy.name,
+                "alarms": list(policy.trigger.alarms),
+                "target": policy.target.key,
+                "ladder": [_step(s) for s in policy.ladder],
+            }
+            for policy in doc.policies
+        ]
+    return result
 
 
-def _describe_step(step: "LadderStep") -> str:
+def _step(step: "LadderStep") -> dict[str, Any]:
     from rollguard.actions import action_for
 
-    return f"{action_for(step.action).describe(step)} ({step.verify.window}s)"
+    return {
+        "action": step.action,
+        "describe": action_for(step.action).describe(step),
+        "verify_window_s": step.verify.window,
+    }
+
+
+def _where(item: dict[str, Any]) -> str:
+    return f"{item['file']}: {item['path'] or '<root>'}: {item['reason']}"
 
 
 def _policy(args: argparse.Namespace) -> int:
-    return _policy_check(args.paths)
+    result = policy_check(args.paths)
+    status = 2 if result["problems"] else 0
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return status
+    for file in result["files"]:
+        for problem in (p for p in result["problems"] if p["file"] == file):
+            print(f"error: {_where(problem)}", file=sys.stderr)
+        for warning in (w for w in result["warnings"] if w["file"] == file):
+            print(f"warning: {_where(warning)}", file=sys.stderr)
+        for policy in (p for p in result["policies"] if p["file"] == file):
+            ladder = " → ".join(f"{s['describe']} ({s['verify_window_s']}s)" for s in policy["ladder"])
+            print(f"ok: {file}: {policy['name']}: alarms {', '.join(policy['alarms'])} → {policy['target']}: {ladder}")
+    return status
 
 
 def _drill(args: argparse.Namespace) -> int:
     from rollguard_cli.drills import SCENARIOS, public, render_timeline, run_drill, write_out
 
     if args.list or not args.scenario:
-        for scenario in SCENARIOS.values():
-            print(f"{scenario.name:<18} expect {scenario.expected_outcome:<17} {scenario.description}")
+        listing = [
+            {"name": s.name, "expected_outcome": s.expected_outcome, "description": s.description}
+            for s in SCENARIOS.values()
+        ]
+        if args.json:
+            print(json.dumps(listing, indent=2))
+        else:
+            for s in listing:
+                print(f"{s['name']:<18} expect {s['expected_outcome']:<17} {s['description']}")
         return 0 if args.list else 2
     if args.scenario not in SCENARIOS:
-        print(f"unknown scenario {args.scenario!r}; known: {', '.join(SCENARIOS)}", file=sys.stderr)
-        return 2
+        raise boundary.OperatorError(f"unknown scenario {args.scenario!r}; known: {', '.join(SCENARIOS)}")
+    if args.out:
+        boundary.check_out_dir(Path(args.out))  # before the drill: it takes seconds
     result = run_drill(args.scenario)
     if args.out:
         write_out(result, Path(args.out))
@@ -72,25 +106,44 @@ def _drill(args: argparse.Namespace) -> int:
     return 0 if result["passed"] else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rollguard")
+    except PackageNotFoundError:
+        return "unknown (the rollguard distribution is not installed: pip install -e .)"
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rollguard", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
     policy = commands.add_parser("policy", help="policy files")
-    policy_commands = policy.add_subparsers(dest="policy_command", required=True)
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND", help="what to do")
     check = policy_commands.add_parser("check", help="validate policy files (exit 2 on any problem)")
-    check.add_argument("paths", nargs="+", metavar="PATH")
+    check.add_argument("paths", nargs="+", metavar="PATH", help="a policy file, or a directory of *.yaml/*.yml files")
+    check.add_argument(
+        "--json", action="store_true", help="one JSON object on stdout: files, policies, problems, warnings"
+    )
     check.set_defaults(func=_policy)
     drill = commands.add_parser("drill", help="run a simulated incident end to end on the local sandbox")
-    drill.add_argument("scenario", nargs="?")
+    drill.add_argument("scenario", nargs="?", metavar="SCENARIO", help="the scenario to run (see --list)")
     drill.add_argument("--list", action="store_true", help="list the scenarios")
-    drill.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    drill.add_argument("--out", metavar="DIR", help="write audit events, execution history and timeline here")
+    drill.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    drill.add_argument(
+        "--out", metavar="DIR", help="write audit events, execution history and timeline here (created if missing)"
+    )
     drill.set_defaults(func=_drill)
     flags_cli.add_parser(commands)
     review_commands.add_commands(commands)
     operator_commands.add_parsers(commands)
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return boundary.run(args.func, args)
 
 
 if __name__ == "__main__":

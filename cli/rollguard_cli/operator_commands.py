@@ -1,10 +1,13 @@
-"""Operator commands against a deployed stack: approve / deny a gated step, pause / resume / status."""
+"""Operator commands against a deployed stack: approve / deny a gated step, pause / resume / status.
+
+What stops them (a wrong id or stack, an approval that cannot be given, no region or credentials) is one ``error:``
+line and exit 2, said by boundary.py for every command."""
 
 import argparse
-import sys
+import json
 from typing import Any
 
-from rollguard_cli.review import ReviewError, stack_outputs
+from rollguard_cli.review import stack_outputs
 
 
 def add_parsers(commands: Any) -> None:
@@ -13,7 +16,7 @@ def add_parsers(commands: Any) -> None:
         ("deny", "deny the gated step an incident is waiting on (the incident escalates)"),
     ):
         parser = commands.add_parser(verb, help=text)
-        parser.add_argument("incident")
+        parser.add_argument("incident", metavar="INCIDENT", help="the incident id (the execution name)")
         parser.add_argument("--reason", default="", help="recorded in the audit trail with your IAM identity")
         _stack_args(parser)
         parser.set_defaults(func=_decide)
@@ -26,6 +29,7 @@ def add_parsers(commands: Any) -> None:
     resume.set_defaults(func=_resume)
     status = commands.add_parser("status", help="paused or not, and the targets with an open incident")
     _stack_args(status)
+    status.add_argument("--json", action="store_true", help="one JSON object: the pause and the open incidents")
     status.set_defaults(func=_status)
 
 
@@ -54,26 +58,22 @@ def _identity(session: Any) -> str:
 
 
 def _decide(args: argparse.Namespace) -> int:
-    from rollguard.approvals import ApprovalError, decide
+    from rollguard.approvals import decide
 
     session = _session(args)
-    try:
-        outputs = stack_outputs(
-            session.client("cloudformation"), args.stack, ("IncidentsTableName", "AuditTableName", "LocksTableName")
-        )
-        store, audit = _store_and_audit(session, outputs)
-        decision = decide(
-            args.incident,
-            args.command == "approve",
-            args.reason,
-            _identity(session),
-            store,
-            audit,
-            session.client("stepfunctions"),
-        )
-    except (ApprovalError, ReviewError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    outputs = stack_outputs(
+        session.client("cloudformation"), args.stack, ("IncidentsTableName", "AuditTableName", "LocksTableName")
+    )
+    store, audit = _store_and_audit(session, outputs)
+    decision = decide(
+        args.incident,
+        args.command == "approve",
+        args.reason,
+        _identity(session),
+        store,
+        audit,
+        session.client("stepfunctions"),
+    )
     verdict = "approved" if decision.approved else "denied"
     print(f"{verdict}: incident {decision.incident_id} step {decision.step + 1} by {decision.approver}")
     return 0
@@ -88,23 +88,15 @@ def _control(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _pause(args: argparse.Namespace) -> int:
-    try:
-        session, control = _control(args)
-        item = control.pause(args.reason, _identity(session))
-    except ReviewError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    session, control = _control(args)
+    item = control.pause(args.reason, _identity(session))
     print(f"paused by {item['by']} at {item['at']}: {item['reason']}")
     return 0
 
 
 def _resume(args: argparse.Namespace) -> int:
-    try:
-        _, control = _control(args)
-        was_paused = control.resume()
-    except ReviewError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    _, control = _control(args)
+    was_paused = control.resume()
     print("resumed: automated actions run again" if was_paused else "was not paused")
     return 0
 
@@ -113,19 +105,23 @@ def _status(args: argparse.Namespace) -> int:
     from rollguard.adapters.dynamo import from_item
     from rollguard.control import PAUSE_KEY
 
-    try:
-        session, control = _control(args)
-        outputs = stack_outputs(session.client("cloudformation"), args.stack, ("LocksTableName",))
-        locks = session.client("dynamodb").get_paginator("scan").paginate(TableName=outputs["LocksTableName"])
-        held = [from_item(item) for page in locks for item in page["Items"]]
-    except ReviewError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    session, control = _control(args)
+    outputs = stack_outputs(session.client("cloudformation"), args.stack, ("LocksTableName",))
+    locks = session.client("dynamodb").get_paginator("scan").paginate(TableName=outputs["LocksTableName"])
+    held = [from_item(item) for page in locks for item in page["Items"]]
     pause = control.paused()
+    open_incidents = [
+        {"target_key": lock["target_key"], "incident_id": lock["incident_id"], "since": lock.get("acquired_at")}
+        for lock in sorted(held, key=lambda lock: lock["target_key"])
+        if lock["target_key"] != PAUSE_KEY
+    ]
+    if args.json:
+        paused = {k: pause.get(k) for k in ("by", "at", "reason")} if pause else None
+        print(json.dumps({"stack": args.stack, "paused": paused, "open_incidents": open_incidents}, indent=2))
+        return 0
     print(f"paused by {pause['by']} at {pause['at']}: {pause['reason']}" if pause else "active: not paused")
-    open_incidents = [lock for lock in held if lock["target_key"] != PAUSE_KEY]
-    for lock in sorted(open_incidents, key=lambda lock: lock["target_key"]):
-        print(f"open: {lock['target_key']}  incident {lock['incident_id']}  since {lock.get('acquired_at', '?')}")
+    for lock in open_incidents:
+        print(f"open: {lock['target_key']}  incident {lock['incident_id']}  since {lock['since'] or '?'}")
     if not open_incidents:
         print("no open incident")
     return 0

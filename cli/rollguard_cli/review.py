@@ -26,6 +26,8 @@ from rollguard.audit import AuditLog
 from rollguard.clock import iso
 from rollguard.incident import IncidentItem
 
+from rollguard_cli.boundary import OperatorError
+
 # How much of the metric before the alarm a review shows: enough to see the change that tripped it.
 LEAD_IN = timedelta(minutes=15)
 
@@ -34,8 +36,8 @@ AUDIT_FILE = "audit-events.json"
 METRIC_FILE = "metric.json"
 
 
-class ReviewError(Exception):
-    """Something the operator must fix (a wrong id, folder or stack); printed without a traceback."""
+class ReviewError(OperatorError):
+    """Something the operator must fix (a wrong id, folder or stack); one ``error:`` line, exit 2 (boundary.py)."""
 
 
 class MetricSeries(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import AUTOMATION
 from rollguard.durations import parse_duration
 
+from rollguard_cli.boundary import check_out_file
 from rollguard_cli.review import FolderSource, Review, ReviewError, Source, StackSource, load_review, span
 
 
@@ -30,43 +32,62 @@ def add_commands(commands: Any) -> None:
     incidents = commands.add_parser("incidents", help="recent incidents with their time to mitigate and recover")
     with_source(incidents)
     incidents.add_argument("--since", metavar="DURATION", help="only incidents opened this long ago or later, e.g. 7d")
-    incidents.add_argument("--target", metavar="KEY", help="one target, e.g. codedeploy:checkout/checkout-prod")
-    incidents.add_argument("--limit", type=int, default=20, help="at most this many, newest first (default 20)")
+    incidents.add_argument(
+        "--target", metavar="KEY", type=target_key, help=f"one target: {TARGET_FORMS}, e.g. codedeploy:checkout/prod"
+    )
+    incidents.add_argument(
+        "--limit", type=positive_int, default=20, metavar="N", help="at most this many, newest first (default 20)"
+    )
     incidents.add_argument("--json", action="store_true", help="a JSON array instead of a table")
     incidents.set_defaults(func=_reviewing(_incidents))
 
     timeline = commands.add_parser("timeline", help="every audit event of an incident, in order")
-    timeline.add_argument("incident_id", metavar="INCIDENT")
+    timeline.add_argument("incident_id", metavar="INCIDENT", help="the incident id (the execution name)")
     with_source(timeline)
     timeline.add_argument("--json", action="store_true", help="the audit events as a JSON array")
     timeline.set_defaults(func=_reviewing(_timeline))
 
     report = commands.add_parser("report", help="a postmortem draft of an incident (Markdown or one HTML file)")
-    report.add_argument("incident_id", metavar="INCIDENT")
+    report.add_argument("incident_id", metavar="INCIDENT", help="the incident id (the execution name)")
     with_source(report)
-    report.add_argument("--format", choices=["md", "html"], default="md")
-    report.add_argument("--out", metavar="FILE", help="write here instead of printing")
+    report.add_argument(
+        "--format", choices=["md", "html"], default="md", help="Markdown, or one self-contained HTML file (default md)"
+    )
+    report.add_argument(
+        "--out", metavar="FILE", help="write here instead of printing (a new file; missing folders are created)"
+    )
     report.set_defaults(func=_reviewing(_report))
 
 
 def _reviewing(command: Callable[[argparse.Namespace, Source], int]) -> Callable[[argparse.Namespace], int]:
-    """``command`` run on the source its arguments name; a problem is one ``error:`` line, exit 2 for the operator's
-    (a wrong id, folder or stack), 1 for AWS's."""
+    """``command`` run on the source its arguments name. A problem (a wrong id, folder or stack; no region or
+    credentials; AWS refusing) stops it with one ``error:`` line and exit 2, said by boundary.py for every command."""
 
     def run(args: argparse.Namespace) -> int:
-        from botocore.exceptions import BotoCoreError, ClientError
-        from rollguard.errors import RollguardError
-
-        try:
-            return int(command(args, _source(args)))
-        except ReviewError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        except (RollguardError, ClientError, BotoCoreError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+        return int(command(args, _source(args)))
 
     return run
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value}")
+    return value
+
+
+# The forms of Target.key (rollguard.policy): what the Incidents table's by_target index is keyed by.
+TARGET_FORMS = "codedeploy:APPLICATION/GROUP, ecs:CLUSTER/SERVICE, appconfig:APPLICATION/ENVIRONMENT or elb:NAME"
+_TARGET_KEY = re.compile(r"(?:(?:codedeploy|ecs|appconfig):[^/\s]+/[^/\s]+|elb:[^/\s]+)")
+
+
+def target_key(text: str) -> str:
+    if not _TARGET_KEY.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a target; expected {TARGET_FORMS}")
+    return text
 
 
 def _source(args: argparse.Namespace) -> Source:
@@ -120,7 +141,7 @@ def render_incidents(rows: list[dict[str, Any]]) -> str:
 
 def _incidents(args: argparse.Namespace, source: Source) -> int:
     since = datetime.now(UTC) - timedelta(seconds=parse_since(args.since)) if args.since else None
-    records = source.incidents(since=since, target=args.target)[: max(args.limit, 0)]
+    records = source.incidents(since=since, target=args.target)[: args.limit]
     rows = [incident_row(Review(r, source.audit(r.incident_id), None)) for r in records]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -183,10 +204,14 @@ def _timeline(args: argparse.Namespace, source: Source) -> int:
 def _report(args: argparse.Namespace, source: Source) -> int:
     from rollguard_cli.report import DRILL_NOTE, render
 
+    out = Path(args.out) if args.out else None
+    if out:
+        check_out_file(out)  # before reading the incident: on a stack that is several AWS calls
     # Only drills write --from folders, and their clock is the sandbox's: say so in the draft.
     text = render(load_review(source, args.incident_id), args.format, note=DRILL_NOTE if args.folder else "")
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
         print(f"wrote {args.out}")
     else:
         sys.stdout.write(text)

@@ -141,7 +141,7 @@ def test_a_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
         (["flags", "list", "--application", "checkout"], "give --file PATH, or --application and --profile"),
         (["flags", "list", "--file", EXAMPLE, "--profile", "flags"], "--file cannot be combined with"),
         (["flags", "stale", "--file", EXAMPLE, "--max-age", "a month"], "invalid duration 'a month'"),
-        (["flags"], "required: flags_command"),
+        (["flags"], "required: COMMAND"),
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
