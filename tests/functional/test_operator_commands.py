@@ -200,3 +200,47 @@ def test_the_approval_function_stores_the_token_and_pages_without_it(sandbox: Sa
     [page] = sandbox.notifications()
     assert "APPROVAL NEEDED" in page and event["task_token"] not in page
     assert event["task_token"] not in sandbox.log_stream.getvalue()
+
+
+def test_status_json_is_the_pause_and_the_open_incidents(sandbox: Sandbox) -> None:
+    make_stack(sandbox)
+    sandbox.client("dynamodb").put_item(
+        TableName=TABLES["LocksTable"],
+        Item={
+            "target_key": {"S": "codedeploy:checkout/checkout-prod"},
+            "incident_id": {"S": "inc-3"},
+            "acquired_at": {"S": "2026-11-26T14:08:08Z"},
+        },
+    )
+    assert cli("pause", "--stack", STACK, "--reason", "migration")[0] == 0
+
+    code, out, err = cli("status", "--stack", STACK, "--json")
+
+    assert (code, err) == (0, "")
+    status = json.loads(out)
+    assert status["stack"] == STACK
+    assert status["paused"]["reason"] == "migration" and status["paused"]["by"].startswith("arn:aws:sts::")
+    assert status["open_incidents"] == [
+        {"target_key": "codedeploy:checkout/checkout-prod", "incident_id": "inc-3", "since": "2026-11-26T14:08:08Z"}
+    ]
+
+
+def test_aws_refusing_a_call_is_one_error_line_not_a_traceback(sandbox: Sandbox) -> None:
+    """A stack whose outputs name tables that are gone: DynamoDB's ClientError reaches the CLI's boundary."""
+    template = {
+        "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {
+            name: {"Value": "deleted-table"} for name in ("IncidentsTableName", "AuditTableName", "LocksTableName")
+        },
+    }
+    sandbox.client("cloudformation").create_stack(StackName="gone", TemplateBody=json.dumps(template))
+
+    assert cli("timeline", "inc-1", "--stack", "gone") == (
+        2,
+        "",
+        "error: AWS refused GetItem: ResourceNotFoundException: Requested resource not found\n",
+    )
+    # A refusal an adapter translated into a domain error (rollguard.adapters.aws_errors) is one line too.
+    code, out, err = cli("pause", "--stack", "gone")
+    assert (code, out) == (2, "") and err.startswith("error: ") and "deleted-table" in err
+    assert len(err.splitlines()) == 1
