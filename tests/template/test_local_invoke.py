@@ -108,6 +108,8 @@ def test_act_and_verify_events_carry_what_the_state_machine_has_set_by_then() ->
     for path in (EVENTS / "act").glob("*.json"):
         state = ExecutionState.model_validate_json(path.read_text())
         assert state.assessment and state.assessment.decision == "act", path.name
+        # Invoked against a deployed stack, a sample records "would have" and changes no target by accident.
+        assert state.policy.mode == "shadow", path.name
         assert state.progress is None or state.progress.next == "act", path.name
     for path in (EVENTS / "verify").glob("*.json"):
         state = ExecutionState.model_validate_json(path.read_text())
