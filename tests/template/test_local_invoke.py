@@ -203,3 +203,25 @@ def test_fill_env_refuses_a_stack_that_lacks_an_output(template: dict[str, Any])
     refused = run_fill(stack)
 
     assert refused.returncode != 0 and "does not resolve <Output:LocksTableName>" in refused.stderr
+
+
+def readme_section(title: str) -> str:
+    text = (REPO_ROOT / "README.md").read_text()
+    start = text.index(f"\n{title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end >= 0 else None]
+
+
+def test_the_readme_tells_how_to_invoke_every_function_locally(template: dict[str, Any]) -> None:
+    section = readme_section("### Invoking a function with `sam local invoke`")
+    for logical_id, folder in functions(template).items():
+        assert f"`{logical_id}`" in section and f"events/{folder}/" in section, logical_id
+    assert "local/fill_env.py" in section and "--env-vars" in section and "QEMU" in section
+
+
+def test_the_readme_lists_every_deploy_parameter(template: dict[str, Any]) -> None:
+    section = readme_section("## Deploying")
+    assert not [name for name in template["Parameters"] if f"| `{name}` |" not in section]
+    checklist = readme_section("### Before your first deploy")
+    musts = ("policies/deploy/", "rollguard policy check", "mode: shadow", "EscalationTopicArn", "AlarmNamePattern")
+    assert not [must for must in musts if must not in checklist]
