@@ -177,6 +177,19 @@ def test_an_invalid_policy_file_fails_loudly_so_the_event_is_retried_then_dead_l
     assert lock_items(sandbox) == []
 
 
+def test_without_a_policy_of_yours_deployed_no_alarm_is_acted_on(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A stack deployed without sam build's policies/deploy/ policy (POLICY_FILE names nothing): the intake refuses,
+    naming what to do, so the event is retried then dead-lettered; nothing is locked, opened or started."""
+    from rollguard.errors import FunctionMisconfigured
+
+    sandbox.set_env(POLICY_FILE=str(tmp_path / "opt" / "policy.yaml"))  # an empty layer: nothing under /opt
+
+    with pytest.raises(FunctionMisconfigured, match="no policy of yours is deployed") as raised:
+        intake(sandbox, load_event("intake/alarm.json"))
+    assert "put your policy there as policy.yaml" in str(raised.value)
+    assert lock_items(sandbox) == [] and executions(sandbox) == []
+
+
 def fail_first_start(sb: Sandbox) -> None:
     """StartExecution is throttled once (beyond botocore's retries): the intake raises TransientAwsError."""
     sb.inject_fault("StartExecution", "ThrottlingException", "Rate exceeded", times=1)

@@ -1,6 +1,7 @@
 """Each function's settings model (rollguard.settings) asks for exactly what template.yaml gives that function: its
 own Environment plus Globals, and AWS_REGION, which the Lambda runtime sets."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,3 +58,23 @@ def test_a_missing_variable_fails_in_one_line_naming_it_and_the_function() -> No
 def test_only_the_stack_name_is_optional() -> None:
     optional = {model.__name__: variables(model, required=False) for model in MODELS}
     assert {name: names for name, names in optional.items() if names} == {"ApprovalSettings": {"STACK_NAME"}}
+
+
+def test_the_intake_refuses_to_run_without_a_deployed_policy_saying_what_to_do(tmp_path: Path) -> None:
+    environment = {
+        "INCIDENTS_TABLE": "i",
+        "AUDIT_TABLE": "a",
+        "LOCKS_TABLE": "l",
+        "AWS_REGION": "eu-west-1",
+        "STATE_MACHINE_ARN": "arn:aws:states:eu-west-1:123456789012:stateMachine:r",
+        "POLICY_FILE": str(tmp_path / "policy.yaml"),
+    }
+
+    with pytest.raises(FunctionMisconfigured) as raised:
+        settings.read(settings.IntakeSettings, environment)
+
+    missing = tmp_path / "policy.yaml"
+    assert str(raised.value).startswith(f"IntakeFunction cannot run: POLICY_FILE: {missing} does not exist")
+    assert "no policy of yours is deployed" in str(raised.value) and "policies/deploy/" in str(raised.value)
+    (tmp_path / "policy.yaml").write_text("version: 1\n")
+    assert settings.read(settings.IntakeSettings, environment).policy_file == str(tmp_path / "policy.yaml")

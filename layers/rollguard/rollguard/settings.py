@@ -7,9 +7,11 @@ AWS error. The few optional ones say why they may be missing.
 """
 
 import os
+from pathlib import Path
 from typing import Annotated, ClassVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from rollguard.errors import FunctionMisconfigured
 
@@ -55,6 +57,23 @@ class IntakeSettings(Tables, Region):
 
     state_machine_arn: Required = Field(alias="STATE_MACHINE_ARN")
     policy_file: Required = Field(alias="POLICY_FILE")
+
+    @field_validator("policy_file")
+    @classmethod
+    def _policy_deployed(cls, value: str) -> str:
+        """No policy file of the operator's deployed (the PoliciesLayer ships policies/deploy/ only): refuse to act on
+        any alarm. The event fails, is retried and lands in the intake's dead-letter queue, where it can be replayed
+        once a policy is deployed; no lock is taken, no incident opened."""
+        if not Path(value).is_file():
+            raise PydanticCustomError(
+                "policy_not_deployed",
+                "{path} does not exist, so no policy of yours is deployed and no alarm is acted on: the "
+                "PoliciesLayer ships only policies/deploy/; put your policy there as {name} (or set the "
+                "PolicyFileName parameter to its name), then sam build and sam deploy again "
+                '(README "Before your first deploy")',
+                {"path": value, "name": Path(value).name},
+            )
+        return value
 
 
 class RemediationSettings(Tables, ChangeJournal, Region):
