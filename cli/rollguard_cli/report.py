@@ -99,7 +99,6 @@ def build_report(review: Review, generated: datetime | None = None, note: str = 
     record = review.record
     sections = [
         Section("summary", "Summary", [Para(_summary(review))]),
-        Section("links", "In the AWS console", _console_links(review)),
         Section("metric", "The alarm's metric", _metric_blocks(review)),
         Section("numbers", "Impact and response times", [_numbers(review)]),
         Section("decision", _decision_title(review), _decision(review)),
@@ -107,6 +106,7 @@ def build_report(review: Review, generated: datetime | None = None, note: str = 
         Section("timeline", "Timeline", [_timeline(review)]),
         Section("cleanup", "Temporary changes to clean up", [Bullets(cleanup_items(review))]),
         Section("questions", "Questions for the review", [Bullets(review_questions(review))]),
+        Section("links", "In the AWS console", _console_links(review)),
         Section("sources", "Where this comes from", [Bullets(_sources(review, generated, note))]),
     ]
     headline = HEADLINES.get(review.outcome, f"Status: {review.outcome}")
