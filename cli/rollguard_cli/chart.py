@@ -135,10 +135,16 @@ def render_svg(
     start: datetime | None = None,
     end: datetime | None = None,
     y_label: str = "",
+    y_axis: str = "",
     width: int = 960,
     height: int = 400,
 ) -> str:
-    """The chart as one ``<svg>`` element. Times are x, values y; a gap in the data is a gap in the line."""
+    """The chart as one ``<svg>`` element. Times are x, values y; a gap in the data is a gap in the line.
+
+    ``width`` × ``height`` is the drawing's coordinate system (its viewBox), not its size on the page: the element is
+    as wide as its container and never wider than ``width`` px, so it shrinks to fit a narrow window and keeps its
+    proportions. ``y_axis`` names what the values measure (the statistic, metric and unit), drawn along the Y axis.
+    """
     times = [t for t, _ in points] + [m.at for m in markers]
     t0 = start or (min(times) if times else datetime.now(UTC))
     t1 = end or (max(times) if times else t0 + timedelta(minutes=15))
@@ -160,10 +166,11 @@ def render_svg(
     y = LinearScale(ticks[0], ticks[-1], plot_bottom, top)
 
     parts: list[str] = [
-        f'<svg id="metric-chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" font-family="Helvetica, Arial, sans-serif" font-size="11" '
-        f'aria-label="{escape(y_label)} with threshold and incident markers">',
-        f"<title>{escape(y_label)}</title>",
+        f'<svg id="metric-chart" xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {width} {height}" '
+        f'preserveAspectRatio="xMinYMin meet" style="display: block; max-width: {width}px; height: auto" '
+        f'role="img" font-family="Helvetica, Arial, sans-serif" font-size="11" '
+        f'aria-label="{escape(y_axis or y_label)} with threshold and incident markers">',
+        f"<title>{escape(y_axis or y_label)}</title>",
         f'<rect class="background" x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
     ]
     if impact is not None:
@@ -191,6 +198,8 @@ def render_svg(
         f'stroke="{COLORS["text"]}" shape-rendering="crispEdges"/>'
         f'<text x="{left}" y="{plot_bottom + 34}" fill="{COLORS["text"]}">UTC · {escape(y_label)}</text>'
     )
+    if y_axis:
+        parts.append(_y_axis_title(y_axis, top, plot_bottom))
     if threshold is not None:
         ty = round(y(threshold))
         parts.append(
@@ -231,6 +240,17 @@ def render_svg(
     parts.append(_legend(left, height - 12, threshold is not None, impact is not None, kinds))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _y_axis_title(text: str, top: float, bottom: float) -> str:
+    """Rotated along the left edge, centred on the plot; a smaller font (down to 8px) when it is long."""
+    room = bottom - top
+    size = max(8.0, min(11.0, 11 * room / max(len(text) * CHAR_WIDTH, 1)))
+    middle = (top + bottom) / 2
+    return (
+        f'<text class="y-axis-title" transform="translate(14 {middle:.1f}) rotate(-90)" text-anchor="middle" '
+        f'font-size="{size:.1f}" fill="{COLORS["text"]}">{escape(text)}</text>'
+    )
 
 
 def _segments(points: list[tuple[datetime, float]], period: int) -> list[list[tuple[datetime, float]]]:

@@ -13,12 +13,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from rollguard import console
 from rollguard.actions import ACTIONS
 from rollguard.alarm_event import parse_aws_time
 from rollguard.durations import format_duration
 
 from rollguard_cli.chart import Marker, render_svg
-from rollguard_cli.review import FolderSource, Review, comparison_symbol, load_review, span
+from rollguard_cli.review import FolderSource, Gate, MetricSeries, Review, comparison_symbol, load_review, span
 
 HEADLINES = {
     "resolved": "Resolved by automation",
@@ -49,7 +50,19 @@ class Chart:
     caption: str
 
 
-Block = Para | Bullets | Table | Chart
+@dataclass
+class Link:
+    label: str  # what the page is: "Step Functions execution"
+    text: str  # what is shown for it: the name or id
+    url: str
+
+
+@dataclass
+class Links:
+    items: list[Link]
+
+
+Block = Para | Bullets | Table | Chart | Links
 
 
 @dataclass
@@ -93,6 +106,7 @@ def build_report(review: Review, generated: datetime | None = None, note: str = 
         Section("timeline", "Timeline", [_timeline(review)]),
         Section("cleanup", "Temporary changes to clean up", [Bullets(cleanup_items(review))]),
         Section("questions", "Questions for the review", [Bullets(review_questions(review))]),
+        Section("links", "In the AWS console", _console_links(review)),
         Section("sources", "Where this comes from", [Bullets(_sources(review, generated, note))]),
     ]
     headline = HEADLINES.get(review.outcome, f"Status: {review.outcome}")
@@ -118,6 +132,7 @@ def _summary(review: Review) -> str:
         parts.append(
             f"Rollguard blamed a recent change and acted {span(review.time_to_first_action)} after the alarm: {what}."
         )
+    parts += [_gate_sentence(review, gate) for gate in review.gates]
     if review.outcome == "resolved":
         parts.append(f"Recovery was verified {span(review.time_to_recovery)} after the alarm, and the incident closed.")
     elif review.outcome == "escalated":
@@ -126,6 +141,53 @@ def _summary(review: Review) -> str:
     elif review.outcome not in HEADLINES:
         parts.append(f"The incident is not closed yet (status {review.outcome}, step: {record.current_step or '?'}).")
     return " ".join(parts)
+
+
+def _gate_sentence(review: Review, gate: Gate) -> str:
+    step = f"step {gate.step + 1}" if gate.step >= 0 else "a step"
+    asked = _at(gate.requested)
+    if gate.decision is None:
+        deadline = gate.requested.get("parameters", {}).get("deadline")
+        then = gate.requested.get("parameters", {}).get("on_timeout")
+        return (
+            f"Rollguard asked a human to approve {step} at {_utc(asked)}; no decision was recorded"
+            + (f" before the deadline {_utc(parse_aws_time(deadline))}" if deadline else "")
+            + (f" (then: {then})" if then else "")
+            + "."
+        )
+    reason = gate.decision.get("reason", "")
+    return (
+        f"The approval gate of {step} was {'passed' if gate.verdict == 'approved' else 'closed'}: "
+        f"{gate.approver} {gate.verdict} it at {_utc(gate.decided)}, {span(gate.waited)} after Rollguard asked"
+        + (f': "{reason}"' if reason else "")
+        + "."
+    )
+
+
+def _console_links(review: Review) -> list[Block]:
+    """The pages the escalation notification links (rollguard.console), plus every CodeDeploy deployment involved."""
+    region = review.region
+    if region is None:
+        return [Para("No links: the incident records no region (no alarm in its input, no execution ARN).")]
+    record = review.record
+    links = []
+    if record.execution_arn:
+        name = record.execution_arn.rsplit(":", 1)[-1]
+        links.append(Link("Step Functions execution", name, console.execution_url(region, record.execution_arn)))
+    if record.alarm:
+        links.append(Link("CloudWatch alarm", record.alarm, console.alarm_url(region, record.alarm)))
+    if record.target_key.startswith("codedeploy:"):  # an ECS or AppConfig id is not a CodeDeploy deployment
+        assessed = (review.assessment or {}).get("parameters", {})
+        roles: dict[str, str] = {}
+        if assessed.get("suspect"):
+            roles[str(assessed["suspect"])] = "Suspect deployment"
+        if assessed.get("last_good"):
+            roles.setdefault(str(assessed["last_good"]), "Last-known-good deployment")
+        for step in review.steps:
+            for deployment in step.action.get("parameters", {}).get("deployment_ids", []):
+                roles.setdefault(str(deployment), f"Rollguard's deployment ({step.title})")
+        links += [Link(role, d, console.deployment_url(region, d)) for d, role in roles.items()]
+    return [Links(links)] if links else [Para("No links: the incident names no execution, alarm or deployment.")]
 
 
 def markers(review: Review) -> list[Marker]:
@@ -165,7 +227,41 @@ def chart_svg(review: Review) -> str | None:
         start=parse_aws_time(metric.start),
         end=parse_aws_time(metric.end),
         y_label=f"{metric.label} · {metric.statistic} per {format_duration(metric.period)}",
+        y_axis=axis_label(metric),
     )
+
+
+# Units AWS documents for the metrics Rollguard's alarms usually watch; an alarm's own Unit wins. (CloudWatch returns
+# no unit with GetMetricData, and DescribeAlarms only has one when the alarm was defined with it.)
+DOCUMENTED_UNITS = {
+    ("AWS/ApplicationELB", "RequestCount"): "Count",
+    ("AWS/ApplicationELB", "TargetResponseTime"): "Seconds",
+    ("AWS/Lambda", "Invocations"): "Count",
+    ("AWS/Lambda", "Errors"): "Count",
+    ("AWS/Lambda", "Throttles"): "Count",
+    ("AWS/Lambda", "Duration"): "Milliseconds",
+}
+
+
+def metric_unit(metric: MetricSeries) -> str | None:
+    if metric.unit and metric.unit != "None":
+        return metric.unit
+    if metric.statistic == "SampleCount":  # the number of datapoints, whatever the metric measures
+        return "Count"
+    name = metric.metric_name or ""
+    if metric.namespace == "AWS/ApplicationELB" and name.startswith("HTTPCode_"):
+        return "Count"  # HTTPCode_Target_5XX_Count, HTTPCode_ELB_5XX_Count …
+    return DOCUMENTED_UNITS.get((metric.namespace or "", name))
+
+
+def axis_label(metric: MetricSeries) -> str:
+    """What the Y axis measures: ``Sum of HTTPCode_Target_5XX_Count (count)``; no unit where none is known."""
+    unit = metric_unit(metric)
+    if metric.metric_name is None:  # metric math: the expression's label is all there is
+        what = metric.label
+    else:
+        what = f"{metric.statistic} of {metric.metric_name}" if metric.statistic else metric.metric_name
+    return f"{what} ({unit.lower()})" if unit else what
 
 
 def _metric_blocks(review: Review) -> list[Block]:
@@ -181,6 +277,8 @@ def _metric_blocks(review: Review) -> list[Block]:
         if metric.threshold is not None
         else f"{metric.alarm} watches {metric.label}."
     )
+    unit = metric_unit(metric)
+    rule += f" Unit: {unit.lower()}." if unit else " Unit: not recorded (the alarm names none)."
     shown = f"{len(values)} datapoints from {_utc(parse_aws_time(metric.start))} to {_utc(parse_aws_time(metric.end))}"
     if review.impact is not None:
         shown += f"; peak {review.impact.peak:g} at {_clock(review.impact.peak_at)} UTC"
@@ -207,11 +305,38 @@ def _numbers(review: Review) -> Table:
         ["Alarm onset (ALARM)", _utc(review.onset)],
         ["Time to detect", f"{span(review.time_to_detect)} from the first breaching datapoint to the alarm"],
         ["Time to open", f"{span(opened)} from the alarm to Rollguard's incident"],
-        ["Time to first action", f"{span(review.time_to_first_action)} from the alarm (mitigation started)"],
-        ["Time to recovery", f"{span(review.time_to_recovery)} from the alarm to the verdict that resolved it"],
+        ["Time to first action", _first_action_text(review)],
+        ["Time to recovery", _recovery_text(review)],
         ["Closed", f"{_utc(review.closed)} ({review.outcome})"],
     ]
     return Table(["", ""], rows)
+
+
+def _first_action_text(review: Review) -> str:
+    """A time only when an action was taken: "—" and why otherwise, never a duration to nothing."""
+    if review.time_to_first_action is not None:
+        return f"{span(review.time_to_first_action)} from the alarm (mitigation started)"
+    if review.steps:
+        return f"— no action succeeded ({len(review.steps)} attempted, none ok)"
+    if review.outcome == "closed_no_action":
+        return "— none: the incident closed without any action"
+    if review.outcome == "escalated":
+        return "— none: escalated to on-call before any action"
+    return "— no action yet"
+
+
+def _recovery_text(review: Review) -> str:
+    """A time only when a verdict resolved the incident; an escalation's time is the time to escalate."""
+    if review.time_to_recovery is not None:
+        return f"{span(review.time_to_recovery)} from the alarm to the verdict that resolved it"
+    if review.outcome == "escalated":
+        to_escalate = f": escalated to on-call {span(review.since_onset(review.closed))} after the alarm"
+        return "— not recovered" + (to_escalate if review.closed else "")
+    if review.outcome == "closed_no_action":
+        return "— none: Rollguard took no action, so there is no recovery to time"
+    if review.outcome == "resolved":
+        return "— no recovered verdict recorded"
+    return "— not recovered yet (the incident is open)"
 
 
 def _decision_title(review: Review) -> str:
@@ -242,7 +367,7 @@ def _decision(review: Review) -> list[Block]:
 
 def _actions(review: Review) -> list[Block]:
     if not review.steps:
-        return [Para("None: Rollguard changed nothing.")]
+        return [Para("None: Rollguard changed nothing."), *([_gates_table(review)] if review.gates else [])]
     rows = []
     for step in review.steps:
         verdict = step.verdict
@@ -258,7 +383,33 @@ def _actions(review: Review) -> list[Block]:
         rows.append(
             [step.title, review.offset(step.started), step.action.get("summary", ""), result, ids, verification]
         )
-    return [Table(["Step", "Started", "What", "Result", "Deployments", "Verification"], rows)]
+    blocks: list[Block] = [Table(["Step", "Started", "What", "Result", "Deployments", "Verification"], rows)]
+    if review.gates:
+        blocks.append(_gates_table(review))
+    return blocks
+
+
+def _gates_table(review: Review) -> Table:
+    rows = []
+    for gate in review.gates:
+        asked = _at(gate.requested)
+        if gate.decision is None:
+            deadline = gate.requested.get("parameters", {}).get("deadline")
+            decision = "no decision recorded" + (f" (deadline {_utc(parse_aws_time(deadline))})" if deadline else "")
+            rows.append([f"step {gate.step + 1}", review.offset(asked), decision, "—", "—", "—"])
+            continue
+        assert gate.decided is not None
+        rows.append(
+            [
+                f"step {gate.step + 1}",
+                review.offset(asked),
+                str(gate.verdict),
+                gate.approver,
+                f"{_utc(gate.decided)} ({review.offset(gate.decided)}, after {span(gate.waited)})",
+                str(gate.decision.get("reason", "")) or "—",
+            ]
+        )
+    return Table(["Approval gate", "Asked", "Decision", "By", "When", "Reason given"], rows)
 
 
 def _timeline(review: Review) -> Table:
@@ -406,12 +557,18 @@ def review_questions(review: Review) -> list[str]:
         )
     ladder = review.record.policy_doc.get("ladder", [])
     gated = [i + 1 for i, step in enumerate(ladder) if (step.get("approval") or {}).get("required")]
-    if gated:
+    decided = [g for g in review.gates if g.decision is not None]
+    if decided:
+        waits = "; ".join(
+            f"step {g.step + 1} waited {span(g.waited)} until {g.approver} {g.verdict} it" for g in decided
+        )
+        questions.append(f"Approvals: {waits}. Did the gate add safety worth that time, and could it be shorter?")
+    elif gated:
         questions.append(
             f"Approvals: step(s) {', '.join(map(str, gated))} wait for a human. How long did the approval take, and "
             "did the gate add safety worth that time?"
         )
-    elif acted:
+    elif acted and review.time_to_first_action is not None:
         questions.append(
             f"Approvals: no step asked a human; the first action came {span(review.time_to_first_action)} after the "
             "alarm. Should any step of this ladder wait for approval, and could this service afford the wait?"
@@ -441,14 +598,35 @@ def _sources(review: Review, generated: datetime | None, note: str) -> list[str]
     items.append(f"Audit trail: {len(review.events)} events of incident {record.incident_id}.")
     if record.execution_arn:
         items.append(f"Step Functions execution (its name is the incident id): {record.execution_arn}")
-    items.append(
-        f"Generated by rollguard report at {_utc(generated or datetime.now(UTC))}. This is a draft: "
-        "correct it, add what people saw and did, and keep it blameless."
-    )
+    items.append(generated_line(review, generated or datetime.now(UTC)) + " " + DRAFT)
     return items
 
 
+DRAFT = "This is a draft: correct it, add what people saw and did, and keep it blameless."
+
+
+def generated_line(review: Review, generated: datetime) -> str:
+    """When the draft was written, on this computer's clock, the only honest time for it: never the incident's close
+    time dressed up as a generation time. A drill's incident runs on the sandbox's simulated clock, which runs ahead of
+    the wall clock, so a draft written from a drill folder can be "older" than the incident it reports; then say so,
+    instead of printing a generation time that reads as if it came before the incident."""
+    line = f"Generated by rollguard report at {_utc(generated)} (this computer's clock)."
+    times = [_at(e) for e in review.events if e.get("at")] + [t for t in (review.closed, review.onset) if t]
+    last = max(times, default=None)
+    if last is not None and last > generated:
+        line += (
+            f" The incident's times run on another clock: its last event, at {_utc(last)}, is "
+            f"{span((last - generated).total_seconds())} later than that (a drill's simulated clock, or a clock that "
+            "is off). Compare the incident's times with each other, not with this one."
+        )
+    return line
+
+
 # ---------------------------------------------------------------- Markdown
+
+
+def _md_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
 
 
 def _md_cell(text: str) -> str:
@@ -472,6 +650,8 @@ def render_markdown(report: Report) -> str:
                 out.append("")
             elif isinstance(block, Chart):
                 out += ["_The chart is in the HTML form of this report (`--format html`)._", ""]
+            elif isinstance(block, Links):
+                out += [f"- {link.label}: [{_md_text(link.text)}]({link.url})" for link in block.items] + [""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -491,8 +671,14 @@ h2 { font-size: 18px; margin: 28px 0 8px; padding-bottom: 4px; border-bottom: 1p
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { border: 1px solid #d8dee4; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f0f3f6; }
+.scroll { overflow-x: auto; }
+td { overflow-wrap: break-word; }
 td:first-child { white-space: nowrap; }
-figure { margin: 8px 0; overflow-x: auto; }
+figure { margin: 8px 0; }
+@media (max-width: 640px) {
+  main { padding: 12px 10px 32px; }
+  td:first-child { white-space: normal; }
+}
 figcaption { color: #59636e; font-size: 13px; }
 ul { padding-left: 22px; } li { margin: 4px 0; }
 """
@@ -518,7 +704,17 @@ def render_html(report: Report) -> str:
                     else ("<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in block.header) + "</tr></thead>")
                 )
                 rows = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in block.rows)
-                body.append(f"<table>{head}<tbody>{rows}</tbody></table>")
+                # A wide table scrolls inside its box on a narrow window, rather than widening the page.
+                body.append(f'<div class="scroll"><table>{head}<tbody>{rows}</tbody></table></div>')
+            elif isinstance(block, Links):
+                body.append(
+                    '<ul class="links">'
+                    + "".join(
+                        f'<li>{escape(link.label)}: <a href="{escape(link.url)}">{escape(link.text)}</a></li>'
+                        for link in block.items
+                    )
+                    + "</ul>"
+                )
             elif isinstance(block, Chart):
                 body.append(f"<figure>{block.svg}<figcaption>{escape(block.caption)}</figcaption></figure>")
         body.append("</section>")

@@ -49,6 +49,7 @@ class MetricSeries(BaseModel):
     metric_name: str | None = None
     dimensions: dict[str, str] = Field(default_factory=dict)
     statistic: str = ""
+    unit: str | None = None  # the alarm's Unit; None when its definition names none (CloudWatch does not say then)
     period: int = 60
     threshold: float | None = None
     comparison: str | None = None
@@ -139,6 +140,7 @@ def read_alarm_metric(cloudwatch: Any, alarm_name: str, start: datetime, end: da
         comparison=alarm.comparison,
         evaluation_periods=alarm.evaluation_periods,
         datapoints_to_alarm=alarm.datapoints_to_alarm,
+        unit=alarm.unit,
         start=iso(first),
         end=iso(last),
         datapoints=[(iso(t), float(v)) for t, v in series],
@@ -188,6 +190,36 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """An approval gate of one ladder step: Rollguard's request and the human's decision (None: nobody answered)."""
+
+    step: int
+    requested: dict[str, Any]
+    decision: dict[str, Any] | None
+
+    @property
+    def verdict(self) -> str | None:
+        """``approved`` or ``denied``; None when no decision was recorded (the gate timed out, or is still open)."""
+        return str(self.decision.get("result")) if self.decision else None
+
+    @property
+    def approver(self) -> str:
+        """The human's IAM ARN, as the approval audit event's actor."""
+        return str(self.decision.get("actor", "")) if self.decision else ""
+
+    @property
+    def decided(self) -> datetime | None:
+        return parse_aws_time(self.decision["at"]) if self.decision else None
+
+    @property
+    def waited(self) -> float | None:
+        """Seconds from the request to the decision."""
+        if self.decided is None:
+            return None
+        return (self.decided - parse_aws_time(self.requested["at"])).total_seconds()
+
+
+@dataclass(frozen=True)
 class Impact:
     """When the metric was on the wrong side of the threshold around the alarm; end None = still breaching."""
 
@@ -217,6 +249,7 @@ class Review:
         self.assessment = next((e for e in self.events if e.get("kind") == "assessed"), None)
         self.closing = next((e for e in self.events if e.get("kind") == "incident_closed"), None)
         self.steps = self._pair_steps()
+        self.gates = self._pair_gates()
         self.outcome = self.closing["result"] if self.closing else record.status
         self.closed = parse_aws_time(self.closing["at"]) if self.closing else None
         done = [s for s in self.steps if s.action.get("result") == "ok"]
@@ -242,6 +275,33 @@ class Review:
             ]
             steps.append(Step(action, verdicts))
         return steps
+
+    def _pair_gates(self) -> list[Gate]:
+        """Each approval request with the first decision on the same step after it."""
+        gates = []
+        for request in (e for e in self.events if e.get("kind") == "approval_requested"):
+            step = request.get("parameters", {}).get("step")
+            decision = next(
+                (
+                    e
+                    for e in self.events
+                    if e.get("kind") == "approval"
+                    and e.get("parameters", {}).get("step") == step
+                    and e["at"] >= request["at"]
+                ),
+                None,
+            )
+            gates.append(Gate(step if isinstance(step, int) else -1, request, decision))
+        return gates
+
+    @property
+    def region(self) -> str | None:
+        """The incident's region: the alarm's (in the execution input), else the execution ARN's."""
+        alarm = (self.record.execution_input or {}).get("alarm") or {}
+        if isinstance(alarm, dict) and alarm.get("region"):
+            return str(alarm["region"])
+        parts = (self.record.execution_arn or "").split(":")
+        return parts[3] if len(parts) > 3 and parts[3] else None
 
     def _impact(self) -> Impact | None:
         if self.metric is None or self.onset is None:

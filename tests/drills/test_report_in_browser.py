@@ -53,7 +53,7 @@ def report(drill_runs: dict[str, Any], tmp_path_factory: pytest.TempPathFactory)
     chromium(f"--screenshot={png}", f"--window-size={WIDTH},{HEIGHT}", html.as_uri(), profile=work / "profile-1")
     dom = chromium("--dump-dom", html.as_uri(), profile=work / "profile-2").stdout
     metric = json.loads((out / "metric.json").read_text())
-    return {"png": png, "dom": dom, "metric": metric}
+    return {"png": png, "dom": dom, "metric": metric, "html": html, "work": work}
 
 
 def rgb(hex_colour: str) -> tuple[int, int, int]:
@@ -68,12 +68,12 @@ def pixels_of(image: Image.Image, kind: str) -> list[tuple[int, int]]:
     return [(x, y) for y in range(height) for x in range(width) if data[x, y] == wanted]
 
 
-def long_columns(points: list[tuple[int, int]]) -> list[int]:
-    """x of the columns holding at least LINE pixels (vertical lines), one per line (2 px wide)."""
+def long_columns(points: list[tuple[int, int]], length: int = LINE) -> list[int]:
+    """x of the columns holding at least ``length`` pixels (vertical lines), one per line (2 px wide)."""
     counts: dict[int, int] = {}
     for x, _ in points:
         counts[x] = counts.get(x, 0) + 1
-    columns = sorted(x for x, n in counts.items() if n >= LINE)
+    columns = sorted(x for x, n in counts.items() if n >= length)
     return [x for i, x in enumerate(columns) if i == 0 or x - columns[i - 1] > 1]
 
 
@@ -100,6 +100,40 @@ def test_the_screenshot_shows_the_metric_crossing_the_threshold_and_every_marker
     assert len(actions) == 2, f"expected a marker per action (canary, then full rollback), found {actions}"
     assert alarm < actions[0] < actions[1] < recovery, "markers are in time order, left to right"
     assert min(xs) < alarm and recovery <= max(xs) + 120
+
+
+NARROW = 400  # px: a phone, or a browser window beside a terminal
+
+
+def test_in_a_narrow_window_the_whole_chart_fits_and_nothing_of_it_is_cut_off(report: dict[str, Any]) -> None:
+    """Chromium's windows are at least 500 px wide, so the report is shown in a 400 px iframe: the chart must
+    shrink into it (a fixed-width SVG would be cut at the frame's edge, losing the recovery marker on the right).
+    Three device pixels per CSS pixel, as on a phone, keep the chart's thin lines whole pixels of their colour."""
+    work = report["work"]
+    frame = work / "narrow.html"
+    frame.write_text(
+        '<!DOCTYPE html><html><body style="margin:0;background:#000">'
+        f'<iframe src="{report["html"].as_uri()}" width="{NARROW}" height="1800" style="border:0;display:block">'
+        "</iframe></body></html>"
+    )
+    png = work / "narrow.png"
+    chromium(
+        f"--screenshot={png}",
+        "--window-size=600,1800",
+        "--force-device-scale-factor=3",
+        frame.as_uri(),
+        profile=work / "profile-3",
+    )
+    scale = 3
+    image = Image.open(png).convert("RGB").crop((0, 0, NARROW * scale, 1800 * scale))
+
+    blue = pixels_of(image, "series")
+    assert len(blue) >= 500, "the metric's line is missing in the narrow window"
+    xs = [x for x, _ in blue]
+    assert max(xs) - min(xs) >= NARROW * scale // 2, "the metric should still span the chart's width"
+    markers = {kind: long_columns(pixels_of(image, kind)) for kind in ("alarm", "action", "recovery")}
+    assert len(markers["alarm"]) == 1 and len(markers["action"]) == 2 and len(markers["recovery"]) == 1, markers
+    assert markers["recovery"][0] < (NARROW - 10) * scale, "the last marker is inside the frame, not cut off"
 
 
 def test_the_screenshot_is_not_blank_where_the_chart_is(report: dict[str, Any]) -> None:

@@ -139,3 +139,20 @@ def test_a_chart_without_datapoints_says_so_and_still_shows_threshold_and_marker
     root = _chart(points=[])
     assert _find(root, "no-data") and _find(root, "threshold") and _find(root, "marker-alarm")
     assert not _find(root, "series")
+
+
+def test_the_chart_scales_to_its_container_instead_of_a_fixed_pixel_size() -> None:
+    root = _chart()
+    assert root.get("viewBox") == "0 0 900 400"  # the drawing's coordinates ...
+    assert root.get("width") == "100%" and root.get("height") is None  # ... not its size on the page
+    style = root.get("style", "")
+    assert "max-width: 900px" in style and "height: auto" in style  # never wider than drawn; keeps its proportions
+
+
+def test_the_y_axis_title_is_drawn_along_the_plot_and_shrinks_when_long() -> None:
+    (title,) = _find(_chart(y_axis="Sum of HTTPCode_Target_5XX_Count (count)"), "y-axis-title")
+    assert title.text == "Sum of HTTPCode_Target_5XX_Count (count)"
+    assert "rotate(-90)" in title.get("transform", "")
+    (long,) = _find(_chart(y_axis="x" * 80), "y-axis-title")
+    assert 8 <= float(long.get("font-size", "0")) < 11
+    assert not _find(_chart(), "y-axis-title")  # no unit given: no title invented

@@ -2,12 +2,25 @@
 
 import re
 from datetime import UTC, datetime, timedelta
+from html import escape
 from typing import Any
 
 import pytest
+from rollguard import console
 from rollguard.incident import IncidentItem
-from rollguard_cli.report import build_report, cleanup_items, markers, render_html, render_markdown, review_questions
-from rollguard_cli.review import MetricSeries, Review, span
+from rollguard_cli.report import (
+    Links,
+    Para,
+    axis_label,
+    build_report,
+    chart_svg,
+    cleanup_items,
+    markers,
+    render_html,
+    render_markdown,
+    review_questions,
+)
+from rollguard_cli.review import MetricSeries, Review, read_alarm_metric, span
 
 ONSET = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 INCIDENT = "checkout-5xx-20250304T120004Z-a1b2c3"
@@ -278,3 +291,242 @@ def test_a_flag_kill_switch_is_reviewed_as_a_flag_not_as_a_rollback() -> None:
     assert "whole deployment was rolled back" not in questions
     assert "flag_off was enough" in questions and "change us-east-1:p:3" in questions
     assert "| Changes in scope | us-east-1:p:3 |" in render_markdown(build_report(review))
+
+
+# ---------------------------------------------------------------- issue 12, point 7: what four drill reports lacked
+
+REGION = "eu-west-1"
+EXECUTION = f"arn:aws:states:{REGION}:123456789012:execution:rollguard-remediation:{INCIDENT}"
+APPROVER = "arn:aws:sts::123456789012:assumed-role/oncall/alice"
+
+
+def section(report: Any, anchor: str) -> Any:
+    return next(s for s in report.sections if s.anchor == anchor)
+
+
+def numbers(report: Any) -> dict[str, str]:
+    (table,) = section(report, "numbers").blocks
+    return {label: value for label, value in table.rows}
+
+
+def test_the_draft_links_the_execution_alarm_and_deployments_with_the_notifications_urls() -> None:
+    review = resolved_review()
+    review.record.execution_arn = EXECUTION
+    review.record.execution_input["alarm"] = {"name": "checkout-5xx-rate", "region": REGION}  # type: ignore[index]
+
+    (links,) = section(build_report(review), "links").blocks
+    assert isinstance(links, Links)
+    assert [(link.label, link.text, link.url) for link in links.items] == [
+        ("Step Functions execution", INCIDENT, console.execution_url(REGION, EXECUTION)),
+        ("CloudWatch alarm", "checkout-5xx-rate", console.alarm_url(REGION, "checkout-5xx-rate")),
+        ("Suspect deployment", "d-7", console.deployment_url(REGION, "d-7")),
+        ("Last-known-good deployment", "d-6", console.deployment_url(REGION, "d-6")),
+        ("Rollguard's deployment (step 1: canary rollback)", "d-r1", console.deployment_url(REGION, "d-r1")),
+        ("Rollguard's deployment (step 2: full rollback)", "d-r2", console.deployment_url(REGION, "d-r2")),
+    ]
+    # The notification's links are these same functions' (rollguard.closing uses rollguard.console).
+    assert console.alarm_url(REGION, "checkout-5xx-rate") == (
+        "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#alarmsV2:alarm/checkout-5xx-rate"
+    )
+    report = build_report(review)
+    url = console.deployment_url(REGION, "d-r2")
+    assert f"- Rollguard's deployment (step 2: full rollback): [d-r2]({url})" in render_markdown(report)
+    assert f'<a href="{url}">d-r2</a>' in render_html(report)
+
+
+def test_the_region_comes_from_the_execution_arn_when_the_input_has_no_alarm() -> None:
+    review = resolved_review()
+    review.record.execution_arn = EXECUTION
+    assert review.region == REGION
+
+
+def test_ids_of_a_target_that_is_not_codedeploy_get_no_codedeploy_link() -> None:
+    review = resolved_review()
+    review.record.execution_arn = EXECUTION
+    review.record.target_key = "ecs:prod/payments"
+    (links,) = section(build_report(review), "links").blocks
+    assert [link.label for link in links.items] == ["Step Functions execution", "CloudWatch alarm"]
+
+
+def test_no_region_no_links_and_the_draft_says_why() -> None:
+    (para,) = section(build_report(resolved_review()), "links").blocks
+    assert isinstance(para, Para) and "records no region" in para.text
+
+
+def gated_review(decision: str | None) -> Review:
+    requested = event(
+        "approval_requested", 4.6, "waiting", step=0, deadline=at(904.6), on_timeout="escalate", summary="asked"
+    )
+    events = [alarm_received(), assessed(), requested]
+    if decision is None:
+        events.append(closed(905, "escalated", reason="States.Timeout: nobody approved"))
+        return Review(record("escalated"), events, None)
+    answer = event("approval", 94.6, decision, reason="graphs agree", step=0) | {"actor": APPROVER}
+    events.append(answer)
+    if decision == "approved":
+        events += [action(0, "canary", 95.6), verification(0, 395, "recovered", "resolve"), closed(395.2, "resolved")]
+        return Review(record("resolved"), events, None)
+    events.append(closed(95, "escalated", reason="ApprovalDenied: denied"))
+    return Review(record("escalated"), events, None)
+
+
+def test_a_passed_approval_gate_names_the_approver_and_when_in_both_renderers() -> None:
+    review = gated_review("approved")
+    (gate,) = review.gates
+    assert (gate.step, gate.verdict, gate.approver, gate.waited) == (0, "approved", APPROVER, pytest.approx(90))
+
+    report = build_report(review)
+    summary = section(report, "summary").blocks[0].text
+    assert (
+        f"The approval gate of step 1 was passed: {APPROVER} approved it at 2025-03-04 12:01:34 UTC, 1m30s after "
+        'Rollguard asked: "graphs agree".'
+    ) in summary
+    gates = section(report, "actions").blocks[-1]
+    assert gates.header[0] == "Approval gate"
+    assert gates.rows == [
+        ["step 1", "T+4.6s", "approved", APPROVER, "2025-03-04 12:01:34 UTC (T+1m35s, after 1m30s)", "graphs agree"]
+    ]
+    assert f"| step 1 | T+4.6s | approved | {APPROVER} |" in render_markdown(report)
+    assert f"<td>{APPROVER}</td>" in render_html(report)
+    assert any(
+        q.startswith(f"Approvals: step 1 waited 1m30s until {APPROVER} approved it") for q in review_questions(review)
+    )
+
+
+def test_a_denied_gate_and_an_unanswered_one_say_so() -> None:
+    denied = build_report(gated_review("denied"))
+    assert f"was closed: {APPROVER} denied it at" in section(denied, "summary").blocks[0].text
+    assert section(denied, "actions").blocks[-1].rows[0][2] == "denied"
+
+    unanswered = build_report(gated_review(None))
+    text = section(unanswered, "summary").blocks[0].text
+    assert "no decision was recorded before the deadline 2025-03-04 12:15:04 UTC (then: escalate)" in text
+    assert section(unanswered, "actions").blocks[-1].rows[0][2].startswith("no decision recorded")
+
+
+def test_no_time_to_first_action_without_an_action_nor_time_to_recovery_for_an_escalation() -> None:
+    no_action = [alarm_received(), assessed("no_action"), closed(5, "closed_no_action")]
+    rows = numbers(build_report(Review(record("closed_no_action"), no_action, None)))
+    assert rows["Time to first action"] == "— none: the incident closed without any action"
+    assert rows["Time to recovery"] == "— none: Rollguard took no action, so there is no recovery to time"
+
+    escalated = [
+        alarm_received(),
+        assessed(),
+        action(0, "canary", 5),
+        verification(0, 305, "not_recovered", "escalate"),
+        closed(305.2, "escalated", reason="slice as bad as the rest"),
+    ]
+    review = Review(record("escalated"), escalated, None)
+    report = build_report(review)
+    rows = numbers(report)
+    assert rows["Time to first action"] == "4.5s from the alarm (mitigation started)"
+    assert rows["Time to recovery"] == "— not recovered: escalated to on-call 5m05s after the alarm"
+    # One model, two renderers: the same words in both.
+    assert "| Time to recovery | — not recovered: escalated to on-call 5m05s after the alarm |" in render_markdown(
+        report
+    )
+    assert "<td>— not recovered: escalated to on-call 5m05s after the alarm</td>" in render_html(report)
+
+    failed = [alarm_received(), assessed(), action(0, "canary", 5, result="failed"), closed(6, "escalated")]
+    rows = numbers(build_report(Review(record("escalated"), failed, None)))
+    assert rows["Time to first action"] == "— no action succeeded (1 attempted, none ok)"
+
+
+def alb_metric(**fields: Any) -> MetricSeries:
+    return metric([1.0] * 5).model_copy(
+        update={
+            "label": "AWS/ApplicationELB/HTTPCode_Target_5XX_Count (LoadBalancer=app/payments-alb/1)",
+            "namespace": "AWS/ApplicationELB",
+            "metric_name": "HTTPCode_Target_5XX_Count",
+            "statistic": "Sum",
+            **fields,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("series", "label"),
+    [
+        (alb_metric(), "Sum of HTTPCode_Target_5XX_Count (count)"),  # the unit AWS documents for it
+        (alb_metric(unit="Percent", metric_name="Custom", namespace="X"), "Sum of Custom (percent)"),  # the alarm's
+        (
+            metric([1.0]).model_copy(update={"namespace": "Checkout", "metric_name": "ErrorRate"}),
+            "Average of ErrorRate",
+        ),
+        (metric([1.0]).model_copy(update={"label": "errors / requests * 100"}), "errors / requests * 100"),  # math
+    ],
+)
+def test_the_y_axis_names_the_statistic_the_metric_and_a_unit_only_when_one_is_known(
+    series: MetricSeries, label: str
+) -> None:
+    assert axis_label(series) == label
+
+
+def test_the_chart_draws_the_y_axis_title_and_the_text_states_the_unit() -> None:
+    review = resolved_review()
+    review.metric = alb_metric(datapoints=review.metric.datapoints)  # type: ignore[union-attr]
+    svg = chart_svg(review)
+    assert svg is not None and "Sum of HTTPCode_Target_5XX_Count (count)</text>" in svg
+    assert 'class="y-axis-title"' in svg
+    assert "Unit: count." in render_markdown(build_report(review))
+    assert "Unit: not recorded (the alarm names none)." in render_markdown(build_report(resolved_review()))
+
+
+def test_generated_at_states_its_clock_when_the_incident_lies_after_it() -> None:
+    review = resolved_review()  # closes at T+10m05s
+    before = build_report(review, generated=ONSET - timedelta(minutes=20))
+    (line,) = [i for i in section(before, "sources").blocks[0].items if i.startswith("Generated")]
+    assert line.startswith("Generated by rollguard report at 2025-03-04 11:40:00 UTC (this computer's clock).")
+    assert "its last event, at 2025-03-04 12:10:05 UTC, is 30m05s later than that" in line
+    assert "Compare the incident's times with each other, not with this one." in line
+    assert line in render_markdown(before) and escape(line) in render_html(before)
+
+    after = build_report(review, generated=ONSET + timedelta(hours=1))
+    (line,) = [i for i in section(after, "sources").blocks[0].items if i.startswith("Generated")]
+    assert line.startswith("Generated by rollguard report at 2025-03-04 13:00:00 UTC (this computer's clock). This")
+    assert "another clock" not in line
+
+
+def test_the_html_chart_has_no_fixed_pixel_width() -> None:
+    html = render_html(build_report(resolved_review()))
+    (svg_tag,) = re.findall(r'<svg id="metric-chart"[^>]*>', html)
+    assert 'width="100%"' in svg_tag and 'viewBox="0 0 960 400"' in svg_tag
+    assert "height: auto" in svg_tag and "max-width: 960px" in svg_tag
+    assert not re.search(r'\sheight="\d', svg_tag), "a fixed height would letterbox the chart on a narrow window"
+
+
+class FakeCloudWatch:
+    """DescribeAlarms of one metric alarm defined with a Unit, and GetMetricData with no datapoints."""
+
+    def describe_alarms(self, **_: Any) -> dict[str, Any]:
+        return {
+            "MetricAlarms": [
+                {
+                    "AlarmName": "checkout-5xx-rate",
+                    "StateValue": "ALARM",
+                    "Namespace": "Checkout",
+                    "MetricName": "ErrorRate",
+                    "Dimensions": [{"Name": "Service", "Value": "checkout"}],
+                    "Period": 60,
+                    "Statistic": "Average",
+                    "Unit": "Percent",
+                    "Threshold": 5.0,
+                    "ComparisonOperator": "GreaterThanThreshold",
+                    "EvaluationPeriods": 3,
+                }
+            ]
+        }
+
+    def get_paginator(self, _: str) -> Any:
+        class Pages:
+            def paginate(self, **__: Any) -> list[dict[str, Any]]:
+                return [{"MetricDataResults": []}]
+
+        return Pages()
+
+
+def test_the_alarms_unit_travels_into_the_metric_series_and_onto_the_axis() -> None:
+    series = read_alarm_metric(FakeCloudWatch(), "checkout-5xx-rate", ONSET - timedelta(minutes=15), ONSET)
+    assert series is not None and series.unit == "Percent"
+    assert axis_label(series) == "Average of ErrorRate (percent)"

@@ -2,9 +2,8 @@
 
 import json
 from typing import Any, cast
-from urllib.parse import quote
 
-from rollguard import clock
+from rollguard import clock, console
 from rollguard.actions import Adapters
 from rollguard.adapters.notify import Notifier
 from rollguard.audit import AuditEvent, AuditLog
@@ -40,13 +39,12 @@ def closing_reason(state: ExecutionState, outcome: Outcome) -> str:
 
 def _links(state: ExecutionState, execution_arn: str | None) -> list[tuple[str, str]]:
     region = state.alarm.region
-    console = f"https://{region}.console.aws.amazon.com"
-    links = [("Alarm", f"{console}/cloudwatch/home?region={region}#alarmsV2:alarm/{quote(state.alarm.name, safe='')}")]
+    links = [("Alarm", console.alarm_url(region, state.alarm.name))]
     if execution_arn:
-        links.append(("Execution", f"{console}/states/home?region={region}#/v2/executions/details/{execution_arn}"))
+        links.append(("Execution", console.execution_url(region, execution_arn)))
     bad = state.assessment.bad if state.assessment else None
     if bad is not None:
-        links.append(("Deployment", f"{console}/codesuite/codedeploy/deployments/{bad.deployment_id}?region={region}"))
+        links.append(("Deployment", console.deployment_url(region, bad.deployment_id)))
     return links
 
 

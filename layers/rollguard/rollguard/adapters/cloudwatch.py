@@ -20,6 +20,7 @@ class AlarmInfo:
     treat_missing_data: str = "missing"
     metric_stat: dict[str, Any] | None = None  # a GetMetricData MetricStat, when the alarm has one metric
     metrics: list[dict[str, Any]] = field(default_factory=list)  # metric-math alarms: the query list
+    unit: str | None = None  # the alarm's Unit, when its definition names one (most leave it out)
 
     @property
     def period(self) -> int:
@@ -95,6 +96,7 @@ class CloudWatch:
                 treat_missing_data=metric.get("TreatMissingData", "missing"),
                 metric_stat=stat,
                 metrics=metric.get("Metrics", []),
+                unit=metric.get("Unit"),
             )
         raise TargetNotFound(f"alarm {name} does not exist (deleted after it fired?)")
 

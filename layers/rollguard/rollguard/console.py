@@ -1,0 +1,21 @@
+"""AWS console addresses of what an incident involves: the alarm, the Step Functions execution, CodeDeploy
+deployments. The escalation notification and the postmortem draft link the same pages through these."""
+
+from urllib.parse import quote
+
+
+def _console(region: str) -> str:
+    return f"https://{region}.console.aws.amazon.com"
+
+
+def alarm_url(region: str, alarm_name: str) -> str:
+    return f"{_console(region)}/cloudwatch/home?region={region}#alarmsV2:alarm/{quote(alarm_name, safe='')}"
+
+
+def execution_url(region: str, execution_arn: str) -> str:
+    return f"{_console(region)}/states/home?region={region}#/v2/executions/details/{execution_arn}"
+
+
+def deployment_url(region: str, deployment_id: str) -> str:
+    """A CodeDeploy deployment (not an ECS service deployment: those have no page of their own)."""
+    return f"{_console(region)}/codesuite/codedeploy/deployments/{quote(deployment_id, safe='')}?region={region}"
