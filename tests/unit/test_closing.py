@@ -196,3 +196,24 @@ def test_shadow_notifications_say_so(resolved: ExecutionState) -> None:
     message = compose_message(shadow, "escalated", "not recovered")
 
     assert "[SHADOW]" in message and "nothing was changed" in message
+
+
+SUSPECT = {
+    "deployment_id": "4442553428336830128",
+    "status": "Succeeded",
+    "revision": {"taskDefinition": "arn:aws:ecs:eu-west-1:123456789012:task-definition/payments:3"},
+    "revision_label": "payments:3",
+    "create_time": "2025-03-04T11:50:00+00:00",
+    "compute_platform": "ECS",
+}
+
+
+def test_an_ecs_rolling_suspect_links_the_services_deployments_not_a_codedeploy_page(make_state: MakeState) -> None:
+    full = [{"action": "rollback", "scope": "full", "verify": {"window": "5m"}}]
+    rolling = policy_dict(target={"ecs": {"cluster": "prod", "service": "payments"}}, ladder=full)
+    state = make_state(policy=rolling, target_key="ecs:prod/payments", assessment={**ASSESSMENT, "bad": SUSPECT})
+
+    message = compose_message(state, "escalated", "why")
+
+    assert "https://eu-west-1.console.aws.amazon.com/ecs/v2/clusters/prod/services/payments/deployments" in message
+    assert "codedeploy/deployments" not in message

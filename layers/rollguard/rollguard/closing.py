@@ -43,7 +43,10 @@ def _links(state: ExecutionState, execution_arn: str | None) -> list[tuple[str, 
     if execution_arn:
         links.append(("Execution", console.execution_url(region, execution_arn)))
     bad = state.assessment.bad if state.assessment else None
-    if bad is not None:
+    ecs = state.policy.target.ecs_rolling
+    if bad is not None and ecs is not None:  # ECS's own deployment: no CodeDeploy page, the service's instead
+        links.append(("Deployments", console.ecs_deployments_url(region, ecs.cluster, ecs.service)))
+    elif bad is not None:
         links.append(("Deployment", console.deployment_url(region, bad.deployment_id)))
     return links
 

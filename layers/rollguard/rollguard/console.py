@@ -19,3 +19,11 @@ def execution_url(region: str, execution_arn: str) -> str:
 def deployment_url(region: str, deployment_id: str) -> str:
     """A CodeDeploy deployment (not an ECS service deployment: those have no page of their own)."""
     return f"{_console(region)}/codesuite/codedeploy/deployments/{quote(deployment_id, safe='')}?region={region}"
+
+
+def ecs_deployments_url(region: str, cluster: str, service: str) -> str:
+    """An ECS service's deployments tab, where its service deployments (rolling updates) are listed."""
+    return (
+        f"{_console(region)}/ecs/v2/clusters/{quote(cluster, safe='')}/services/{quote(service, safe='')}"
+        f"/deployments?region={region}"
+    )
