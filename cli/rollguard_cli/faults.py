@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from rollguard.adapters.ecs import ROLLBACK_CREATOR as ECS_ROLLBACK_CREATOR
+from rollguard.adapters.ecs import EcsServices
 from rollguard.incident import CLOSED
 
 from rollguard_cli.drills import SCENARIOS, NoIncident, run_scenario
@@ -165,34 +167,13 @@ def _observe(sb: Sandbox) -> dict[str, Any]:
 
 
 def _ecs_rollbacks(sb: Sandbox) -> int:
-    """ECS deployments back to an earlier revision of the family (Rollguard's UpdateService rollbacks), from ECS."""
+    """ECS deployments back to an earlier revision of the family (Rollguard's UpdateService rollbacks), read from ECS
+    through the service deployments API the way Assess reads them (adapters/ecs.py)."""
     if sb.ecs is None:
         return 0
-    ecs, spec = sb.client("ecs"), sb.ecs.spec
-    arns = [
-        d["serviceDeploymentArn"]
-        for d in ecs.list_service_deployments(cluster=spec.cluster, service=spec.service)["serviceDeployments"]
-    ]
-    found = ecs.describe_service_deployments(serviceDeploymentArns=arns)["serviceDeployments"] if arns else []
-    revisions = (
-        {
-            r["serviceRevisionArn"]: int(r["taskDefinition"].rsplit(":", 1)[1])
-            for r in ecs.describe_service_revisions(
-                serviceRevisionArns=sorted(
-                    {d["targetServiceRevision"]["arn"] for d in found}
-                    | {s["arn"] for d in found for s in d.get("sourceServiceRevisions", [])}
-                )
-            )["serviceRevisions"]
-        }
-        if found
-        else {}
-    )
-    return sum(
-        1
-        for d in found
-        if d.get("sourceServiceRevisions")
-        and all(revisions[s["arn"]] > revisions[d["targetServiceRevision"]["arn"]] for s in d["sourceServiceRevisions"])
-    )
+    spec = sb.ecs.spec
+    history = EcsServices(sb.client("ecs")).deployments(spec.cluster, spec.service)
+    return sum(1 for d in history if d.creator == ECS_ROLLBACK_CREATOR)
 
 
 def run(drill: str, case: Case | None = None) -> tuple[Run, int]:

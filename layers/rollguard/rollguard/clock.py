@@ -7,6 +7,7 @@ verification windows pass in no real time while every timestamp stays consistent
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 _source: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
 _sleeper: Callable[[float], None] = time.sleep
@@ -36,6 +37,13 @@ def iso(moment: datetime | None = None) -> str:
     """UTC timestamp with milliseconds and a Z suffix; sorts lexically."""
     moment = moment or now()
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def aws_iso(value: Any) -> str | None:
+    """A timestamp as boto3 returns it (datetime) or as a string, written as text; None stays None."""
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def parse_aws_time(text: str) -> datetime:

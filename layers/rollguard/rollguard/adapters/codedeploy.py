@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
-from rollguard.clock import parse_aws_time
+from rollguard.clock import aws_iso, parse_aws_time
 from rollguard.errors import RollbackFailed
 from rollguard.incident import DeploymentRef
 
@@ -35,14 +35,6 @@ FULL_CONFIG = {
     "ECS": "CodeDeployDefault.ECSAllAtOnce",
     "Server": "CodeDeployDefault.AllAtOnce",
 }
-
-
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
 
 
 def _load_appspec(body: str) -> dict[str, Any]:
@@ -123,8 +115,8 @@ def to_ref(info: dict[str, Any]) -> DeploymentRef:
         status=info.get("status", "Unknown"),
         revision=info.get("revision") or {},
         revision_label=revision_label(info.get("revision") or {}),
-        create_time=_iso(info.get("createTime")) or "",
-        complete_time=_iso(info.get("completeTime")),
+        create_time=aws_iso(info.get("createTime")) or "",
+        complete_time=aws_iso(info.get("completeTime")),
         compute_platform=info.get("computePlatform", "Server"),
         creator=info.get("creator", "user"),
         description=info.get("description") or "",

@@ -11,6 +11,7 @@ the last-known-good revision comes from.
 from typing import Any
 
 from rollguard.adapters.aws_errors import AWS_FAILURES, translate
+from rollguard.clock import aws_iso
 from rollguard.errors import RollbackFailed, TargetNotFound
 from rollguard.incident import DeploymentRef
 
@@ -51,12 +52,6 @@ def _revision_number(arn: str) -> int:
         return int(arn.rsplit(":", 1)[-1])
     except ValueError:
         return 0
-
-
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def short_id(arn: str) -> str:
@@ -128,8 +123,8 @@ class EcsServices:
         # Going back to an earlier revision of the family is someone undoing a change (ECS's circuit breaker,
         # Rollguard, or a person), not a change to blame.
         back = bool(sources) and all(s and _revision_number(s) > _revision_number(target) for s in sources)
-        created = _iso(deployment.get("createdAt") or deployment.get("startedAt"))
-        finished = _iso(deployment.get("finishedAt") or deployment.get("stoppedAt"))
+        created = aws_iso(deployment.get("createdAt") or deployment.get("startedAt"))
+        finished = aws_iso(deployment.get("finishedAt") or deployment.get("stoppedAt"))
         return DeploymentRef(
             deployment_id=short_id(deployment["serviceDeploymentArn"]),
             status=_STATUS.get(status, "InProgress"),
