@@ -42,6 +42,9 @@ ROLLOUT_CAP = 10 * 60
 
 
 class EcsRollback(Action):
+    """Reached through the ``rollback`` module (actions/rollback.py), which answers for the ladder step (its brakes,
+    horizon, what it makes redundant); this module takes the step and answers for what it recorded."""
+
     names = (ECS_ROLLBACK,)
     iam = ("ecs:DescribeServices", "ecs:DescribeServiceDeployments", "ecs:UpdateService", "ecs:StopServiceDeployment")
 
@@ -117,13 +120,6 @@ class EcsRollback(Action):
             extra_wait=rollout_estimate(state),
             effect={**effect, "task_definition": good_td, "deployment": deployment},
         )
-
-    def rolls_back(self, step: LadderStep, state: ExecutionState) -> str | None:
-        bad = state.assessment.bad if state.assessment else None
-        return bad.deployment_id if bad else None
-
-    def done_by(self, progress: Progress) -> bool:
-        return progress.full_rollback_done
 
     def verify(self, state: ExecutionState, progress: Progress, deps: Deps, window_s: int) -> Judgement | None:
         """Until ECS has replaced the tasks, the alarm judges a service still half on the suspect: inconclusive.
