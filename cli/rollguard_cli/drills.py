@@ -38,7 +38,7 @@ class Scenario:
     policy: str = "sandbox.yaml"  # in policies/
     # What people do once the incident is open (approve, deny, or let time pass).
     respond: Callable[[Sandbox, str], None] | None = None
-    # Who the checkout:live alias routes traffic to when the incident is over: {version: share}.
+    # Who the service's alias (checkout:live) routes traffic to when the incident is over: {version: share}.
     expected_alias: dict[str, float] | None = None
     # More settings of the deployment group (its alarms, its automatic rollbacks).
     group: dict[str, Any] | None = None
@@ -51,6 +51,8 @@ class Scenario:
     # definition label "family:revision"), and the task definition it runs when the incident is over.
     ecs: EcsServiceSpec | None = None
     expected_task_definition: str | None = None
+    # The alarm the scenario's policy claims (PutMetricAlarm arguments): CHECKOUT_ALARM unless said otherwise.
+    alarm: dict[str, Any] | None = None
 
 
 class Live:
@@ -95,40 +97,44 @@ CHECKOUT_ALARM: dict[str, Any] = {
 class Stage:
     """What a scenario may do to the world before the alarm fires."""
 
-    def __init__(self, sandbox: Sandbox, group: dict[str, Any] | None = None):
-        """``group``: more of the deployment group's settings (alarmConfiguration, autoRollbackConfiguration)."""
+    def __init__(self, sandbox: Sandbox, group: dict[str, Any] | None = None, alarm: dict[str, Any] | None = None):
+        """``group``: more of the deployment group's settings (alarmConfiguration, autoRollbackConfiguration);
+        ``alarm``: the alarm to create (CHECKOUT_ALARM by default). The service's names (CodeDeploy application and
+        group, function and alias, AppConfig application and environment) are the sandbox's ``ServiceSpec``."""
         self.sb = sandbox
+        svc = self.svc = sandbox.service
         self.rates: list[tuple[datetime, Callable[[str, Live], float | None]]] = []
         self.traffic_rates: list[tuple[datetime, Callable[[str, str], float | None]]] = []
         self.handled: set[str] = set()  # incidents a scenario ran to their end before the one it is about
         cd = sandbox.client("codedeploy")
-        cd.create_application(applicationName="checkout", computePlatform="Lambda")
+        cd.create_application(applicationName=svc.application, computePlatform="Lambda")
         cd.create_deployment_group(
-            applicationName="checkout",
-            deploymentGroupName="checkout-prod",
+            applicationName=svc.application,
+            deploymentGroupName=svc.deployment_group,
             serviceRoleArn="arn:aws:iam::123456789012:role/codedeploy",
             deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
             **(group or {}),
         )
-        sandbox.client("cloudwatch").put_metric_alarm(**CHECKOUT_ALARM)
-        # The checkout function whose alias CodeDeploy shifts (SAM's AutoPublishAlias: live).
+        sandbox.client("cloudwatch").put_metric_alarm(**(alarm or CHECKOUT_ALARM))
+        # The service's function whose alias CodeDeploy shifts (SAM's AutoPublishAlias: live).
         self.lam = sandbox.client("lambda")
         self.lam.create_function(
-            FunctionName="checkout",
+            FunctionName=svc.function,
             Runtime="python3.13",
             Role=sandbox.role_arn,
             Handler="app.handler",
-            Code={"ZipFile": b"the simulated checkout service"},
+            Code={"ZipFile": b"the simulated service"},
         )
         self.published = 0
 
     def publish(self, version: str) -> None:
-        """Publish versions of the checkout function up to ``version`` (each build is a new version)."""
+        """Publish versions of the service's function up to ``version`` (each build is a new version)."""
+        function = self.svc.function
         while self.published < int(version):
-            self.lam.update_function_configuration(FunctionName="checkout", Description=f"build {self.published + 1}")
-            self.published = int(self.lam.publish_version(FunctionName="checkout")["Version"])
+            self.lam.update_function_configuration(FunctionName=function, Description=f"build {self.published + 1}")
+            self.published = int(self.lam.publish_version(FunctionName=function)["Version"])
         if not self.sb.routing():  # the first release: SAM's AutoPublishAlias creates the alias
-            self.lam.create_alias(FunctionName="checkout", Name="live", FunctionVersion=version)
+            self.lam.create_alias(FunctionName=function, Name=self.svc.alias, FunctionVersion=version)
 
     def deploy(
         self,
@@ -137,7 +143,7 @@ class Stage:
         settle: bool = True,
         revision_type: str = "AppSpecContent",
     ) -> str:
-        """Deploy ``version`` of the checkout function through CodeDeploy (a Lambda AppSpec, sent as an
+        """Deploy ``version`` of the service's function through CodeDeploy (a Lambda AppSpec, sent as an
         ``AppSpecContent`` or a ``String`` revision)."""
         self.publish(version)
         # Like SAM's pipeline, the AppSpec names the version the alias points at now as CurrentVersion.
@@ -146,11 +152,11 @@ class Stage:
             "version": 0.0,
             "Resources": [
                 {
-                    "checkout": {
+                    self.svc.function: {
                         "Type": "AWS::Lambda::Function",
                         "Properties": {
-                            "Name": "checkout",
-                            "Alias": "live",
+                            "Name": self.svc.function,
+                            "Alias": self.svc.alias,
                             "CurrentVersion": live,
                             "TargetVersion": version,
                         },
@@ -160,8 +166,8 @@ class Stage:
         }
         key = "appSpecContent" if revision_type == "AppSpecContent" else "string"
         deployment_id = self.sb.client("codedeploy").create_deployment(
-            applicationName="checkout",
-            deploymentGroupName="checkout-prod",
+            applicationName=self.svc.application,
+            deploymentGroupName=self.svc.deployment_group,
             deploymentConfigName=config,
             revision={"revisionType": revision_type, key: {"content": json.dumps(spec)}},
             description=f"release {version}",
@@ -257,17 +263,23 @@ class Stage:
 
     # ------------------------------------------------------------------ AppConfig
 
-    def appconfig(self) -> None:
-        """The checkout application's flags and settings profiles in AppConfig, deployed to prod, and the
-        strategy Rollguard's stack creates."""
+    def appconfig(self, documents: dict[str, dict[str, Any]] | None = None) -> None:
+        """The service's AppConfig application and environment (its ``ServiceSpec``), a hosted profile per entry of
+        ``documents`` (profile name → first document: a feature flags profile when it has ``flags``, else freeform;
+        the checkout flags and settings by default), each deployed, and the strategy Rollguard's stack creates."""
+        documents = documents or {"checkout-flags": FLAGS, "checkout-settings": SETTINGS}
+        self.documents = documents
         ac = self.sb.client("appconfig")
-        self.app_id = ac.create_application(Name="checkout")["Id"]
-        self.env_id = ac.create_environment(ApplicationId=self.app_id, Name="prod")["Id"]
+        self.app_id = ac.create_application(Name=self.svc.appconfig_application)["Id"]
+        self.env_id = ac.create_environment(ApplicationId=self.app_id, Name=self.svc.appconfig_environment)["Id"]
         self.profiles = {
             name: ac.create_configuration_profile(
-                ApplicationId=self.app_id, Name=name, LocationUri="hosted", Type=kind
+                ApplicationId=self.app_id,
+                Name=name,
+                LocationUri="hosted",
+                Type="AWS.AppConfig.FeatureFlags" if "flags" in document else "AWS.Freeform",
             )["Id"]
-            for name, kind in (("checkout-flags", "AWS.AppConfig.FeatureFlags"), ("checkout-settings", "AWS.Freeform"))
+            for name, document in documents.items()
         }
         self.strategy_id = ac.create_deployment_strategy(
             Name="Rollguard-Immediate",
@@ -276,8 +288,8 @@ class Stage:
             FinalBakeTimeInMinutes=0,
             ReplicateTo="NONE",
         )["Id"]
-        self.push("checkout-flags", FLAGS)
-        self.push("checkout-settings", SETTINGS)
+        for name, document in documents.items():
+            self.push(name, document)
 
     def push(self, profile: str, document: dict[str, Any], strategy: str | None = None, settle: bool = True) -> int:
         """A person changes configuration: a new hosted version, deployed with ``strategy`` (the immediate one by
@@ -301,10 +313,10 @@ class Stage:
             self.sb.advance(60)
         return int(version)
 
-    def flip(self, flag: str, enabled: bool) -> int:
-        document = json.loads(json.dumps(FLAGS))
+    def flip(self, flag: str, enabled: bool, profile: str = "checkout-flags") -> int:
+        document = json.loads(json.dumps(self.documents[profile]))
         document["values"][flag]["enabled"] = enabled
-        return self.push("checkout-flags", document)
+        return self.push(profile, document)
 
 
 def _bad_deploy(stage: Stage) -> None:
@@ -872,7 +884,7 @@ def run_scenario(
         ecs=ecs,
     )
     with sandbox as sb:
-        stages.append(Stage(sb, scenario.group))
+        stages.append(Stage(sb, scenario.group, scenario.alarm))
         scenario.setup(stages[0])
         if prepare is not None:
             prepare(sb)
@@ -911,6 +923,7 @@ def run_scenario(
             wall_s=time.perf_counter() - wall,
             alias=[{"at": domain_iso(at), "routing": routing} for at, routing in sb.world.history],
         )
+        result["alias_name"] = f"{sb.service.function}:{sb.service.alias}"
         result["observed"] = observe(sb) if observe is not None else None
         result["expected_traffic"] = scenario.expected_traffic
         if sb.load_balancer is not None:
@@ -1077,8 +1090,9 @@ def render_timeline(result: dict[str, Any]) -> str:
         "",
     ]
     start = audit[0]["at"] if audit else ""
+    alias_name = result.get("alias_name", "checkout:live")
     alias = [
-        (a["at"], "alias", f"checkout:live → {format_routing(a['routing'])}")
+        (a["at"], "alias", f"{alias_name} → {format_routing(a['routing'])}")
         for a in result.get("alias_history", [])
         if a["at"] >= start
     ]
@@ -1107,7 +1121,7 @@ def render_timeline(result: dict[str, Any]) -> str:
                 f"{', '.join(ecs['serving']) or 'nothing'}"
             )
     else:
-        lines.append(f"  Alias checkout:live at the end: {format_routing(result.get('alias_final', {}))}")
+        lines.append(f"  Alias {alias_name} at the end: {format_routing(result.get('alias_final', {}))}")
     first = result["time_to_first_action_s"]
     recovery = result["time_to_recovery_s"]
     lines += [
