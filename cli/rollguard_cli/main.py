@@ -81,6 +81,10 @@ def _policy(args: argparse.Namespace) -> int:
 def _drill(args: argparse.Namespace) -> int:
     from rollguard_cli.drills import SCENARIOS, public, render_timeline, run_drill, write_out
 
+    if args.policy is not None:
+        return _own_drill(args)
+    if args.name or args.own_scenario:
+        raise boundary.OperatorError("--name and --scenario drill a policy of your own: give --policy FILE too")
     if args.list or not args.scenario:
         listing = [
             {"name": s.name, "expected_outcome": s.expected_outcome, "description": s.description}
@@ -102,6 +106,35 @@ def _drill(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(public(result), default=str))
     else:
+        print(render_timeline(result))
+    return 0 if result["passed"] else 1
+
+
+def _own_drill(args: argparse.Namespace) -> int:
+    """``drill --policy FILE``: the policy's own targets and alarm in the sandbox (own_drill.py), the same timeline."""
+    from rollguard.policy import PolicyFileInvalid
+
+    from rollguard_cli import own_drill
+    from rollguard_cli.drills import public, render_timeline, write_out
+
+    if args.scenario or args.list:
+        raise boundary.OperatorError("with --policy, choose the scenario with --scenario (not a built-in drill's name)")
+    path = Path(args.policy)
+    try:
+        drill = own_drill.plan(path, args.name, args.own_scenario)
+    except PolicyFileInvalid as exc:  # as `policy check` says it: one line per problem
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if args.out:
+        boundary.check_out_dir(Path(args.out))  # before the drill: it takes seconds
+    result = own_drill.run(drill, path)
+    if args.out:
+        write_out(result, Path(args.out))
+    if args.json:
+        print(json.dumps(public(result), default=str))
+    else:
+        print("\n".join(drill.notes) + "\n")
         print(render_timeline(result))
     return 0 if result["passed"] else 1
 
@@ -130,6 +163,18 @@ def build_parser() -> argparse.ArgumentParser:
     drill = commands.add_parser("drill", help="run a simulated incident end to end on the local sandbox")
     drill.add_argument("scenario", nargs="?", metavar="SCENARIO", help="the scenario to run (see --list)")
     drill.add_argument("--list", action="store_true", help="list the scenarios")
+    drill.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="drill your own policy file: its targets and alarm are built in the sandbox with its own names",
+    )
+    drill.add_argument("--name", metavar="POLICY", help="with --policy: the policy to drill (default: the first)")
+    drill.add_argument(
+        "--scenario",
+        dest="own_scenario",
+        choices=["bad-deploy", "not-the-deploy", "flag", "config", "no-change"],
+        help="with --policy: how the service breaks (default: what the policy's first ladder step is for)",
+    )
     drill.add_argument("--json", action="store_true", help="one JSON document on stdout")
     drill.add_argument(
         "--out", metavar="DIR", help="write audit events, execution history and timeline here (created if missing)"
