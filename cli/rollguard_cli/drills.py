@@ -1101,8 +1101,8 @@ def render_timeline(result: dict[str, Any]) -> str:
         for t in result.get("traffic_history", [])
         if t["at"] >= start
     ]
-    if listener:
-        alias = []  # the Lambda alias is not this drill's service: its load balancer's listener is
+    if listener and len(alias) <= 1:
+        alias = []  # the Lambda alias is not this drill's service (it never moved): its load balancer's listener is
     entries = sorted([(e["at"], e["kind"], e["summary"]) for e in audit] + alias + listener, key=lambda e: e[0])
     for at, kind, summary in entries:
         offset = (parse_aws_time(at) - onset).total_seconds() if onset else 0.0
@@ -1120,7 +1120,7 @@ def render_timeline(result: dict[str, Any]) -> str:
                 f"  ECS service {ecs['service']} at the end: task definition {ecs['task_definition']}; serving "
                 f"{', '.join(ecs['serving']) or 'nothing'}"
             )
-    else:
+    if traffic is None or alias:
         lines.append(f"  Alias {alias_name} at the end: {format_routing(result.get('alias_final', {}))}")
     first = result["time_to_first_action_s"]
     recovery = result["time_to_recovery_s"]

@@ -366,6 +366,9 @@ def _setup(
         stage.behave(lambda version, live: healthy)
         if documents is not None:
             stage.appconfig(documents)
+            for profile, document in documents.items():  # a profile with a history, so a revert has a version to go to
+                if "flags" not in document:
+                    stage.push(profile, document)
         if deployed:
             stage.deploy("1")
         else:
