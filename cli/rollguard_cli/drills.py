@@ -1136,6 +1136,31 @@ def render_timeline(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def summary_row(result: dict[str, Any]) -> dict[str, Any]:
+    """One scenario's line of ``drill --all``'s table."""
+    return {
+        "scenario": result["scenario"],
+        "outcome": result["outcome"],
+        "expected": result["expected_outcome"],
+        "passed": bool(result["passed"]),
+        "wall_s": result["wall_time_s"],
+    }
+
+
+def render_summary(rows: list[dict[str, Any]]) -> str:
+    """The table ``drill --all`` ends with: scenario, outcome, expected, PASS/FAIL, wall seconds; then a count."""
+    header = ["SCENARIO", "OUTCOME", "EXPECTED", "RESULT", "WALL S"]
+    table = [
+        [r["scenario"], r["outcome"], r["expected"], "PASS" if r["passed"] else "FAIL", f"{r['wall_s']:.1f}"]
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *table]]
+    failed = sum(1 for r in rows if not r["passed"])
+    lines.append(f"{len(rows) - failed} of {len(rows)} drills passed" + (f", {failed} failed" if failed else ""))
+    return "\n".join(lines)
+
+
 def write_out(result: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "audit-events.json").write_text(json.dumps(result["audit_events"], indent=2, default=str))

@@ -8,6 +8,7 @@ no credentials, AWS refusing, a wrong id or path, a closed stdout) into one ``er
 import argparse
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,8 @@ def _drill(args: argparse.Namespace) -> int:
         return _own_drill(args)
     if args.name or args.own_scenario:
         raise boundary.OperatorError("--name and --scenario drill a policy of your own: give --policy FILE too")
+    if args.all:
+        return _drill_all(args)
     if args.list or not args.scenario:
         listing = [
             {"name": s.name, "expected_outcome": s.expected_outcome, "description": s.description}
@@ -110,6 +113,43 @@ def _drill(args: argparse.Namespace) -> int:
     return 0 if result["passed"] else 1
 
 
+def _drill_all(args: argparse.Namespace) -> int:
+    """``drill --all``: every scenario, each timeline as ``drill NAME`` prints it, then one table; exit 1 if any
+    failed (a drill whose alarm never opened an incident is a failure too, not the end of the run)."""
+    from rollguard_cli.drills import SCENARIOS, NoIncident, public, render_summary, render_timeline, run_drill
+    from rollguard_cli.drills import summary_row, write_out
+
+    if args.scenario or args.list:
+        raise boundary.OperatorError("--all runs every scenario: give no scenario name and no --list")
+    if args.out:
+        boundary.check_out_dir(Path(args.out))  # one folder per scenario inside it
+    results, rows = [], []
+    for name, scenario in SCENARIOS.items():
+        started = time.perf_counter()
+        try:
+            result = run_drill(name)
+        except NoIncident as exc:
+            if not args.json:
+                print(f"Drill {name}: FAIL — {exc}\n")
+            wall_s = round(time.perf_counter() - started, 2)
+            rows.append(
+                {"scenario": name, "outcome": "no incident", "expected": scenario.expected_outcome, "passed": False}
+                | {"wall_s": wall_s}
+            )
+            continue
+        if args.out:
+            write_out(result, Path(args.out) / name)
+        results.append(public(result))
+        rows.append(summary_row(result))
+        if not args.json:
+            print(render_timeline(result) + "\n", flush=True)
+    if args.json:
+        print(json.dumps({"drills": results, "summary": rows}, default=str))
+    else:
+        print(render_summary(rows))
+    return 0 if all(r["passed"] for r in rows) else 1
+
+
 def _own_drill(args: argparse.Namespace) -> int:
     """``drill --policy FILE``: the policy's own targets and alarm in the sandbox (own_drill.py), the same timeline."""
     from rollguard.policy import PolicyFileInvalid
@@ -117,7 +157,7 @@ def _own_drill(args: argparse.Namespace) -> int:
     from rollguard_cli import own_drill
     from rollguard_cli.drills import public, render_timeline, write_out
 
-    if args.scenario or args.list:
+    if args.scenario or args.list or args.all:
         raise boundary.OperatorError("with --policy, choose the scenario with --scenario (not a built-in drill's name)")
     path = Path(args.policy)
     try:
@@ -163,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     drill = commands.add_parser("drill", help="run a simulated incident end to end on the local sandbox")
     drill.add_argument("scenario", nargs="?", metavar="SCENARIO", help="the scenario to run (see --list)")
     drill.add_argument("--list", action="store_true", help="list the scenarios")
+    drill.add_argument(
+        "--all", action="store_true", help="run every scenario, then a table of them all (exit 1 if any failed)"
+    )
     drill.add_argument(
         "--policy",
         metavar="FILE",
