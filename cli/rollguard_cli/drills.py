@@ -6,12 +6,13 @@ fires and Rollguard's execution runs to its end.
 """
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from rollguard.adapters.dynamo import from_item
 from rollguard.alarm_event import parse_aws_time
@@ -853,8 +854,8 @@ class NoIncident(RuntimeError):
         self.observed = observed
 
 
-def run_drill(name: str) -> dict[str, Any]:
-    return run_scenario(SCENARIOS[name])
+def run_drill(name: str, on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    return run_scenario(SCENARIOS[name], on_event=on_event)
 
 
 def run_scenario(
@@ -863,9 +864,11 @@ def run_scenario(
     prepare: Callable[[Sandbox], None] | None = None,
     policy_file: Path | None = None,
     observe: Callable[[Sandbox], Any] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``scenario`` in a fresh sandbox; ``prepare`` may inject faults before the alarm fires, ``observe``
-    reads the sandbox once the incident is over (its answer is the result's ``observed``)."""
+    reads the sandbox once the incident is over (its answer is the result's ``observed``); ``on_event`` is told of
+    each audit event of the incident as it is written (not of the earlier incidents a scenario may run first)."""
     wall = time.perf_counter()
     stages: list[Stage] = []
     load_balancer = None
@@ -888,6 +891,9 @@ def run_scenario(
         scenario.setup(stages[0])
         if prepare is not None:
             prepare(sb)
+        if on_event is not None:
+            handled = stages[0].handled
+            sb.audit_watchers.append(lambda event: None if event["incident_id"] in handled else on_event(event))
         incident_id = sb.run_until_incident(max_minutes=30, seen=stages[0].handled)
         if incident_id is None:
             raise NoIncident(
@@ -1076,19 +1082,53 @@ def format_routing(routing: dict[str, float]) -> str:
     return " · ".join(f"v{v} {share:.0%}" for v, share in sorted(routing.items(), key=lambda i: -i[1])) or "none"
 
 
-def render_timeline(result: dict[str, Any]) -> str:
-    audit = result["audit_events"]
+def timeline_onset(audit: list[dict[str, Any]]) -> datetime | None:
+    """What a drill's timeline measures T from: the alarm's state change, else the first audit event."""
     onset_text = next(
         (e["parameters"]["state_timestamp"] for e in audit if e["kind"] == "alarm_received"),
         audit[0]["at"] if audit else None,
     )
-    onset = parse_aws_time(onset_text) if onset_text else None
+    return parse_aws_time(onset_text) if onset_text else None
+
+
+def timeline_line(at: str, kind: str, summary: str, onset: datetime | None) -> str:
+    """One line of a drill's timeline (the one format, printed at the end or streamed as the drill runs)."""
+    offset = (parse_aws_time(at) - onset).total_seconds() if onset else 0.0
+    sign = "-" if offset < 0 else "+"
+    return f"  T{sign}{format_duration(abs(offset)):>6}  {kind:<16} {summary}"
+
+
+def event_line(event: dict[str, Any], onset: datetime | None) -> str:
+    return timeline_line(event["at"], event["kind"], event["summary"], onset)
+
+
+class StreamedTimeline:
+    """``run_scenario(on_event=...)``: print each audit event as it is written, in the timeline's line format,
+    T measured from the first event seen (the alarm's state change when that is it, as it is in every drill).
+    The events arrive inside the functions, whose stdout the sandbox redirects: write to the stream of now."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.onset: datetime | None = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.onset is None:
+            self.onset = timeline_onset([event])
+        print(event_line(event, self.onset), file=self.stream, flush=True)
+
+
+def timeline_title(name: str, description: str) -> str:
+    return f"Drill {name}: {description}"
+
+
+def render_timeline(result: dict[str, Any], streamed: bool = False) -> str:
+    """The drill's timeline; ``streamed``: only what follows the events once they were streamed (StreamedTimeline):
+    the incident, the state at the end and the outcome."""
+    audit = result["audit_events"]
+    onset = timeline_onset(audit)
     mark = "PASS" if result["passed"] else "FAIL"
-    lines = [
-        f"Drill {result['scenario']}: {result['description']}",
-        f"Incident {result['incident_id']}  (execution {result['execution_status']})",
-        "",
-    ]
+    incident = f"Incident {result['incident_id']}  (execution {result['execution_status']})"
+    lines = ["", incident] if streamed else [timeline_title(result["scenario"], result["description"]), incident, ""]
     start = audit[0]["at"] if audit else ""
     alias_name = result.get("alias_name", "checkout:live")
     alias = [
@@ -1103,12 +1143,9 @@ def render_timeline(result: dict[str, Any]) -> str:
     ]
     if listener and len(alias) <= 1:
         alias = []  # the Lambda alias is not this drill's service (it never moved): its load balancer's listener is
-    entries = sorted([(e["at"], e["kind"], e["summary"]) for e in audit] + alias + listener, key=lambda e: e[0])
-    for at, kind, summary in entries:
-        offset = (parse_aws_time(at) - onset).total_seconds() if onset else 0.0
-        sign = "-" if offset < 0 else "+"
-        stamp = f"T{sign}{format_duration(abs(offset)):>6}"
-        lines.append(f"  {stamp}  {kind:<16} {summary}")
+    if not streamed:
+        entries = sorted([(e["at"], e["kind"], e["summary"]) for e in audit] + alias + listener, key=lambda e: e[0])
+        lines += [timeline_line(at, kind, summary, onset) for at, kind, summary in entries]
     traffic = result.get("traffic_final")
     if traffic is not None:
         shares = " · ".join(f"{group} {share:.0%}" for group, share in sorted(traffic["weights"].items()))

@@ -9,7 +9,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +82,7 @@ def _policy(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace) -> int:
-    from rollguard_cli.drills import SCENARIOS, public, render_timeline, run_drill, write_out
+    from rollguard_cli.drills import SCENARIOS, public, run_drill, write_out
 
     if args.policy is not None:
         return _own_drill(args)
@@ -103,21 +105,32 @@ def _drill(args: argparse.Namespace) -> int:
         raise boundary.OperatorError(f"unknown scenario {args.scenario!r}; known: {', '.join(SCENARIOS)}")
     if args.out:
         boundary.check_out_dir(Path(args.out))  # before the drill: it takes seconds
-    result = run_drill(args.scenario)
+    scenario = SCENARIOS[args.scenario]
+    result = _run_streamed(partial(run_drill, scenario.name), scenario.name, scenario.description, args.json)
     if args.out:
         write_out(result, Path(args.out))
     if args.json:
         print(json.dumps(public(result), default=str))
-    else:
-        print(render_timeline(result))
     return 0 if result["passed"] else 1
+
+
+def _run_streamed(run: Callable[..., dict[str, Any]], name: str, description: str, as_json: bool) -> dict[str, Any]:
+    """``run(on_event=…)`` a drill; in text, its title first, each audit event as it is written, then the rest of its
+    timeline (the incident, the state at the end, the outcome). --json prints nothing here: one object, at the end."""
+    from rollguard_cli.drills import StreamedTimeline, render_timeline, timeline_title
+
+    if as_json:
+        return run(on_event=None)
+    print(timeline_title(name, description) + "\n", flush=True)
+    result = run(on_event=StreamedTimeline())
+    print(render_timeline(result, streamed=True))
+    return result
 
 
 def _drill_all(args: argparse.Namespace) -> int:
     """``drill --all``: every scenario, each timeline as ``drill NAME`` prints it, then one table; exit 1 if any
     failed (a drill whose alarm never opened an incident is a failure too, not the end of the run)."""
-    from rollguard_cli.drills import SCENARIOS, NoIncident, public, render_summary, render_timeline, run_drill
-    from rollguard_cli.drills import summary_row, write_out
+    from rollguard_cli.drills import SCENARIOS, NoIncident, public, render_summary, run_drill, summary_row, write_out
 
     if args.scenario or args.list:
         raise boundary.OperatorError("--all runs every scenario: give no scenario name and no --list")
@@ -127,7 +140,7 @@ def _drill_all(args: argparse.Namespace) -> int:
     for name, scenario in SCENARIOS.items():
         started = time.perf_counter()
         try:
-            result = run_drill(name)
+            result = _run_streamed(partial(run_drill, name), name, scenario.description, args.json)
         except NoIncident as exc:
             if not args.json:
                 print(f"Drill {name}: FAIL — {exc}\n")
@@ -142,7 +155,7 @@ def _drill_all(args: argparse.Namespace) -> int:
         results.append(public(result))
         rows.append(summary_row(result))
         if not args.json:
-            print(render_timeline(result) + "\n", flush=True)
+            print(flush=True)
     if args.json:
         print(json.dumps({"drills": results, "summary": rows}, default=str))
     else:
@@ -155,7 +168,7 @@ def _own_drill(args: argparse.Namespace) -> int:
     from rollguard.policy import PolicyFileInvalid
 
     from rollguard_cli import own_drill
-    from rollguard_cli.drills import public, render_timeline, write_out
+    from rollguard_cli.drills import public, write_out
 
     if args.scenario or args.list or args.all:
         raise boundary.OperatorError("with --policy, choose the scenario with --scenario (not a built-in drill's name)")
@@ -168,14 +181,14 @@ def _own_drill(args: argparse.Namespace) -> int:
         return 2
     if args.out:
         boundary.check_out_dir(Path(args.out))  # before the drill: it takes seconds
-    result = own_drill.run(drill, path)
+    if not args.json:
+        print("\n".join(drill.notes) + "\n")
+    scenario = drill.scenario
+    result = _run_streamed(partial(own_drill.run, drill, path), scenario.name, scenario.description, args.json)
     if args.out:
         write_out(result, Path(args.out))
     if args.json:
         print(json.dumps(public(result), default=str))
-    else:
-        print("\n".join(drill.notes) + "\n")
-        print(render_timeline(result))
     return 0 if result["passed"] else 1
 
 

@@ -264,10 +264,10 @@ def plan(path: Path, name: str | None = None, scenario: str | None = None) -> Ow
     return OwnDrill(policy, built, service, load_balancer, notes)
 
 
-def run(drill: OwnDrill, path: Path) -> dict[str, Any]:
+def run(drill: OwnDrill, path: Path, on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """The drill through the real path, FILE as the intake's policy file; the result of ``run_scenario``, with what
     was built and synthesised under ``own_policy``."""
-    result = run_scenario(drill.scenario, service=drill.service, policy_file=path.resolve())
+    result = run_scenario(drill.scenario, service=drill.service, policy_file=path.resolve(), on_event=on_event)
     result["own_policy"] = {"file": str(path), "policy": drill.policy.name, "notes": drill.notes}
     return result
 
