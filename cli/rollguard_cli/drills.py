@@ -18,9 +18,17 @@ from rollguard.adapters.dynamo import from_item
 from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import AuditLog
 from rollguard.clock import iso as domain_iso
-from rollguard.durations import format_duration
 
-from rollguard_cli.review import INCIDENT_FILE, LEAD_IN, METRIC_FILE, alarm_onset, read_alarm_metric
+from rollguard_cli.review import (
+    INCIDENT_FILE,
+    LEAD_IN,
+    METRIC_FILE,
+    alarm_onset,
+    event_line,
+    read_alarm_metric,
+    timeline_line,
+    timeline_onset,
+)
 from rollguard_cli.sandbox.codedeploy_ecs import provision_ecs_deployment_group
 from rollguard_cli.sandbox.ecs import EcsServiceSpec
 from rollguard_cli.sandbox.iam import summary as iam_summary
@@ -1080,26 +1088,6 @@ def summarise(
 
 def format_routing(routing: dict[str, float]) -> str:
     return " · ".join(f"v{v} {share:.0%}" for v, share in sorted(routing.items(), key=lambda i: -i[1])) or "none"
-
-
-def timeline_onset(audit: list[dict[str, Any]]) -> datetime | None:
-    """What a drill's timeline measures T from: the alarm's state change, else the first audit event."""
-    onset_text = next(
-        (e["parameters"]["state_timestamp"] for e in audit if e["kind"] == "alarm_received"),
-        audit[0]["at"] if audit else None,
-    )
-    return parse_aws_time(onset_text) if onset_text else None
-
-
-def timeline_line(at: str, kind: str, summary: str, onset: datetime | None) -> str:
-    """One line of a drill's timeline (the one format, printed at the end or streamed as the drill runs)."""
-    offset = (parse_aws_time(at) - onset).total_seconds() if onset else 0.0
-    sign = "-" if offset < 0 else "+"
-    return f"  T{sign}{format_duration(abs(offset)):>6}  {kind:<16} {summary}"
-
-
-def event_line(event: dict[str, Any], onset: datetime | None) -> str:
-    return timeline_line(event["at"], event["kind"], event["summary"], onset)
 
 
 class StreamedTimeline:
