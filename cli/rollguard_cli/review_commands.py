@@ -109,6 +109,8 @@ def target_key(text: str) -> str:
 
 
 def _source(args: argparse.Namespace) -> Source:
+    if getattr(args, "follow", False) and (args.folder or args.json):  # said before reading the folder
+        raise ReviewError("--follow polls a stack's audit table: give --stack NAME, without --json")
     if args.folder:
         return FolderSource(Path(args.folder))
     import boto3
@@ -209,7 +211,10 @@ def render_timeline(review: Review) -> str:
     return "\n".join(lines)
 
 
-def follow(source: Source, incident_id: str, sleep: Callable[[float], None] = time.sleep) -> int:
+sleep = time.sleep  # between polls of `timeline --follow` (a test writes events here)
+
+
+def follow(source: Source, incident_id: str) -> int:
     """Print the incident's audit events as they are written (one line each, a drill's timeline format), polling
     every FOLLOW_SECONDS, until its incident_closed event; Ctrl-C stops it quietly (exit 0)."""
     printed: set[str] = set()
@@ -229,8 +234,6 @@ def follow(source: Source, incident_id: str, sleep: Callable[[float], None] = ti
 
 def _timeline(args: argparse.Namespace, source: Source) -> int:
     if args.follow:
-        if args.folder or args.json:
-            raise ReviewError("--follow polls a stack's audit table: give --stack NAME, without --json")
         source.incident(args.incident_id)  # a wrong id is an error now, not a wait for events that never come
         return follow(source, args.incident_id)
     record = source.incident(args.incident_id)
