@@ -6,20 +6,29 @@ fires and Rollguard's execution runs to its end.
 """
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from rollguard.adapters.dynamo import from_item
 from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import AuditLog
 from rollguard.clock import iso as domain_iso
-from rollguard.durations import format_duration
 
-from rollguard_cli.review import INCIDENT_FILE, LEAD_IN, METRIC_FILE, alarm_onset, read_alarm_metric
+from rollguard_cli.review import (
+    INCIDENT_FILE,
+    LEAD_IN,
+    METRIC_FILE,
+    alarm_onset,
+    event_line,
+    read_alarm_metric,
+    timeline_line,
+    timeline_onset,
+)
 from rollguard_cli.sandbox.codedeploy_ecs import provision_ecs_deployment_group
 from rollguard_cli.sandbox.ecs import EcsServiceSpec
 from rollguard_cli.sandbox.iam import summary as iam_summary
@@ -38,7 +47,7 @@ class Scenario:
     policy: str = "sandbox.yaml"  # in policies/
     # What people do once the incident is open (approve, deny, or let time pass).
     respond: Callable[[Sandbox, str], None] | None = None
-    # Who the checkout:live alias routes traffic to when the incident is over: {version: share}.
+    # Who the service's alias (checkout:live) routes traffic to when the incident is over: {version: share}.
     expected_alias: dict[str, float] | None = None
     # More settings of the deployment group (its alarms, its automatic rollbacks).
     group: dict[str, Any] | None = None
@@ -51,6 +60,8 @@ class Scenario:
     # definition label "family:revision"), and the task definition it runs when the incident is over.
     ecs: EcsServiceSpec | None = None
     expected_task_definition: str | None = None
+    # The alarm the scenario's policy claims (PutMetricAlarm arguments): CHECKOUT_ALARM unless said otherwise.
+    alarm: dict[str, Any] | None = None
 
 
 class Live:
@@ -95,40 +106,44 @@ CHECKOUT_ALARM: dict[str, Any] = {
 class Stage:
     """What a scenario may do to the world before the alarm fires."""
 
-    def __init__(self, sandbox: Sandbox, group: dict[str, Any] | None = None):
-        """``group``: more of the deployment group's settings (alarmConfiguration, autoRollbackConfiguration)."""
+    def __init__(self, sandbox: Sandbox, group: dict[str, Any] | None = None, alarm: dict[str, Any] | None = None):
+        """``group``: more of the deployment group's settings (alarmConfiguration, autoRollbackConfiguration);
+        ``alarm``: the alarm to create (CHECKOUT_ALARM by default). The service's names (CodeDeploy application and
+        group, function and alias, AppConfig application and environment) are the sandbox's ``ServiceSpec``."""
         self.sb = sandbox
+        svc = self.svc = sandbox.service
         self.rates: list[tuple[datetime, Callable[[str, Live], float | None]]] = []
         self.traffic_rates: list[tuple[datetime, Callable[[str, str], float | None]]] = []
         self.handled: set[str] = set()  # incidents a scenario ran to their end before the one it is about
         cd = sandbox.client("codedeploy")
-        cd.create_application(applicationName="checkout", computePlatform="Lambda")
+        cd.create_application(applicationName=svc.application, computePlatform="Lambda")
         cd.create_deployment_group(
-            applicationName="checkout",
-            deploymentGroupName="checkout-prod",
+            applicationName=svc.application,
+            deploymentGroupName=svc.deployment_group,
             serviceRoleArn="arn:aws:iam::123456789012:role/codedeploy",
             deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
             **(group or {}),
         )
-        sandbox.client("cloudwatch").put_metric_alarm(**CHECKOUT_ALARM)
-        # The checkout function whose alias CodeDeploy shifts (SAM's AutoPublishAlias: live).
+        sandbox.client("cloudwatch").put_metric_alarm(**(alarm or CHECKOUT_ALARM))
+        # The service's function whose alias CodeDeploy shifts (SAM's AutoPublishAlias: live).
         self.lam = sandbox.client("lambda")
         self.lam.create_function(
-            FunctionName="checkout",
+            FunctionName=svc.function,
             Runtime="python3.13",
             Role=sandbox.role_arn,
             Handler="app.handler",
-            Code={"ZipFile": b"the simulated checkout service"},
+            Code={"ZipFile": b"the simulated service"},
         )
         self.published = 0
 
     def publish(self, version: str) -> None:
-        """Publish versions of the checkout function up to ``version`` (each build is a new version)."""
+        """Publish versions of the service's function up to ``version`` (each build is a new version)."""
+        function = self.svc.function
         while self.published < int(version):
-            self.lam.update_function_configuration(FunctionName="checkout", Description=f"build {self.published + 1}")
-            self.published = int(self.lam.publish_version(FunctionName="checkout")["Version"])
+            self.lam.update_function_configuration(FunctionName=function, Description=f"build {self.published + 1}")
+            self.published = int(self.lam.publish_version(FunctionName=function)["Version"])
         if not self.sb.routing():  # the first release: SAM's AutoPublishAlias creates the alias
-            self.lam.create_alias(FunctionName="checkout", Name="live", FunctionVersion=version)
+            self.lam.create_alias(FunctionName=function, Name=self.svc.alias, FunctionVersion=version)
 
     def deploy(
         self,
@@ -137,7 +152,7 @@ class Stage:
         settle: bool = True,
         revision_type: str = "AppSpecContent",
     ) -> str:
-        """Deploy ``version`` of the checkout function through CodeDeploy (a Lambda AppSpec, sent as an
+        """Deploy ``version`` of the service's function through CodeDeploy (a Lambda AppSpec, sent as an
         ``AppSpecContent`` or a ``String`` revision)."""
         self.publish(version)
         # Like SAM's pipeline, the AppSpec names the version the alias points at now as CurrentVersion.
@@ -146,11 +161,11 @@ class Stage:
             "version": 0.0,
             "Resources": [
                 {
-                    "checkout": {
+                    self.svc.function: {
                         "Type": "AWS::Lambda::Function",
                         "Properties": {
-                            "Name": "checkout",
-                            "Alias": "live",
+                            "Name": self.svc.function,
+                            "Alias": self.svc.alias,
                             "CurrentVersion": live,
                             "TargetVersion": version,
                         },
@@ -160,8 +175,8 @@ class Stage:
         }
         key = "appSpecContent" if revision_type == "AppSpecContent" else "string"
         deployment_id = self.sb.client("codedeploy").create_deployment(
-            applicationName="checkout",
-            deploymentGroupName="checkout-prod",
+            applicationName=self.svc.application,
+            deploymentGroupName=self.svc.deployment_group,
             deploymentConfigName=config,
             revision={"revisionType": revision_type, key: {"content": json.dumps(spec)}},
             description=f"release {version}",
@@ -257,17 +272,23 @@ class Stage:
 
     # ------------------------------------------------------------------ AppConfig
 
-    def appconfig(self) -> None:
-        """The checkout application's flags and settings profiles in AppConfig, deployed to prod, and the
-        strategy Rollguard's stack creates."""
+    def appconfig(self, documents: dict[str, dict[str, Any]] | None = None) -> None:
+        """The service's AppConfig application and environment (its ``ServiceSpec``), a hosted profile per entry of
+        ``documents`` (profile name → first document: a feature flags profile when it has ``flags``, else freeform;
+        the checkout flags and settings by default), each deployed, and the strategy Rollguard's stack creates."""
+        documents = documents or {"checkout-flags": FLAGS, "checkout-settings": SETTINGS}
+        self.documents = documents
         ac = self.sb.client("appconfig")
-        self.app_id = ac.create_application(Name="checkout")["Id"]
-        self.env_id = ac.create_environment(ApplicationId=self.app_id, Name="prod")["Id"]
+        self.app_id = ac.create_application(Name=self.svc.appconfig_application)["Id"]
+        self.env_id = ac.create_environment(ApplicationId=self.app_id, Name=self.svc.appconfig_environment)["Id"]
         self.profiles = {
             name: ac.create_configuration_profile(
-                ApplicationId=self.app_id, Name=name, LocationUri="hosted", Type=kind
+                ApplicationId=self.app_id,
+                Name=name,
+                LocationUri="hosted",
+                Type="AWS.AppConfig.FeatureFlags" if "flags" in document else "AWS.Freeform",
             )["Id"]
-            for name, kind in (("checkout-flags", "AWS.AppConfig.FeatureFlags"), ("checkout-settings", "AWS.Freeform"))
+            for name, document in documents.items()
         }
         self.strategy_id = ac.create_deployment_strategy(
             Name="Rollguard-Immediate",
@@ -276,8 +297,8 @@ class Stage:
             FinalBakeTimeInMinutes=0,
             ReplicateTo="NONE",
         )["Id"]
-        self.push("checkout-flags", FLAGS)
-        self.push("checkout-settings", SETTINGS)
+        for name, document in documents.items():
+            self.push(name, document)
 
     def push(self, profile: str, document: dict[str, Any], strategy: str | None = None, settle: bool = True) -> int:
         """A person changes configuration: a new hosted version, deployed with ``strategy`` (the immediate one by
@@ -301,10 +322,10 @@ class Stage:
             self.sb.advance(60)
         return int(version)
 
-    def flip(self, flag: str, enabled: bool) -> int:
-        document = json.loads(json.dumps(FLAGS))
+    def flip(self, flag: str, enabled: bool, profile: str = "checkout-flags") -> int:
+        document = json.loads(json.dumps(self.documents[profile]))
         document["values"][flag]["enabled"] = enabled
-        return self.push("checkout-flags", document)
+        return self.push(profile, document)
 
 
 def _bad_deploy(stage: Stage) -> None:
@@ -841,8 +862,8 @@ class NoIncident(RuntimeError):
         self.observed = observed
 
 
-def run_drill(name: str) -> dict[str, Any]:
-    return run_scenario(SCENARIOS[name])
+def run_drill(name: str, on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    return run_scenario(SCENARIOS[name], on_event=on_event)
 
 
 def run_scenario(
@@ -851,9 +872,11 @@ def run_scenario(
     prepare: Callable[[Sandbox], None] | None = None,
     policy_file: Path | None = None,
     observe: Callable[[Sandbox], Any] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``scenario`` in a fresh sandbox; ``prepare`` may inject faults before the alarm fires, ``observe``
-    reads the sandbox once the incident is over (its answer is the result's ``observed``)."""
+    reads the sandbox once the incident is over (its answer is the result's ``observed``); ``on_event`` is told of
+    each audit event of the incident as it is written (not of the earlier incidents a scenario may run first)."""
     wall = time.perf_counter()
     stages: list[Stage] = []
     load_balancer = None
@@ -872,10 +895,13 @@ def run_scenario(
         ecs=ecs,
     )
     with sandbox as sb:
-        stages.append(Stage(sb, scenario.group))
+        stages.append(Stage(sb, scenario.group, scenario.alarm))
         scenario.setup(stages[0])
         if prepare is not None:
             prepare(sb)
+        if on_event is not None:
+            handled = stages[0].handled
+            sb.audit_watchers.append(lambda event: None if event["incident_id"] in handled else on_event(event))
         incident_id = sb.run_until_incident(max_minutes=30, seen=stages[0].handled)
         if incident_id is None:
             raise NoIncident(
@@ -911,6 +937,7 @@ def run_scenario(
             wall_s=time.perf_counter() - wall,
             alias=[{"at": domain_iso(at), "routing": routing} for at, routing in sb.world.history],
         )
+        result["alias_name"] = f"{sb.service.function}:{sb.service.alias}"
         result["observed"] = observe(sb) if observe is not None else None
         result["expected_traffic"] = scenario.expected_traffic
         if sb.load_balancer is not None:
@@ -1063,22 +1090,37 @@ def format_routing(routing: dict[str, float]) -> str:
     return " · ".join(f"v{v} {share:.0%}" for v, share in sorted(routing.items(), key=lambda i: -i[1])) or "none"
 
 
-def render_timeline(result: dict[str, Any]) -> str:
+class StreamedTimeline:
+    """``run_scenario(on_event=...)``: print each audit event as it is written, in the timeline's line format,
+    T measured from the first event seen (the alarm's state change when that is it, as it is in every drill).
+    The events arrive inside the functions, whose stdout the sandbox redirects: write to the stream of now."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.onset: datetime | None = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.onset is None:
+            self.onset = timeline_onset([event])
+        print(event_line(event, self.onset), file=self.stream, flush=True)
+
+
+def timeline_title(name: str, description: str) -> str:
+    return f"Drill {name}: {description}"
+
+
+def render_timeline(result: dict[str, Any], streamed: bool = False) -> str:
+    """The drill's timeline; ``streamed``: only what follows the events once they were streamed (StreamedTimeline):
+    the incident, the state at the end and the outcome."""
     audit = result["audit_events"]
-    onset_text = next(
-        (e["parameters"]["state_timestamp"] for e in audit if e["kind"] == "alarm_received"),
-        audit[0]["at"] if audit else None,
-    )
-    onset = parse_aws_time(onset_text) if onset_text else None
+    onset = timeline_onset(audit)
     mark = "PASS" if result["passed"] else "FAIL"
-    lines = [
-        f"Drill {result['scenario']}: {result['description']}",
-        f"Incident {result['incident_id']}  (execution {result['execution_status']})",
-        "",
-    ]
+    incident = f"Incident {result['incident_id']}  (execution {result['execution_status']})"
+    lines = ["", incident] if streamed else [timeline_title(result["scenario"], result["description"]), incident, ""]
     start = audit[0]["at"] if audit else ""
+    alias_name = result.get("alias_name", "checkout:live")
     alias = [
-        (a["at"], "alias", f"checkout:live → {format_routing(a['routing'])}")
+        (a["at"], "alias", f"{alias_name} → {format_routing(a['routing'])}")
         for a in result.get("alias_history", [])
         if a["at"] >= start
     ]
@@ -1087,14 +1129,11 @@ def render_timeline(result: dict[str, Any]) -> str:
         for t in result.get("traffic_history", [])
         if t["at"] >= start
     ]
-    if listener:
-        alias = []  # the Lambda alias is not this drill's service: its load balancer's listener is
-    entries = sorted([(e["at"], e["kind"], e["summary"]) for e in audit] + alias + listener, key=lambda e: e[0])
-    for at, kind, summary in entries:
-        offset = (parse_aws_time(at) - onset).total_seconds() if onset else 0.0
-        sign = "-" if offset < 0 else "+"
-        stamp = f"T{sign}{format_duration(abs(offset)):>6}"
-        lines.append(f"  {stamp}  {kind:<16} {summary}")
+    if listener and len(alias) <= 1:
+        alias = []  # the Lambda alias is not this drill's service (it never moved): its load balancer's listener is
+    if not streamed:
+        entries = sorted([(e["at"], e["kind"], e["summary"]) for e in audit] + alias + listener, key=lambda e: e[0])
+        lines += [timeline_line(at, kind, summary, onset) for at, kind, summary in entries]
     traffic = result.get("traffic_final")
     if traffic is not None:
         shares = " · ".join(f"{group} {share:.0%}" for group, share in sorted(traffic["weights"].items()))
@@ -1106,8 +1145,8 @@ def render_timeline(result: dict[str, Any]) -> str:
                 f"  ECS service {ecs['service']} at the end: task definition {ecs['task_definition']}; serving "
                 f"{', '.join(ecs['serving']) or 'nothing'}"
             )
-    else:
-        lines.append(f"  Alias checkout:live at the end: {format_routing(result.get('alias_final', {}))}")
+    if traffic is None or alias:
+        lines.append(f"  Alias {alias_name} at the end: {format_routing(result.get('alias_final', {}))}")
     first = result["time_to_first_action_s"]
     recovery = result["time_to_recovery_s"]
     lines += [
@@ -1119,6 +1158,31 @@ def render_timeline(result: dict[str, Any]) -> str:
         f"   lock released: {'yes' if result['lock_released'] else 'NO'}   wall time: {result['wall_time_s']} s",
     ]
     lines += [f"IAM denied ({d['code']}): {d['message']}" for d in result.get("iam", {}).get("denied", [])]
+    return "\n".join(lines)
+
+
+def summary_row(result: dict[str, Any]) -> dict[str, Any]:
+    """One scenario's line of ``drill --all``'s table."""
+    return {
+        "scenario": result["scenario"],
+        "outcome": result["outcome"],
+        "expected": result["expected_outcome"],
+        "passed": bool(result["passed"]),
+        "wall_s": result["wall_time_s"],
+    }
+
+
+def render_summary(rows: list[dict[str, Any]]) -> str:
+    """The table ``drill --all`` ends with: scenario, outcome, expected, PASS/FAIL, wall seconds; then a count."""
+    header = ["SCENARIO", "OUTCOME", "EXPECTED", "RESULT", "WALL S"]
+    table = [
+        [r["scenario"], r["outcome"], r["expected"], "PASS" if r["passed"] else "FAIL", f"{r['wall_s']:.1f}"]
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *table]]
+    failed = sum(1 for r in rows if not r["passed"])
+    lines.append(f"{len(rows) - failed} of {len(rows)} drills passed" + (f", {failed} failed" if failed else ""))
     return "\n".join(lines)
 
 

@@ -8,7 +8,10 @@ no credentials, AWS refusing, a wrong id or path, a closed stdout) into one ``er
 import argparse
 import json
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,8 +82,14 @@ def _policy(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace) -> int:
-    from rollguard_cli.drills import SCENARIOS, public, render_timeline, run_drill, write_out
+    from rollguard_cli.drills import SCENARIOS, public, run_drill, write_out
 
+    if args.policy is not None:
+        return _own_drill(args)
+    if args.name or args.own_scenario:
+        raise boundary.OperatorError("--name and --scenario drill a policy of your own: give --policy FILE too")
+    if args.all:
+        return _drill_all(args)
     if args.list or not args.scenario:
         listing = [
             {"name": s.name, "expected_outcome": s.expected_outcome, "description": s.description}
@@ -96,13 +105,90 @@ def _drill(args: argparse.Namespace) -> int:
         raise boundary.OperatorError(f"unknown scenario {args.scenario!r}; known: {', '.join(SCENARIOS)}")
     if args.out:
         boundary.check_out_dir(Path(args.out))  # before the drill: it takes seconds
-    result = run_drill(args.scenario)
+    scenario = SCENARIOS[args.scenario]
+    result = _run_streamed(partial(run_drill, scenario.name), scenario.name, scenario.description, args.json)
     if args.out:
         write_out(result, Path(args.out))
     if args.json:
         print(json.dumps(public(result), default=str))
+    return 0 if result["passed"] else 1
+
+
+def _run_streamed(run: Callable[..., dict[str, Any]], name: str, description: str, as_json: bool) -> dict[str, Any]:
+    """``run(on_event=…)`` a drill; in text, its title first, each audit event as it is written, then the rest of its
+    timeline (the incident, the state at the end, the outcome). --json prints nothing here: one object, at the end."""
+    from rollguard_cli.drills import StreamedTimeline, render_timeline, timeline_title
+
+    if as_json:
+        return run(on_event=None)
+    print(timeline_title(name, description) + "\n", flush=True)
+    result = run(on_event=StreamedTimeline())
+    print(render_timeline(result, streamed=True))
+    return result
+
+
+def _drill_all(args: argparse.Namespace) -> int:
+    """``drill --all``: every scenario, each timeline as ``drill NAME`` prints it, then one table; exit 1 if any
+    failed (a drill whose alarm never opened an incident is a failure too, not the end of the run)."""
+    from rollguard_cli.drills import SCENARIOS, NoIncident, public, render_summary, run_drill, summary_row, write_out
+
+    if args.scenario or args.list:
+        raise boundary.OperatorError("--all runs every scenario: give no scenario name and no --list")
+    if args.out:
+        boundary.check_out_dir(Path(args.out))  # one folder per scenario inside it
+    results, rows = [], []
+    for name, scenario in SCENARIOS.items():
+        started = time.perf_counter()
+        try:
+            result = _run_streamed(partial(run_drill, name), name, scenario.description, args.json)
+        except NoIncident as exc:
+            if not args.json:
+                print(f"Drill {name}: FAIL — {exc}\n")
+            wall_s = round(time.perf_counter() - started, 2)
+            rows.append(
+                {"scenario": name, "outcome": "no incident", "expected": scenario.expected_outcome, "passed": False}
+                | {"wall_s": wall_s}
+            )
+            continue
+        if args.out:
+            write_out(result, Path(args.out) / name)
+        results.append(public(result))
+        rows.append(summary_row(result))
+        if not args.json:
+            print(flush=True)
+    if args.json:
+        print(json.dumps({"drills": results, "summary": rows}, default=str))
     else:
-        print(render_timeline(result))
+        print(render_summary(rows))
+    return 0 if all(r["passed"] for r in rows) else 1
+
+
+def _own_drill(args: argparse.Namespace) -> int:
+    """``drill --policy FILE``: the policy's own targets and alarm in the sandbox (own_drill.py), the same timeline."""
+    from rollguard.policy import PolicyFileInvalid
+
+    from rollguard_cli import own_drill
+    from rollguard_cli.drills import public, write_out
+
+    if args.scenario or args.list or args.all:
+        raise boundary.OperatorError("with --policy, choose the scenario with --scenario (not a built-in drill's name)")
+    path = Path(args.policy)
+    try:
+        drill = own_drill.plan(path, args.name, args.own_scenario)
+    except PolicyFileInvalid as exc:  # as `policy check` says it: one line per problem
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if args.out:
+        boundary.check_out_dir(Path(args.out))  # before the drill: it takes seconds
+    if not args.json:
+        print("\n".join(drill.notes) + "\n")
+    scenario = drill.scenario
+    result = _run_streamed(partial(own_drill.run, drill, path), scenario.name, scenario.description, args.json)
+    if args.out:
+        write_out(result, Path(args.out))
+    if args.json:
+        print(json.dumps(public(result), default=str))
     return 0 if result["passed"] else 1
 
 
@@ -130,6 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
     drill = commands.add_parser("drill", help="run a simulated incident end to end on the local sandbox")
     drill.add_argument("scenario", nargs="?", metavar="SCENARIO", help="the scenario to run (see --list)")
     drill.add_argument("--list", action="store_true", help="list the scenarios")
+    drill.add_argument(
+        "--all", action="store_true", help="run every scenario, then a table of them all (exit 1 if any failed)"
+    )
+    drill.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="drill your own policy file: its targets and alarm are built in the sandbox with its own names",
+    )
+    drill.add_argument("--name", metavar="POLICY", help="with --policy: the policy to drill (default: the first)")
+    drill.add_argument(
+        "--scenario",
+        dest="own_scenario",
+        choices=["bad-deploy", "not-the-deploy", "flag", "config", "no-change"],
+        help="with --policy: how the service breaks (default: what the policy's first ladder step is for)",
+    )
     drill.add_argument("--json", action="store_true", help="one JSON document on stdout")
     drill.add_argument(
         "--out", metavar="DIR", help="write audit events, execution history and timeline here (created if missing)"

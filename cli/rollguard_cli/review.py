@@ -24,6 +24,7 @@ from rollguard.adapters.dynamo import from_item
 from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import AuditLog
 from rollguard.clock import iso
+from rollguard.durations import format_duration
 from rollguard.incident import IncidentItem
 
 from rollguard_cli.boundary import OperatorError
@@ -148,6 +149,26 @@ def read_alarm_metric(cloudwatch: Any, alarm_name: str, start: datetime, end: da
 
 
 # ---------------------------------------------------------------- what the audit trail says
+
+
+def timeline_onset(audit: list[dict[str, Any]]) -> datetime | None:
+    """What a timeline measures T from: the alarm's state change, else the first audit event."""
+    onset_text = next(
+        (e["parameters"]["state_timestamp"] for e in audit if e["kind"] == "alarm_received"),
+        audit[0]["at"] if audit else None,
+    )
+    return parse_aws_time(onset_text) if onset_text else None
+
+
+def timeline_line(at: str, kind: str, summary: str, onset: datetime | None) -> str:
+    """One line of a timeline: a drill's, printed at the end or streamed as it runs, and ``timeline --follow``'s."""
+    offset = (parse_aws_time(at) - onset).total_seconds() if onset else 0.0
+    sign = "-" if offset < 0 else "+"
+    return f"  T{sign}{format_duration(abs(offset)):>6}  {kind:<16} {summary}"
+
+
+def event_line(event: dict[str, Any], onset: datetime | None) -> str:
+    return timeline_line(event["at"], event["kind"], event["summary"], onset)
 
 
 def alarm_onset(events: list[dict[str, Any]]) -> datetime | None:

@@ -7,6 +7,7 @@ import argparse
 import json
 import re
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,19 @@ from rollguard.audit import AUTOMATION
 from rollguard.durations import parse_duration
 
 from rollguard_cli.boundary import check_out_file
-from rollguard_cli.review import FolderSource, Review, ReviewError, Source, StackSource, load_review, span
+from rollguard_cli.review import (
+    FolderSource,
+    Review,
+    ReviewError,
+    Source,
+    StackSource,
+    event_line,
+    load_review,
+    span,
+    timeline_onset,
+)
+
+FOLLOW_SECONDS = 3.0  # how often `timeline --follow` reads the audit table
 
 
 def add_commands(commands: Any) -> None:
@@ -45,6 +58,11 @@ def add_commands(commands: Any) -> None:
     timeline.add_argument("incident_id", metavar="INCIDENT", help="the incident id (the execution name)")
     with_source(timeline)
     timeline.add_argument("--json", action="store_true", help="the audit events as a JSON array")
+    timeline.add_argument(
+        "--follow",
+        action="store_true",
+        help=f"with --stack: print each new audit event (every {FOLLOW_SECONDS:g}s) until the incident is closed",
+    )
     timeline.set_defaults(func=_reviewing(_timeline))
 
     report = commands.add_parser("report", help="a postmortem draft of an incident (Markdown or one HTML file)")
@@ -91,6 +109,8 @@ def target_key(text: str) -> str:
 
 
 def _source(args: argparse.Namespace) -> Source:
+    if getattr(args, "follow", False) and (args.folder or args.json):  # said before reading the folder
+        raise ReviewError("--follow polls a stack's audit table: give --stack NAME, without --json")
     if args.folder:
         return FolderSource(Path(args.folder))
     import boto3
@@ -191,7 +211,31 @@ def render_timeline(review: Review) -> str:
     return "\n".join(lines)
 
 
+sleep = time.sleep  # between polls of `timeline --follow` (a test writes events here)
+
+
+def follow(source: Source, incident_id: str) -> int:
+    """Print the incident's audit events as they are written (one line each, a drill's timeline format), polling
+    every FOLLOW_SECONDS, until its incident_closed event; Ctrl-C stops it quietly (exit 0)."""
+    printed: set[str] = set()
+    try:
+        while True:
+            events = source.audit(incident_id)
+            onset = timeline_onset(events)
+            for event in (e for e in events if e["event_key"] not in printed):
+                printed.add(event["event_key"])
+                print(event_line(event, onset), flush=True)
+                if event["kind"] == "incident_closed":
+                    return 0
+            sleep(FOLLOW_SECONDS)
+    except KeyboardInterrupt:
+        return 0
+
+
 def _timeline(args: argparse.Namespace, source: Source) -> int:
+    if args.follow:
+        source.incident(args.incident_id)  # a wrong id is an error now, not a wait for events that never come
+        return follow(source, args.incident_id)
     record = source.incident(args.incident_id)
     review = Review(record, source.audit(args.incident_id), None)
     print(json.dumps(review.events, indent=2) if args.json else render_timeline(review))

@@ -71,6 +71,7 @@ class LoadBalancerSpec:
     zonal_shift: bool = True  # the load balancer attribute zonal_shift.config.enabled
     cross_zone: bool = False  # the target groups' load_balancing.cross_zone.enabled
     rule: RuleSpec | None = None
+    listener_port: int = 80  # the HTTP listener's port
 
 
 @dataclass
@@ -128,7 +129,7 @@ def provision(ec2: Any, elbv2: Any, spec: LoadBalancerSpec) -> ProvisionedLoadBa
         return [{"Type": "forward", "ForwardConfig": {"TargetGroups": tuples}}]
 
     listener = elbv2.create_listener(
-        LoadBalancerArn=lb_arn, Protocol="HTTP", Port=80, DefaultActions=forward(spec.target_groups)
+        LoadBalancerArn=lb_arn, Protocol="HTTP", Port=spec.listener_port, DefaultActions=forward(spec.target_groups)
     )["Listeners"][0]["ListenerArn"]
     rule_arn = None
     if spec.rule is not None:

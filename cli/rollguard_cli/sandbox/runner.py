@@ -8,7 +8,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +23,7 @@ from moto import mock_aws
 from moto.awslambda.exceptions import UnknownAliasException, UnknownFunctionException
 from rollguard import clock as domain_clock
 from rollguard import runtime
+from rollguard.adapters.dynamo import from_item
 
 from rollguard_cli.sandbox.appconfig import AppConfigDeployments
 from rollguard_cli.sandbox.clock import VirtualClock
@@ -197,6 +198,9 @@ class Sandbox:
         self.handlers: dict[str, Any] = {}
         self.faults: list[Fault] = []
         self.published: list[dict[str, Any]] = []  # every SNS Publish, as sent
+        # Called with each audit event (a plain dict, as AuditLog reads it) once its write succeeded, on the writer's
+        # thread: a drill streams its timeline through this.
+        self.audit_watchers: list[Callable[[dict[str, Any]], None]] = []
         self.appconfig = AppConfigDeployments(self.clock, publish=self.world.enqueue)
         self.codedeploy = LambdaDeployments(self.world.now, self.world.schedule, self.world.cancel, self.world.enqueue)
         self._env: dict[str, str | None] = {}
@@ -247,6 +251,7 @@ class Sandbox:
         # A before-call handler that returns (response, parsed) answers in place of AWS: fault injection.
         boto3.DEFAULT_SESSION.events.register("before-parameter-build", self._keep_params)  # type: ignore[union-attr]
         boto3.DEFAULT_SESSION.events.register("before-call", self._record_call)  # type: ignore[union-attr,arg-type]
+        boto3.DEFAULT_SESSION.events.register("after-call", self._audit_written)  # type: ignore[union-attr]
         boto3.DEFAULT_SESSION.events.register("after-call", self._lose_response)  # type: ignore[union-attr]
         self._stack.append(domain_clock.reset)
         runtime.reset()
@@ -350,6 +355,21 @@ class Sandbox:
             if refused is not None:  # "TargetGroupTuple": the range is 0 to 999 (moto accepts any weight)
                 return _answer(400, {"Error": {"Code": "ValidationError", "Message": refused, "Type": "Sender"}})
         return None
+
+    def _audit_written(self, http_response: Any, model: Any, context: dict[str, Any], **_: Any) -> None:
+        """Tell ``audit_watchers`` of each audit event a PutItem or TransactWriteItems wrote (AuditLog.append,
+        store.py's first event of an incident)."""
+        if not self.audit_watchers or http_response.status_code >= 300:
+            return
+        params = context.get("sandbox_params", {})
+        puts = [params] if model.name == "PutItem" else []
+        if model.name == "TransactWriteItems":
+            puts = [t["Put"] for t in params.get("TransactItems", []) if "Put" in t]
+        for put in puts:
+            if put.get("TableName") == TABLES["AuditTable"]:
+                event = from_item(put["Item"])
+                for watch in self.audit_watchers:
+                    watch(event)
 
     @staticmethod
     def _lose_response(context: dict[str, Any], **_: Any) -> None:

@@ -34,6 +34,19 @@ def aws_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
 
+@dataclass(frozen=True)
+class SliceMetricSpec:
+    """Per-revision metrics the service publishes besides Lambda's own (a policy's ``verify.slice``): errors and
+    requests with the fixed ``dimensions`` plus ``version_dimension`` per revision, and their aggregate with the fixed
+    dimensions only (what an alarm on the service as a whole reads, as on Lambda's per-alias metrics)."""
+
+    namespace: str
+    errors_metric: str
+    requests_metric: str
+    dimensions: tuple[tuple[str, str], ...]
+    version_dimension: str
+
+
 @dataclass
 class ServiceSpec:
     """A Lambda-backed service behind an alias, deployed by a CodeDeploy deployment group."""
@@ -48,6 +61,8 @@ class ServiceSpec:
     appconfig_application: str = "checkout"
     appconfig_environment: str = "prod"
     appconfig_profiles: tuple[str, ...] = ("checkout-flags", "checkout-settings")
+    # More per-revision metrics to publish (a policy's verify.slice), and their aggregate; None: Lambda's own only.
+    slice_metrics: SliceMetricSpec | None = None
 
 
 @dataclass(order=True)
@@ -185,11 +200,13 @@ class World:
         config = dict(self.loaded_config)
         total_requests = total_errors = 0.0
         metric_data = []
+        per_version: dict[str, tuple[float, float]] = {}
         for label, share in self.weights_during(start, end).items():
             requests = round(svc.requests_per_minute * share * PERIOD / 60)
             errors = round(requests * self.error_rate(label, mid, config))
             total_requests += requests
             total_errors += errors
+            per_version[label] = (requests, errors)
             dims = [
                 {"Name": "FunctionName", "Value": svc.function},
                 {"Name": "Resource", "Value": f"{svc.function}:{svc.alias}"},
@@ -221,10 +238,36 @@ class World:
                     }
                 ],
             )
+        if svc.slice_metrics is not None and per_version:
+            self._emit_slice(svc.slice_metrics, start, per_version, metric_data)
         if self.traffic is not None:
             load_balancer_data = self.traffic.period(start, end)
             if load_balancer_data:
                 self.put_metrics("AWS/ApplicationELB", load_balancer_data)
+
+    def _emit_slice(
+        self,
+        spec: SliceMetricSpec,
+        start: datetime,
+        per_version: dict[str, tuple[float, float]],
+        lambda_data: list[dict[str, Any]],
+    ) -> None:
+        """The ``SliceMetricSpec`` metrics of one period: per version (unless they are Lambda's own, sent already)
+        and their sum over versions, with the fixed dimensions only."""
+        fixed = [{"Name": k, "Value": v} for k, v in spec.dimensions]
+        sent = {(d["MetricName"], frozenset((x["Name"], x["Value"]) for x in d["Dimensions"])) for d in lambda_data}
+        total = (sum(r for r, _ in per_version.values()), sum(e for _, e in per_version.values()))
+        data = []
+        for label, (requests, errors) in [*per_version.items(), ("", total)]:
+            dims = [*fixed, {"Name": spec.version_dimension, "Value": label}] if label else fixed
+            for name, value in ((spec.requests_metric, requests), (spec.errors_metric, errors)):
+                if spec.namespace == "AWS/Lambda" and (name, frozenset((d["Name"], d["Value"]) for d in dims)) in sent:
+                    continue
+                data.append(
+                    {"MetricName": name, "Dimensions": dims, "Timestamp": start, "Value": value, "Unit": "Count"}
+                )
+        if data:
+            self.put_metrics(spec.namespace, data)
 
     def put_metrics(self, namespace: str, metric_data: list[dict[str, Any]]) -> None:
         """PutMetricData as the service would, and the same datapoints kept for alarm evaluation (moto evaluates
