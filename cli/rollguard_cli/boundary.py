@@ -9,7 +9,9 @@
 - ``BrokenPipeError``: stdout closed early (``rollguard … --json | head``) — exit quietly, as the Python docs' recipe
   ("Note on SIGPIPE", in the signal module's documentation) does.
 
-The output-path checks of ``--out`` live here too, so ``drill --out`` and ``report --out`` refuse the same things.
+Where AWS is (``--region``, ``--endpoint-url``) is said the same way by every command that calls it, through
+``add_aws_options``. The output-path checks of ``--out`` live here too, so ``drill --out`` and ``report --out``
+refuse the same things.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +36,9 @@ def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
     from rollguard.errors import RollguardError
 
     try:
-        code = int(command(args))
-        sys.stdout.flush()  # inside the try: a closed pipe shows up here, not as an "Exception ignored" at exit
+        with endpoint(getattr(args, "endpoint_url", None)):
+            code = int(command(args))
+            sys.stdout.flush()  # inside the try: a closed pipe shows up here, not as an "Exception ignored" at exit
         return code
     except BrokenPipeError:
         _quiet_stdout()
@@ -82,6 +86,11 @@ def describe_aws_error(exc: Exception) -> str:
         )
     if isinstance(exc, ProfileNotFound):
         return f"AWS profile {exc.kwargs.get('profile')!r} not found (botocore ProfileNotFound): check AWS_PROFILE"
+    if isinstance(exc, EndpointConnectionError) and _is_loopback(exc.kwargs.get("endpoint_url", "")):
+        return (
+            f"nothing answers at {exc.kwargs.get('endpoint_url')} (botocore EndpointConnectionError): "
+            "is `rollguard sandbox serve` running on that port?"
+        )
     if isinstance(exc, EndpointConnectionError):
         return (
             f"cannot reach AWS at {exc.kwargs.get('endpoint_url')} (botocore EndpointConnectionError): "
@@ -96,6 +105,67 @@ def describe_aws_error(exc: Exception) -> str:
             return f"AWS rejected the credentials ({code} on {exc.operation_name}): check AWS_PROFILE and the keys"
         return f"AWS refused {exc.operation_name}: {code}: {message}"
     return f"{exc} (botocore {type(exc).__name__})"
+
+
+# ---------------------------------------------------------------- where AWS is
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+SANDBOX_SIGNER = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
+
+
+def add_aws_options(parser: argparse._ActionsContainer, region_help: str) -> None:
+    parser.add_argument("--region", help=region_help)
+    parser.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="send every AWS call here, e.g. a local `rollguard sandbox serve` (as AWS_ENDPOINT_URL does)",
+    )
+
+
+@contextmanager
+def endpoint(flag: str | None) -> Iterator[None]:
+    """``--endpoint-url``, or the SDKs' own ``AWS_ENDPOINT_URL``: every client the command makes goes there
+    ("Service-specific endpoints", AWS SDKs and Tools Reference Guide). A loopback endpoint cannot be AWS: it is
+    signed with the sandbox's placeholder keys in its region, so no real credential signs a request to a local
+    process and none is needed; a running ``sandbox serve``'s clock is the command's. All undone at the end."""
+    from urllib.parse import urlparse
+
+    from rollguard import clock
+
+    url = flag or os.environ.get("AWS_ENDPOINT_URL")
+    if not url:
+        yield
+        return
+    parsed = urlparse(url)
+    option = "--endpoint-url" if flag else "AWS_ENDPOINT_URL"
+    try:
+        parsed.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        raise OperatorError(f"{option} {url!r}: {exc}") from exc
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+        raise OperatorError(f"{option} {url!r}: not a URL; give one such as http://127.0.0.1:4599")
+    saved = dict(os.environ)
+    os.environ["AWS_ENDPOINT_URL"] = url
+    try:
+        if parsed.hostname in LOOPBACK_HOSTS:
+            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+                os.environ.pop(name, None)
+            os.environ.update(SANDBOX_SIGNER)
+            os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+            from rollguard_cli.serve import keep_sandbox_time
+
+            keep_sandbox_time(url)
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        clock.reset()
+
+
+def _is_loopback(url: str) -> bool:
+    from urllib.parse import urlparse
+
+    return urlparse(url).hostname in LOOPBACK_HOSTS
 
 
 # ---------------------------------------------------------------- --out paths

@@ -866,18 +866,11 @@ def run_drill(name: str, on_event: Callable[[dict[str, Any]], None] | None = Non
     return run_scenario(SCENARIOS[name], on_event=on_event)
 
 
-def run_scenario(
-    scenario: Scenario,
-    service: ServiceSpec | None = None,
-    prepare: Callable[[Sandbox], None] | None = None,
-    policy_file: Path | None = None,
-    observe: Callable[[Sandbox], Any] | None = None,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Run ``scenario`` in a fresh sandbox; ``prepare`` may inject faults before the alarm fires, ``observe``
-    reads the sandbox once the incident is over (its answer is the result's ``observed``); ``on_event`` is told of
-    each audit event of the incident as it is written (not of the earlier incidents a scenario may run first)."""
-    wall = time.perf_counter()
+def scenario_sandbox(
+    scenario: Scenario, service: ServiceSpec | None = None, policy_file: Path | None = None
+) -> tuple[Sandbox, list[Stage]]:
+    """The sandbox a scenario runs in, its service's behaviour read from the scenario's Stage: once the sandbox is
+    entered, append ``Stage(sb, scenario.group, scenario.alarm)`` to the list (the error models read it)."""
     stages: list[Stage] = []
     load_balancer = None
     if scenario.load_balancer is not None:
@@ -894,6 +887,22 @@ def run_scenario(
         load_balancer=load_balancer,
         ecs=ecs,
     )
+    return sandbox, stages
+
+
+def run_scenario(
+    scenario: Scenario,
+    service: ServiceSpec | None = None,
+    prepare: Callable[[Sandbox], None] | None = None,
+    policy_file: Path | None = None,
+    observe: Callable[[Sandbox], Any] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``scenario`` in a fresh sandbox; ``prepare`` may inject faults before the alarm fires, ``observe``
+    reads the sandbox once the incident is over (its answer is the result's ``observed``); ``on_event`` is told of
+    each audit event of the incident as it is written (not of the earlier incidents a scenario may run first)."""
+    wall = time.perf_counter()
+    sandbox, stages = scenario_sandbox(scenario, service, policy_file)
     with sandbox as sb:
         stages.append(Stage(sb, scenario.group, scenario.alarm))
         scenario.setup(stages[0])

@@ -12,6 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rollguard_cli.boundary import add_aws_options
+
 if TYPE_CHECKING:
     from rollguard.flags import FeatureFlagsDocument
 
@@ -38,7 +40,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         source.add_argument("--file", metavar="PATH", help="a FeatureFlags JSON document (an exported profile)")
         source.add_argument("--application", metavar="APP", help="AppConfig application name or id")
         source.add_argument("--profile", metavar="PROFILE", help="configuration profile name or id")
-        source.add_argument("--region", help="AWS region of the application (default: the AWS configuration's)")
+        add_aws_options(source, "AWS region of the application (default: the AWS configuration's)")
         sub.add_argument("--json", action="store_true", help="one JSON object on stdout")
         if name == "stale":
             sub.add_argument(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rollguard.policy import LadderStep
 
-from rollguard_cli import boundary, flags_cli, operator_commands, review_commands
+from rollguard_cli import boundary, flags_cli, operator_commands, review_commands, serve
 
 
 def policy_check(paths: list[str]) -> dict[str, Any]:
@@ -239,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     flags_cli.add_parser(commands)
     review_commands.add_commands(commands)
     operator_commands.add_parsers(commands)
+    serve.add_parser(commands)
     return parser
 
 

@@ -7,6 +7,7 @@ import argparse
 import json
 from typing import Any
 
+from rollguard_cli.boundary import add_aws_options
 from rollguard_cli.review import stack_outputs
 
 
@@ -35,7 +36,7 @@ def add_parsers(commands: Any) -> None:
 
 def _stack_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", required=True, metavar="NAME", help="the deployed Rollguard stack")
-    parser.add_argument("--region", help="the stack's region (default: your AWS configuration's)")
+    add_aws_options(parser, "the stack's region (default: your AWS configuration's)")
 
 
 def _session(args: argparse.Namespace) -> Any:
@@ -104,6 +105,7 @@ def _resume(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from rollguard.adapters.dynamo import from_item
     from rollguard.control import PAUSE_KEY
+    from rollguard.store import EVENT_PREFIX
 
     session, control = _control(args)
     outputs = stack_outputs(session.client("cloudformation"), args.stack, ("LocksTableName",))
@@ -113,7 +115,7 @@ def _status(args: argparse.Namespace) -> int:
     open_incidents = [
         {"target_key": lock["target_key"], "incident_id": lock["incident_id"], "since": lock.get("acquired_at")}
         for lock in sorted(held, key=lambda lock: lock["target_key"])
-        if lock["target_key"] != PAUSE_KEY
+        if lock["target_key"] != PAUSE_KEY and not lock["target_key"].startswith(EVENT_PREFIX)
     ]
     if args.json:
         paused = {k: pause.get(k) for k in ("by", "at", "reason")} if pause else None

@@ -17,7 +17,7 @@ from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import AUTOMATION
 from rollguard.durations import parse_duration
 
-from rollguard_cli.boundary import check_out_file
+from rollguard_cli.boundary import add_aws_options, check_out_file
 from rollguard_cli.review import (
     FolderSource,
     Review,
@@ -40,7 +40,7 @@ def add_commands(commands: Any) -> None:
         where = parser.add_mutually_exclusive_group(required=True)
         where.add_argument("--from", dest="folder", metavar="DIR", help="a folder written by `rollguard drill --out`")
         where.add_argument("--stack", metavar="NAME", help="a deployed Rollguard stack (reads its outputs)")
-        parser.add_argument("--region", help="the stack's region (default: your AWS configuration)")
+        add_aws_options(parser, "the stack's region (default: your AWS configuration's)")
 
     incidents = commands.add_parser("incidents", help="recent incidents with their time to mitigate and recover")
     with_source(incidents)

@@ -11,6 +11,7 @@ import pytest
 from rollguard_cli.drills import SCENARIOS, Scenario, _awaiting_approval, run_scenario
 from rollguard_cli.main import main
 from rollguard_cli.sandbox.runner import TABLES, Sandbox
+from rollguard_cli.serve import deploy_stack
 
 pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
 
@@ -18,17 +19,8 @@ STACK = "rollguard"
 
 
 def make_stack(sb: Sandbox) -> None:
-    """A CloudFormation stack whose outputs name the sandbox's tables, as a deployed Rollguard stack's do."""
-    outputs = {
-        "IncidentsTableName": TABLES["IncidentsTable"],
-        "AuditTableName": TABLES["AuditTable"],
-        "LocksTableName": TABLES["LocksTable"],
-    }
-    template = {
-        "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {name: {"Value": value} for name, value in outputs.items()},
-    }
-    sb.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+    """The stack deployed into the sandbox as `rollguard sandbox serve` deploys it: template.yaml's outputs."""
+    deploy_stack(sb, STACK)
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
@@ -211,6 +203,10 @@ def test_status_json_is_the_pause_and_the_open_incidents(sandbox: Sandbox) -> No
             "incident_id": {"S": "inc-3"},
             "acquired_at": {"S": "2026-11-26T14:08:08Z"},
         },
+    )
+    sandbox.client("dynamodb").put_item(  # an alarm event already seen (store.py): not an open incident
+        TableName=TABLES["LocksTable"],
+        Item={"target_key": {"S": "event#64f54d82"}, "incident_id": {"S": "inc-3"}},
     )
     assert cli("pause", "--stack", STACK, "--reason", "migration")[0] == 0
 

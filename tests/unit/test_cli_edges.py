@@ -132,9 +132,50 @@ def test_an_unreachable_endpoint_is_one_line_naming_it(
     code, out, err = run(capsys, "incidents", "--stack", "rollguard", "--region", "eu-west-1")
     assert (code, out) == (2, "")
     assert err == (
-        "error: cannot reach AWS at http://127.0.0.1:9/ (botocore EndpointConnectionError): "
+        "error: nothing answers at http://127.0.0.1:9/ (botocore EndpointConnectionError): "
+        "is `rollguard sandbox serve` running on that port?\n"
+    )
+
+
+def test_a_remote_endpoint_that_cannot_be_reached_names_the_network(
+    no_aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    argv = ["status", "--stack", "rollguard", "--region", "eu-west-1", "--endpoint-url", "http://unreachable.invalid:9"]
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: cannot reach AWS at http://unreachable.invalid:9/ (botocore EndpointConnectionError): "
         "check the region and the network\n"
     )
+
+
+@pytest.mark.parametrize("argv", AWS_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [("127.0.0.1:4599", "not a URL; give one such as http://127.0.0.1:4599"), ("http://h:port", "Port could not")],
+)
+def test_a_malformed_endpoint_url_is_one_line_naming_it(
+    no_aws: None, capsys: pytest.CaptureFixture[str], argv: list[str], url: str, reason: str
+) -> None:
+    code, out, err = run(capsys, *argv, "--endpoint-url", url)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: --endpoint-url {url!r}: {reason}") and err.count("\n") == 1
+
+
+def test_a_loopback_endpoint_needs_no_credentials_or_region_and_leaves_the_environment_as_it_was(
+    no_aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Signed with the sandbox's placeholder keys, so the request reaches the endpoint (nothing listens on the
+    discard port) instead of stopping at "no credentials"; and nothing of that stays after the command."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AWS_PROFILE", "my-real-account")
+    before = dict(os.environ)
+    code, _, err = run(capsys, "pause", "--stack", "rollguard", "--endpoint-url", "http://localhost:9")
+    assert code == 2 and err.startswith("error: nothing answers at http://localhost:9/")
+    assert dict(os.environ) == before
 
 
 def client_error(code: str, message: str = "nope", operation: str = "GetItem") -> ClientError:

@@ -442,8 +442,8 @@ class Sandbox:
 
     # ------------------------------------------------------------------ provisioning from template.yaml
 
-    def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+    def client(self, service: str, region: str = REGION) -> Any:
+        return boto3.client(service, region_name=region)  # type: ignore[call-overload]
 
     def _provision(self) -> None:
         template = load_template()
