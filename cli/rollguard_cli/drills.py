@@ -900,7 +900,7 @@ def run_scenario(
 ) -> dict[str, Any]:
     """Run ``scenario`` in a fresh sandbox; ``prepare`` may inject faults before the alarm fires, ``observe``
     reads the sandbox once the incident is over (its answer is the result's ``observed``); ``on_event`` is told of
-    each audit event of the incident as it is written (not of the earlier incidents a scenario may run first)."""
+    each entry of the incident's timeline as it happens (``stream_timeline``)."""
     wall = time.perf_counter()
     sandbox, stages = scenario_sandbox(scenario, service, policy_file)
     with sandbox as sb:
@@ -909,8 +909,7 @@ def run_scenario(
         if prepare is not None:
             prepare(sb)
         if on_event is not None:
-            handled = stages[0].handled
-            sb.audit_watchers.append(lambda event: None if event["incident_id"] in handled else on_event(event))
+            stream_timeline(sb, stages[0].handled, on_event)
         incident_id = sb.run_until_incident(max_minutes=30, seen=stages[0].handled)
         if incident_id is None:
             raise NoIncident(
@@ -967,17 +966,47 @@ def run_scenario(
     return result
 
 
+def stream_timeline(sb: Sandbox, handled: set[str], on_event: Callable[[dict[str, Any]], None]) -> None:
+    """Tell ``on_event`` of each entry of the incident's timeline as it happens, the entries ``render_timeline``
+    interleaves by time: each audit event once its write succeeded (not those of the earlier incidents a scenario
+    ran first, ``handled``), and from the first of them on, each change of who serves traffic, as ``{"at", "kind",
+    "summary"}``: the Lambda alias's split (kind ``alias``) and the load balancer listener's (kind ``listener``)."""
+    opened: list[bool] = []
+    alias_name = f"{sb.service.function}:{sb.service.alias}"
+
+    def audit(event: dict[str, Any]) -> None:
+        if event["incident_id"] not in handled:
+            opened.append(True)
+            on_event(event)
+
+    def traffic(kind: str) -> None:
+        if not opened:  # a change before the incident opened (the deploy it is about) is not on its timeline
+            return
+        if kind == "alias":
+            at, routing = sb.world.history[-1]
+            summary = alias_line(alias_name, routing)
+        else:
+            at, balanced = sb.world.traffic.history[-1]
+            summary = listener_line(listener_shares(sb, balanced))
+        on_event({"at": domain_iso(at), "kind": kind, "summary": summary})
+
+    sb.audit_watchers.append(audit)
+    sb.world.watchers.append(traffic)
+
+
+def listener_shares(sb: Sandbox, routing: Any) -> dict[str, float]:
+    """A listener's default-action split (a load_balancer.Routing) as {target group name: share}."""
+    assert sb.load_balancer is not None
+    names = {arn: name for name, arn in sb.load_balancer.target_groups.items()}
+    weights = routing.routes[-1][1]
+    total = sum(weights.values())
+    return {names.get(arn, arn): w / total for arn, w in weights.items() if total and w}
+
+
 def traffic_history(sb: Sandbox) -> list[dict[str, Any]]:
     """The listener's default-action split over time ({target group name: share}), as moto's ELBv2 held it."""
-    assert sb.world.traffic is not None and sb.load_balancer is not None
-    names = {arn: name for name, arn in sb.load_balancer.target_groups.items()}
-    out = []
-    for at, routing in sb.world.traffic.history:
-        weights = routing.routes[-1][1]
-        total = sum(weights.values())
-        shares = {names.get(arn, arn): w / total for arn, w in weights.items() if total and w}
-        out.append({"at": domain_iso(at), "weights": shares})
-    return out
+    assert sb.world.traffic is not None
+    return [{"at": domain_iso(at), "weights": listener_shares(sb, routing)} for at, routing in sb.world.traffic.history]
 
 
 def ecs_state(sb: Sandbox) -> dict[str, Any]:
@@ -1099,9 +1128,20 @@ def format_routing(routing: dict[str, float]) -> str:
     return " · ".join(f"v{v} {share:.0%}" for v, share in sorted(routing.items(), key=lambda i: -i[1])) or "none"
 
 
+def alias_line(alias_name: str, routing: dict[str, float]) -> str:
+    """An alias entry's summary in the timeline: who the alias sends traffic to ({version: share})."""
+    return f"{alias_name} → {format_routing(routing)}"
+
+
+def listener_line(weights: dict[str, float]) -> str:
+    """A listener entry's summary in the timeline: where the load balancer sends traffic ({target group: share})."""
+    return " · ".join(f"{group} {share:.0%}" for group, share in sorted(weights.items())) or "no weights"
+
+
 class StreamedTimeline:
-    """``run_scenario(on_event=...)``: print each audit event as it is written, in the timeline's line format,
-    T measured from the first event seen (the alarm's state change when that is it, as it is in every drill).
+    """``run_scenario(on_event=...)``: print each entry of the timeline as it happens (``stream_timeline``: the audit
+    events, the alias and listener changes), in the timeline's line format, T measured from the first event seen (the
+    alarm's state change when that is it, as it is in every drill).
     The events arrive inside the functions, whose stdout the sandbox redirects: write to the stream of now."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -1119,7 +1159,7 @@ def timeline_title(name: str, description: str) -> str:
 
 
 def render_timeline(result: dict[str, Any], streamed: bool = False) -> str:
-    """The drill's timeline; ``streamed``: only what follows the events once they were streamed (StreamedTimeline):
+    """The drill's timeline; ``streamed``: only what follows its entries once they were streamed (StreamedTimeline):
     the incident, the state at the end and the outcome."""
     audit = result["audit_events"]
     onset = timeline_onset(audit)
@@ -1129,19 +1169,22 @@ def render_timeline(result: dict[str, Any], streamed: bool = False) -> str:
     start = audit[0]["at"] if audit else ""
     alias_name = result.get("alias_name", "checkout:live")
     alias = [
-        (a["at"], "alias", f"{alias_name} → {format_routing(a['routing'])}")
+        (a["at"], "alias", alias_line(alias_name, a["routing"]))
         for a in result.get("alias_history", [])
         if a["at"] >= start
     ]
     listener = [
-        (t["at"], "listener", " · ".join(f"{g} {s:.0%}" for g, s in sorted(t["weights"].items())) or "no weights")
+        (t["at"], "listener", listener_line(t["weights"]))
         for t in result.get("traffic_history", [])
         if t["at"] >= start
     ]
-    if listener and len(alias) <= 1:
-        alias = []  # the Lambda alias is not this drill's service (it never moved): its load balancer's listener is
+    # The alias and listener entries are their changes since the incident opened, as stream_timeline tells them while
+    # the drill runs: a Lambda alias that is not the drill's service (a load balancer drill's) never moves, so it has
+    # none. Within one millisecond a change goes before the audit event: it happened in the call the event records,
+    # and that is the order a streamed timeline prints them in.
     if not streamed:
-        entries = sorted([(e["at"], e["kind"], e["summary"]) for e in audit] + alias + listener, key=lambda e: e[0])
+        changes = sorted(alias + listener, key=lambda e: e[0])
+        entries = sorted([*changes, *((e["at"], e["kind"], e["summary"]) for e in audit)], key=lambda e: e[0])
         lines += [timeline_line(at, kind, summary, onset) for at, kind, summary in entries]
     traffic = result.get("traffic_final")
     if traffic is not None:

@@ -33,7 +33,7 @@ from botocore import xform_name
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from rollguard_cli.boundary import OperatorError
-from rollguard_cli.drills import Scenario, Stage, StreamedTimeline, scenario_sandbox
+from rollguard_cli.drills import Scenario, Stage, StreamedTimeline, scenario_sandbox, stream_timeline
 from rollguard_cli.sandbox.endpoint import Endpoint
 from rollguard_cli.sandbox.runner import ACCOUNT, REGION, TABLES, Sandbox, load_template
 from rollguard_cli.sandbox.world import ServiceSpec
@@ -130,20 +130,25 @@ def deploy_stack(sb: Sandbox, stack: str) -> dict[str, str]:
 
 
 class Printer:
-    """What serve says as the world runs: each audit event (one timeline per incident, the drill's line format) and
-    each page sent to the on-call topic, as they happen."""
+    """What serve says as the world runs: each entry of each incident's timeline as it happens (``stream_timeline``:
+    its audit events, and the alias and listener changes after it opened, in the drill's line format) and each page
+    sent to the on-call topic."""
 
     def __init__(self, sb: Sandbox, stream: Any = None) -> None:
         self.sb, self.stream = sb, stream or sys.stdout
         self.timelines: dict[str, StreamedTimeline] = {}
+        self.latest: str | None = None  # the incident a traffic change is printed under (it carries no id)
         self.pages_seen = 0
 
-    def event(self, event: dict[str, Any]) -> None:
-        incident = event["incident_id"]
+    def entry(self, entry: dict[str, Any]) -> None:
+        incident = entry.get("incident_id", self.latest)
+        if incident is None:
+            return
         if incident not in self.timelines:
             print(f"\nincident {incident} opened", file=self.stream, flush=True)
             self.timelines[incident] = StreamedTimeline(self.stream)
-        self.timelines[incident](event)
+        self.latest = incident
+        self.timelines[incident](entry)
 
     def pages(self) -> None:
         sent = [p for p in self.sb.published if p.get("TopicArn") == self.sb.topic_arn]
@@ -192,7 +197,7 @@ def serve(
             served = Served(scenario, sb, stages[0], stack, speed)
             deploy_stack(sb, stack)
             printer = Printer(sb)
-            sb.audit_watchers.append(printer.event)
+            stream_timeline(sb, set(), printer.entry)
             url = f"http://{LOOPBACK}:{bound}"
             thread = threading.Thread(target=server.serve_forever, name="sandbox-endpoint", daemon=True)
             thread.start()

@@ -1,9 +1,12 @@
 """The three drills end to end through the CLI, as `make drill` runs them."""
 
 import json
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
+from rollguard_cli.main import main
 
 from tests.conftest import DRILLS, EXPECTED_OUTCOMES
 
@@ -53,6 +56,26 @@ def test_bad_deploy_reports_actions_and_times(drill_runs: dict[str, Any]) -> Non
     assert 0 < doc["time_to_first_action_s"] < 60, "the first action comes within a minute of the alarm"
     assert doc["time_to_first_action_s"] < doc["time_to_recovery_s"] < 20 * 60
     assert doc["state_transitions"] <= 40
+
+
+@pytest.mark.parametrize(("name", "kind"), [("bad-deploy", "alias"), ("ecs-bad-deploy", "listener")])
+def test_the_streamed_timeline_has_every_line_of_the_rendered_one(
+    name: str, kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rollguard drill NAME` prints its timeline as the drill runs; --out's timeline.txt renders the same run once it
+    is over. Both have the same lines: the audit events and who serves traffic (the Lambda alias, the load balancer's
+    listener of an ECS service), each change printed when it happened, between the events around it."""
+    assert main(["drill", name, "--out", str(tmp_path)]) == 0
+    streamed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  T")]
+    rendered = [line for line in (tmp_path / "timeline.txt").read_text().splitlines() if line.startswith("  T")]
+
+    assert Counter(streamed) == Counter(rendered)
+    changes = [line for line in rendered if line[12:28].strip() == kind]
+    assert len(changes) == 2, "the canary's 10% and the rest, since the alarm (not the deploy before it)"
+    for change in changes:  # an entry of another moment is on the same side of the change in both
+        others = [line for line in rendered if line[2:10] != change[2:10]]
+        before = [o for o in others if rendered.index(o) < rendered.index(change)]
+        assert before == [o for o in others if streamed.index(o) < streamed.index(change)]
 
 
 def test_escalation_and_no_action_have_no_recovery_time(drill_runs: dict[str, Any]) -> None:

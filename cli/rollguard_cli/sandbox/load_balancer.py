@@ -191,11 +191,14 @@ class LoadBalancerTraffic:
         self.away_from = away_from  # the AZ ID an applied zonal shift keeps traffic away from at a moment
         self.history: list[tuple[datetime, Routing]] = []
 
-    def record(self, at: datetime) -> None:
-        """The listener or a rule was changed (or the world starts): traffic follows moto's state from ``at``."""
+    def record(self, at: datetime) -> bool:
+        """The listener or a rule was changed (or the world starts): traffic follows moto's state from ``at``; True
+        when that is a change (a new entry in ``history``)."""
         routing = self.read_routing()
-        if not self.history or self.history[-1][1] != routing:
-            self.history.append((at, routing))
+        if self.history and self.history[-1][1] == routing:
+            return False
+        self.history.append((at, routing))
+        return True
 
     def routing_at(self, moment: datetime) -> Routing:
         current = self.history[0][1] if self.history else self.read_routing()

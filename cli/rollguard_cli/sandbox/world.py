@@ -95,6 +95,9 @@ class World:
     loaded_config: dict[str, Any] = field(default_factory=dict)
     # The service behind an Application Load Balancer (sandbox/load_balancer.py), when the sandbox has one.
     traffic: Any = None
+    # Called with "alias" or "listener" once the service's traffic split changed (a new entry in ``history`` or in
+    # ``traffic.history``), on the changer's thread: a drill streams those changes into its timeline through this.
+    watchers: list[Callable[[str], None]] = field(default_factory=list)
     _next_period: datetime | None = None
     _timer_at: datetime | None = None  # while a timer runs, "now" is the moment it was due
     _seq: int = 0
@@ -117,12 +120,16 @@ class World:
                 routing = {k: v for k, v in self.read_routing().items() if v > 0}
                 if not self.history or self.history[-1][1] != routing:
                     self.history.append((self.now(), routing))
+                    for watch in self.watchers:
+                        watch("alias")
 
     def on_listener_changed(self) -> None:
         """An ELBv2 listener or rule was created or modified: the load balancer's traffic follows it from now on."""
         if self.traffic is not None:
             with self._lock:
-                self.traffic.record(self.now())
+                if self.traffic.record(self.now()):
+                    for watch in self.watchers:
+                        watch("listener")
 
     # ------------------------------------------------------------- timers on the virtual clock
 
