@@ -179,3 +179,23 @@ def test_inject_twice_and_a_busy_port_are_one_line_errors(served: Served) -> Non
     assert busy.returncode == 2
     assert busy.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
     assert busy.stderr.endswith("choose another --port\n") and busy.stderr.count("\n") == 1
+
+
+def test_flags_read_through_the_endpoint_and_sigterm_stops_it() -> None:
+    """`flags list` reads AppConfig's hosted configuration, a streamed payload, through the endpoint; `--inject`
+    makes the flag scenario's change at start; SIGTERM stops serve as Ctrl-C does."""
+    running = start_serve("--scenario", "flag-kill-switch", "--speed", "30", "--inject")
+    try:
+        running.wait_for(r"^injected: Turning on the new-pricing flag")
+        listed = rollguard(
+            "flags", "list", "--application", "checkout", "--profile", "checkout-flags", "--endpoint-url", running.url
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert re.search(r"^new-pricing\s+on\b", listed.stdout, re.MULTILINE)
+        running.wait_for(r"incident_closed\s+RESOLVED")
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=60) == 0
+        running.wait_for(r"^sandbox stopped$")
+    finally:
+        if running.process.poll() is None:
+            running.process.kill()

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError, ParamValidationError
+from botocore.response import StreamingBody
 from moto.core.exceptions import ServiceException
 from moto.core.model import OperationModel, ServiceModel
 from moto.core.parse import PROTOCOL_PARSERS
@@ -60,7 +61,8 @@ class UnknownRequest(Exception):
 
 class Endpoint:
     """A WSGI application: ``call(service, operation, params, region)`` makes the call (the sandbox's client);
-    ``control(route, method)`` answers the sandbox's own routes (``/rollguard-sandbox/...``), like moto's ``/moto-api/``."""
+    ``control(route, method)`` answers the sandbox's own routes (``/rollguard-sandbox/...``), as moto's server
+    answers ``/moto-api/``."""
 
     def __init__(
         self,
@@ -89,7 +91,7 @@ class Endpoint:
         protocol = _protocol(model, request)
         serializer = get_serializer_class(service, protocol)(operation)
         try:
-            result: Any = self._call(service, operation.name, params, region)
+            result: Any = _read_streams(self._call(service, operation.name, params, region))
         except ClientError as error:
             result = _service_error(error)
         except ParamValidationError as invalid:  # the SDK validated client-side; a hand-made request may not have
@@ -148,6 +150,16 @@ class Endpoint:
         except NotFound:
             return None
         return operation, dict(uri_params)
+
+
+def _read_streams(value: Any) -> Any:
+    """A payload botocore hands back as a stream (AppConfig's hosted configuration ``Content``), as the bytes the
+    serializers write."""
+    if isinstance(value, StreamingBody):
+        return value.read()
+    if isinstance(value, dict):
+        return {key: _read_streams(item) for key, item in value.items()}
+    return value
 
 
 def _protocol(model: ServiceModel, request: Request) -> str:
