@@ -122,34 +122,34 @@ def test_an_unknown_profile_is_named(
     )
 
 
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (  # the discard port: nothing listens; a loopback endpoint is a sandbox serve, or was meant to be
+            "http://127.0.0.1:9",
+            "nothing answers at http://127.0.0.1:9/ (botocore EndpointConnectionError): "
+            "is `rollguard sandbox serve` running on that port?",
+        ),
+        (
+            "http://unreachable.invalid:9",
+            "cannot reach AWS at http://unreachable.invalid:9/ (botocore EndpointConnectionError): "
+            "check the region and the network",
+        ),
+    ],
+)
+@pytest.mark.parametrize("by", ["AWS_ENDPOINT_URL", "--endpoint-url"])
 def test_an_unreachable_endpoint_is_one_line_naming_it(
-    no_aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    code, out, err = run(capsys, "incidents", "--stack", "rollguard", "--region", "eu-west-1")
-    assert (code, out) == (2, "")
-    assert err == (
-        "error: nothing answers at http://127.0.0.1:9/ (botocore EndpointConnectionError): "
-        "is `rollguard sandbox serve` running on that port?\n"
-    )
-
-
-def test_a_remote_endpoint_that_cannot_be_reached_names_the_network(
-    no_aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    no_aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str, expected: str, by: str
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    argv = ["status", "--stack", "rollguard", "--region", "eu-west-1", "--endpoint-url", "http://unreachable.invalid:9"]
-    code, out, err = run(capsys, *argv)
-    assert (code, out) == (2, "")
-    assert err == (
-        "error: cannot reach AWS at http://unreachable.invalid:9/ (botocore EndpointConnectionError): "
-        "check the region and the network\n"
-    )
+    argv = ["incidents", "--stack", "rollguard", "--region", "eu-west-1"]
+    if by == "AWS_ENDPOINT_URL":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    else:
+        argv += ["--endpoint-url", url]
+    assert run(capsys, *argv) == (2, "", f"error: {expected}\n")
 
 
 @pytest.mark.parametrize("argv", AWS_COMMANDS, ids=" ".join)
