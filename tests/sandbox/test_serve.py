@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib import request as urlrequest
+from urllib.error import HTTPError
 
 import boto3
 import pytest
@@ -165,6 +167,19 @@ def test_a_plain_boto3_client_sees_the_sandbox_in_each_protocol(served: Served) 
     with pytest.raises(ClientError) as unknown:
         client(served, "cloudformation").describe_stacks(StackName="not-deployed")
     assert unknown.value.response["Error"]["Message"] == "Stack with id not-deployed does not exist"
+    with pytest.raises(ClientError) as unserved:
+        client(served, "s3").list_buckets()
+    assert unserved.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    unsigned = urlrequest.Request(
+        served.url, data=b"{}", headers={"X-Amz-Target": "DynamoDB_20120810.ListTables"}, method="POST"
+    )
+    with pytest.raises(HTTPError) as refused:
+        urlrequest.urlopen(unsigned, timeout=30)
+    assert refused.value.code == 400
+    assert json.loads(refused.value.read()) == {
+        "__type": "UnknownOperationException",
+        "message": "not a SigV4-signed AWS request (no credential scope in Authorization)",
+    }
 
 
 def test_inject_twice_and_a_busy_port_are_one_line_errors(served: Served) -> None:

@@ -14,6 +14,7 @@ as AWS reads it; which operation, from ``X-Amz-Target`` (JSON protocols), ``Acti
 """
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 from botocore.response import StreamingBody
 from moto.core.exceptions import ServiceException
 from moto.core.model import OperationModel, ServiceModel
-from moto.core.parse import PROTOCOL_PARSERS
+from moto.core.parse import PROTOCOL_PARSERS, RequestParserError
 from moto.core.request import Request, determine_request_protocol
 from moto.core.routing import get_service_router
 from moto.core.serialize import get_serializer_class
@@ -52,6 +53,7 @@ SIGNING_NAMES: dict[str, tuple[str, ...]] = {
     "events": ("events",),
     "iam": ("iam",),
 }
+logger = logging.getLogger(__name__)
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 
@@ -96,8 +98,12 @@ class Endpoint:
             result = _service_error(error)
         except ParamValidationError as invalid:  # the SDK validated client-side; a hand-made request may not have
             result = AwsError("ValidationException", str(invalid))
+        except Exception as failed:  # the sandbox's own fault, said as AWS says its own: a 500 the SDK retries
+            logger.exception("sandbox failed answering %s %s", service, operation.name)
+            result = AwsError("InternalFailure", f"the sandbox failed: {type(failed).__name__}: {failed}")
         answer = serializer.serialize(result)
-        response = Response(answer["body"], status=answer["status_code"], headers=answer["headers"])
+        status = 500 if isinstance(result, AwsError) and result.code == "InternalFailure" else answer["status_code"]
+        response = Response(answer["body"], status=status, headers=answer["headers"])
         if "Content-Type" not in answer["headers"]:
             response.headers["Content-Type"] = getattr(serializer, "CONTENT_TYPE", "text/plain")
         return response
@@ -118,16 +124,19 @@ class Endpoint:
                 operation, uri_params = found
                 protocol = _protocol(model, request)
                 parser = PROTOCOL_PARSERS[protocol](operation, map_type=dict)
-                params = parser.parse(
-                    {
-                        "method": request.method,
-                        "values": request.values,
-                        "headers": request.headers,
-                        "body": request.get_data(),
-                        "url_path": request.path,
-                        "url_params": uri_params,
-                    }
-                )
+                try:
+                    params = parser.parse(
+                        {
+                            "method": request.method,
+                            "values": request.values,
+                            "headers": request.headers,
+                            "body": request.get_data(),
+                            "url_path": request.path,
+                            "url_params": uri_params,
+                        }
+                    )
+                except (RequestParserError, ValueError, KeyError) as malformed:
+                    raise UnknownRequest(f"a malformed {service} {operation.name} request: {malformed}") from malformed
                 return service, region, operation, _plain(params)
         raise UnknownRequest(f"no {signing_name} operation is {request.method} {request.path}")
 
