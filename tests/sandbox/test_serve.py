@@ -105,7 +105,7 @@ def client(served: Served, service: str) -> Any:
     )
 
 
-def test_an_approval_incident_run_from_another_terminal(served: Served) -> None:
+def test_an_approval_incident_run_from_another_terminal(served: Served, tmp_path: Path) -> None:
     """The issue's "done when": serve in one terminal, `approve … --endpoint-url` in another, the incident resolves."""
     at = ["--stack", STACK, "--endpoint-url", served.url]
     status = rollguard("status", *at, "--json")
@@ -139,6 +139,10 @@ def test_an_approval_incident_run_from_another_terminal(served: Served) -> None:
 
     listed = rollguard("incidents", *at, "--json")
     assert [(i["incident_id"], i["outcome"]) for i in json.loads(listed.stdout)] == [(incident, "resolved")]
+    report = tmp_path / "postmortem.md"
+    written = rollguard("report", incident, *at, "--out", str(report))
+    assert (written.returncode, written.stderr) == (0, ""), written.stderr
+    assert incident in report.read_text() and "the canary graphs agree" in report.read_text()
     # What Rollguard did is real in the sandbox's AWS: the alias serves revision 6 again.
     alias = client(served, "lambda").get_alias(FunctionName="checkout", Name="live")
     assert alias["FunctionVersion"] == "6" and "RoutingConfig" not in alias
