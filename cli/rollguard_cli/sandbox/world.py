@@ -1,6 +1,6 @@
 """The simulated world: a service whose error rate depends on which version its Lambda alias routes how much
 traffic to, timers on the virtual clock (CodeDeploy's traffic shifts run on them), and CloudWatch's alarm
-evaluation (M of N datapoints, missing data).
+evaluation (M of N datapoints, missing data) through the one evaluator backtest uses too (alarm_eval.py).
 
 Nothing here knows about Rollguard's handlers: the world reads the alias (the truth of who serves traffic, as
 on Lambda) and publishes metrics and alarm events the way AWS would.
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rollguard_cli.alarm_eval import AlarmDefinition, aggregate, evaluate
 from rollguard_cli.sandbox.clock import VirtualClock
 
 PERIOD = 60
@@ -292,10 +293,9 @@ class World:
         for alarm in list(self.cloudwatch_backend.alarms.values()):
             if not alarm.metric_name:
                 continue
-            dims = frozenset((d.name, d.value) for d in alarm.dimensions)
-            raw = self.datapoints.get((alarm.namespace, alarm.metric_name, dims), [])
-            values = aggregate(raw, at, alarm.period, alarm.evaluation_periods, alarm.statistic)
-            state, breaching, window = evaluate(alarm, values, at)
+            definition = AlarmDefinition.from_moto(alarm)
+            raw = self.datapoints.get((alarm.namespace, alarm.metric_name, frozenset(definition.dimensions)), [])
+            state, breaching, window = evaluate(definition, aggregate(definition, raw, at), alarm.state_value)
             previous = alarm.state_value
             if state == previous:
                 continue
@@ -352,65 +352,6 @@ class World:
                 self.publish(event)
             if call is not None:
                 call()
-
-
-_STATISTICS: dict[str, Callable[[list[float]], float]] = {
-    "Sum": sum,
-    "Average": lambda v: sum(v) / len(v),
-    "Minimum": min,
-    "Maximum": max,
-    "SampleCount": lambda v: float(len(v)),
-}
-
-
-def aggregate(
-    values: list[tuple[datetime, float]], at: datetime, period: int, periods: int, statistic: str | None
-) -> list[tuple[datetime, float]]:
-    """The alarm's statistic over each of its last ``periods`` periods ending at ``at`` ("CloudWatch statistics
-    definitions"); a period with no datapoint stays missing. Extended statistics (percentiles) are not modelled and
-    read as Average."""
-    reduce = _STATISTICS.get(statistic or "Average", _STATISTICS["Average"])
-    length = timedelta(seconds=period)
-    found = []
-    for i in range(periods, 0, -1):
-        start = at - i * length
-        inside = [v for t, v in values if start <= t < start + length]
-        if inside:
-            found.append((start, reduce(inside)))
-    return found
-
-
-_COMPARE = {
-    "GreaterThanThreshold": lambda v, t: v > t,
-    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
-    "LessThanThreshold": lambda v, t: v < t,
-    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
-}
-
-
-def evaluate(alarm: Any, values: list[tuple[datetime, float]], at: datetime) -> tuple[str, int, list[float | None]]:
-    """CloudWatch's rule: ALARM when at least DatapointsToAlarm of the last EvaluationPeriods periods breach;
-    missing periods are treated per TreatMissingData (missing, ignore, breaching, notBreaching)."""
-    period = timedelta(seconds=alarm.period)
-    by_start = dict(values)
-    window: list[float | None] = []
-    for i in range(alarm.evaluation_periods, 0, -1):
-        window.append(by_start.get(at - i * period))
-    needed = alarm.datapoints_to_alarm or alarm.evaluation_periods
-    compare = _COMPARE[alarm.comparison_operator]
-    treat = alarm.treat_missing_data or "missing"
-    breaching = sum(1 for v in window if v is not None and compare(v, alarm.threshold))
-    present = sum(1 for v in window if v is not None)
-    missing = len(window) - present
-    if treat == "breaching":
-        breaching += missing
-    if breaching >= needed:
-        return "ALARM", breaching, window
-    if present == 0 and treat in {"missing", "ignore"}:
-        return ("INSUFFICIENT_DATA" if treat == "missing" else alarm.state_value), breaching, window
-    if treat == "ignore" and present < needed:
-        return alarm.state_value, breaching, window
-    return "OK", breaching, window
 
 
 def _state_change_event(alarm: Any, previous: dict[str, Any], state: dict[str, Any], at: datetime) -> dict[str, Any]:
