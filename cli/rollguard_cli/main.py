@@ -1,4 +1,4 @@
-"""``rollguard``: the operator CLI (policy check, drills, flag hygiene, incident review, operator commands).
+"""``rollguard``: the operator CLI (policy check, drills, flag hygiene, incident review, operator commands, backtest).
 
 Every subcommand registers the same way: its parser sets ``func``, which takes the parsed arguments and returns the
 exit code. ``main`` only parses and calls it through ``boundary.run``, which turns what stops a command (no region,
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rollguard.policy import LadderStep
 
-from rollguard_cli import boundary, flags_cli, operator_commands, review_commands, serve
+from rollguard_cli import backtest, boundary, flags_cli, operator_commands, review_commands, serve
 
 
 def policy_check(paths: list[str]) -> dict[str, Any]:
@@ -240,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     review_commands.add_commands(commands)
     operator_commands.add_parsers(commands)
     serve.add_parser(commands)
+    backtest.add_parser(commands)
     return parser
 
 
