@@ -355,23 +355,40 @@ class Transition:
     breaching: int
 
 
+def index(points: Mapping[datetime, Datapoint], start: datetime, period: int, steps: int) -> list[Datapoint | None]:
+    """``points`` (keyed by period start) as a list: slot i is the period starting at start + i periods."""
+    slots: list[Datapoint | None] = [None] * steps
+    origin = start.timestamp()
+    for key, point in points.items():
+        offset = key.timestamp() - origin
+        if 0 <= offset < steps * period and offset % period == 0:
+            slots[int(offset) // period] = point
+    return slots
+
+
 def replay(
     alarm: AlarmDefinition,
-    points: Mapping[datetime, Datapoint],
+    points: Mapping[datetime, Datapoint] | list[Datapoint | None],
     start: datetime,
     end: datetime,
     initial: str = INSUFFICIENT,
 ) -> list[Transition]:
     """Every state change of ``alarm`` over [start, end]: one evaluation at the end of each period (``points`` keyed by
-    period start, aligned on ``start``), each judged by ``decide`` exactly as ``evaluate`` would judge its window."""
+    period start, aligned on ``start``, or already ``index``ed), each judged by ``decide`` as ``evaluate`` would."""
     length = timedelta(seconds=alarm.period)
     n = alarm.evaluation_periods
     floor = alarm.low_sample_floor
     steps = int((end - start) / length)
-    judged: list[bool | None] = [_judged(alarm, points.get(start + i * length)) for i in range(steps)]
+    slots = points[:steps] if isinstance(points, list) else index(points, start, alarm.period, steps)
+    if alarm.is_band:
+        judged = [None if p is None else breaches(alarm, p) for p in slots]
+    else:  # the same comparison as breaches(), without a call per datapoint (backtest replays 20,160 of them a day)
+        compare, threshold = THRESHOLD_OPERATORS[alarm.comparison_operator], alarm.threshold
+        judged = [None if p is None else bool(compare(p.value, threshold)) for p in slots]
     breaching = present = 0
     state = initial
     out: list[Transition] = []
+    last: tuple[str, int, int, bool] | None = None
     for i in range(steps):
         j = judged[i]
         breaching += 1 if j else 0
@@ -382,8 +399,12 @@ def replay(
             present -= 0 if old is None else 1
         if i + 1 < n:
             continue  # not yet N periods of history: CloudWatch's alarm would still be new
-        newest = points.get(start + i * length)
+        newest = slots[i]
         low = floor is not None and newest is not None and newest.samples < floor
+        inputs = (state, breaching, present, low)
+        if inputs == last:
+            continue  # decide is a function of these: the same inputs, the same (unchanged) state
+        last = inputs
         new_state, counted = decide(alarm, state, breaching, present, low)
         if new_state != state:
             out.append(Transition(start + (i + 1) * length, new_state, counted))

@@ -21,14 +21,14 @@ import json
 import math
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rollguard.durations import format_duration
 
-from rollguard_cli.alarm_eval import ALARM, AlarmDefinition, AlarmNotEvaluable, Datapoint, bucket, replay
+from rollguard_cli.alarm_eval import ALARM, AlarmDefinition, AlarmNotEvaluable, Datapoint, bucket, index, replay
 from rollguard_cli.boundary import OperatorError
 
 if TYPE_CHECKING:
@@ -62,6 +62,13 @@ class IncidentWindow:
 class AlarmHistory:
     definition: AlarmDefinition
     points: dict[datetime, Datapoint]
+    _slots: dict[tuple[datetime, int], list[Datapoint | None]] = field(default_factory=dict, repr=False)
+
+    def slots(self, start: datetime, steps: int) -> list[Datapoint | None]:
+        """The points indexed by period from ``start`` (alarm_eval.index), once: tuning replays them 15 times."""
+        if (start, steps) not in self._slots:
+            self._slots[(start, steps)] = index(self.points, start, self.definition.period, steps)
+        return self._slots[(start, steps)]
 
 
 @dataclass(frozen=True)
@@ -144,7 +151,8 @@ def firings_of(
     """Each transition to ALARM over [start, end], with the change in scope that Assess would blame."""
     definition = history.definition
     aligned = _floor(start, definition.period)
-    transitions = replay(definition, history.points, aligned, end)
+    steps = int((end - aligned).total_seconds()) // definition.period
+    transitions = replay(definition, history.slots(aligned, steps), aligned, end)
     out: list[Firing] = []
     for i, t in enumerate(transitions):
         if t.state != ALARM:
@@ -198,7 +206,8 @@ def tuning(
     rows = []
     for threshold in thresholds:
         for m in ms:
-            variant = AlarmHistory(alarm.with_trigger(threshold=threshold, datapoints_to_alarm=m), history.points)
+            # replace() keeps the history's slots: the same datapoints, indexed once
+            variant = replace(history, definition=alarm.with_trigger(threshold=threshold, datapoints_to_alarm=m))
             found = firings_of(variant, start, end, changes, within)
             current = threshold == alarm.threshold and m == alarm.needed
             rows.append(
@@ -731,7 +740,7 @@ def render_html_page(backtest: Backtest) -> str:
     from rollguard_cli.report import Chart, Para, Report, Section, Table, render_html
 
     sections = [Section("summary", "Summary", [Table(SUMMARY_HEADER, [summary_row(r) for r in backtest.results])])]
-    for index, result in enumerate(backtest.results):
+    for number, result in enumerate(backtest.results):
         blocks: list[Any] = [Para(f"First step when a change is in scope: {result.first_step}.")]
         for n, history in enumerate(result.alarms):
             definition = history.definition
@@ -753,7 +762,7 @@ def render_html_page(backtest: Backtest) -> str:
                 end=backtest.end,
                 y_label=definition.name,
                 y_axis=f"{definition.statistic} of {definition.metric_name or definition.name}",
-                svg_id=f"chart-{index}-{n}",
+                svg_id=f"chart-{number}-{n}",
             )
             note = f", each point the maximum of {format_duration(span)}" if span > definition.period else ""
             blocks.append(Chart(svg, f"{definition.name}: {definition.describe()}{note}."))
@@ -764,7 +773,7 @@ def render_html_page(backtest: Backtest) -> str:
                 Para("Tuning advice: firings at other thresholds and datapoints to alarm. Nothing is changed.")
             )
             blocks.append(Table(TUNING_HEADER, [tuning_row(r) for r in result.tuning]))
-        sections.append(Section(f"policy-{index}", result.policy, blocks))
+        sections.append(Section(f"policy-{number}", result.policy, blocks))
     report = Report(
         title=f"Backtest of {backtest.policy_file}", subtitle=title(backtest), outcome="backtest", sections=sections
     )
