@@ -21,6 +21,10 @@ from pathlib import Path
 POLICIES = 10
 DAYS = 14
 START = datetime(2025, 3, 1, tzinfo=UTC)
+# The sample's alarm (the drills' checkout-5xx-rate: Average > 5 for 2 of 3 minutes), one copy per policy.
+SAMPLE_ALARM = json.loads((Path(__file__).resolve().parents[1] / "examples/backtest/alarms.json").read_text())[
+    "MetricAlarms"
+][0]
 
 
 def write_inputs(folder: Path) -> list[str]:
@@ -30,19 +34,7 @@ def write_inputs(folder: Path) -> list[str]:
         out.write("timestamp,alarm,value\n")
         for n in range(POLICIES):
             name = f"svc{n}-5xx-rate"
-            alarms.append(
-                {
-                    "AlarmName": name,
-                    "Namespace": "Bench",
-                    "MetricName": "ErrorRate",
-                    "Statistic": "Average",
-                    "Period": 60,
-                    "EvaluationPeriods": 3,
-                    "DatapointsToAlarm": 2,
-                    "Threshold": 5.0,
-                    "ComparisonOperator": "GreaterThanThreshold",
-                }
-            )
+            alarms.append(SAMPLE_ALARM | {"AlarmName": name, "Namespace": "Bench"})
             policies += [
                 f"  - name: svc{n}",
                 f"    trigger: {{alarms: [{name}]}}",

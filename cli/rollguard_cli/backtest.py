@@ -575,17 +575,12 @@ FIRING_HEADER = ["fired", "for", "alarm", "outcome"]
 def summary_row(result: PolicyBacktest) -> list[str]:
     s = result.score
     alarms = ", ".join(h.definition.name for h in result.alarms)
-    return [
-        result.policy,
-        alarms,
-        str(s.firings),
-        str(s.would_act),
-        str(s.noise),
-        f"{s.alarm_minutes:g}",
-        _pct(s.precision),
-        _pct(s.recall),
-        _ttd(s),
-    ]
+    return [result.policy, alarms, *_score_cells(s), _ttd(s)]
+
+
+def _score_cells(s: Score) -> list[str]:
+    """firings, would act, noise, alarm-min, precision, recall: the columns the summary and tuning tables share."""
+    return [str(s.firings), str(s.would_act), str(s.noise), f"{s.alarm_minutes:g}", _pct(s.precision), _pct(s.recall)]
 
 
 def firing_row(result: PolicyBacktest, firing: Firing) -> list[str]:
@@ -609,12 +604,7 @@ def tuning_row(row: TuningRow) -> list[str]:
         row.alarm,
         f"{row.threshold:g}{mark}",
         f"{row.datapoints_to_alarm} of {row.evaluation_periods}",
-        str(s.firings),
-        str(s.would_act),
-        str(s.noise),
-        f"{s.alarm_minutes:g}",
-        _pct(s.precision),
-        _pct(s.recall),
+        *_score_cells(s),
     ]
 
 

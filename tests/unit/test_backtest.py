@@ -196,6 +196,12 @@ def _stack_with_journal() -> str:
     return str(cfn.describe_stacks(StackName="rollguard")["Stacks"][0]["Outputs"][0]["OutputValue"])
 
 
+def from_stack(capsys: pytest.CaptureFixture[str], stack: str, days: str, *extra: str) -> tuple[int, str, str]:
+    """The sample's policy backtested against a stack on moto."""
+    policy = str(SAMPLE / "policy.yaml")
+    return run_cli(capsys, "backtest", "--policy", policy, "--stack", stack, "--days", days, "--region", REGION, *extra)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("per_request", [backtest.MAX_DATAPOINTS_PER_REQUEST, 300])
 def test_a_stack_alarm_metric_and_journal_are_read(
@@ -238,19 +244,7 @@ def test_a_stack_alarm_metric_and_journal_are_read(
                 detail={"deployment_id": "d-JOURNAL01"},
             )
         )
-        code, out, err = run_cli(
-            capsys,
-            "backtest",
-            "--policy",
-            str(SAMPLE / "policy.yaml"),
-            "--stack",
-            "rollguard",
-            "--days",
-            "1",
-            "--region",
-            REGION,
-            "--json",
-        )
+        code, out, err = from_stack(capsys, "rollguard", "1", "--json")
     assert (code, err) == (0, "")
     result = json.loads(out)["policies"][0]
     assert result["alarms"][0]["datapoints"] == 1439
@@ -263,49 +257,16 @@ def test_a_stack_alarm_metric_and_journal_are_read(
 @pytest.mark.slow
 def test_stack_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     with mock_aws():
-        code, _, err = run_cli(
-            capsys,
-            "backtest",
-            "--policy",
-            str(SAMPLE / "policy.yaml"),
-            "--stack",
-            "nope",
-            "--days",
-            "1",
-            "--region",
-            REGION,
-        )
+        code, _, err = from_stack(capsys, "nope", "1")
         assert code == 2 and err.startswith("error: cannot read stack nope") and err.count("\n") == 1
         _stack_with_journal()
-        code, _, err = run_cli(
-            capsys,
-            "backtest",
-            "--policy",
-            str(SAMPLE / "policy.yaml"),
-            "--stack",
-            "rollguard",
-            "--days",
-            "1",
-            "--region",
-            REGION,
-        )
+        code, _, err = from_stack(capsys, "rollguard", "1")
         assert code == 2 and err == "error: no alarm checkout-5xx-rate in this account and region (DescribeAlarms)\n"
         alarm = json.loads((SAMPLE / "alarms.json").read_text())["MetricAlarms"][0]
         boto3.client("cloudwatch", region_name=REGION).put_metric_alarm(
             **{k: v for k, v in alarm.items() if k != "AlarmDescription"}
         )
-        code, _, err = run_cli(
-            capsys,
-            "backtest",
-            "--policy",
-            str(SAMPLE / "policy.yaml"),
-            "--stack",
-            "rollguard",
-            "--days",
-            "16",
-            "--region",
-            REGION,
-        )
+        code, _, err = from_stack(capsys, "rollguard", "16")
         assert code == 2 and "keeps data at that resolution 360h; give --days 15 or less" in err
 
 
@@ -325,6 +286,7 @@ def _write(tmp_path: Path, name: str, text: str) -> str:
     return str(path)
 
 
+ROW = "timestamp,alarm,value\n2025-03-01T00:00:00Z,checkout-5xx-rate,"  # a header and a row, but for its value
 BASE = ["backtest", "--policy", str(SAMPLE / "policy.yaml"), "--alarms", str(SAMPLE / "alarms.json")]
 
 
@@ -332,24 +294,14 @@ BASE = ["backtest", "--policy", str(SAMPLE / "policy.yaml"), "--alarms", str(SAM
     ("metrics", "changes", "extra", "message"),
     [
         ("timestamp,alarm\n2025-03-01T00:00:00Z,x\n", None, [], "line 2: no value (needs timestamp, alarm, value)"),
-        (
-            "timestamp,alarm,value\n2025-03-01T00:00:00Z,checkout-5xx-rate,lots\n",
-            None,
-            [],
-            "value 'lots' is not a number",
-        ),
+        (ROW + "lots\n", None, [], "value 'lots' is not a number"),
         ("timestamp,alarm,value\n2025-03-01T00:00:00,checkout-5xx-rate,1\n", None, [], "has no time zone"),
         ("timestamp,alarm,value\nyesterday,checkout-5xx-rate,1\n", None, [], "'yesterday' is not a time"),
         ("timestamp,alarm,value\n2025-03-01T00:00:00Z,other,1\n", None, [], "alarm 'other' has no definition"),
-        (
-            "timestamp,alarm,value\n2025-03-01T00:00:00Z,checkout-5xx-rate,1,2\n",
-            None,
-            [],
-            "more values than the header",
-        ),
+        (ROW + "1,2\n", None, [], "more values than the header"),
         ("timestamp,alarm,value\n", None, [], "no datapoints"),
         ("", None, [], "empty; expected a header line"),
-        ("timestamp,alarm,value\n2025-03-01T00:00:00Z,checkout-5xx-rate,nan\n", None, [], "is not a finite number"),
+        (ROW + "nan\n", None, [], "is not a finite number"),
         (None, "timestamp,scope,id\n2025-03-01T00:00:00Z,github:x,1\n", [], "scope 'github:x' is not codedeploy"),
         (None, None, ["--name", "nope"], "no policy 'nope' in"),
         (None, None, ["--days", "3"], "--days is for --stack"),
@@ -404,16 +356,7 @@ def test_an_invalid_policy_file_and_missing_definitions_are_errors(
         capsys, "backtest", "--policy", str(SAMPLE / "policy.yaml"), "--metrics", str(SAMPLE / "metrics.csv")
     )
     assert code == 2 and "no alarm definitions: give --alarms FILE" in err
-    code, _, err = run_cli(
-        capsys,
-        "backtest",
-        "--policy",
-        str(SAMPLE / "policy.yaml"),
-        "--metrics",
-        str(SAMPLE / "metrics.csv"),
-        "--alarms",
-        _write(tmp_path, "a.json", '{"x": 1}'),
-    )
+    code, _, err = run_cli(capsys, *SAMPLE_ARGS[:5], "--alarms", _write(tmp_path, "a.json", '{"x": 1}'))
     assert code == 2 and "no MetricAlarms list" in err
     code, _, err = run_cli(capsys, "backtest", "--policy", str(SAMPLE / "policy.yaml"), "--stack", "s")
     assert code == 2 and err == "error: --stack needs --days N: how many days of history to replay\n"
