@@ -231,7 +231,7 @@ def run_backtest(
         alarms = [h for name, h in sorted(histories.items()) if policy.matches(name)]
         if not alarms:
             raise OperatorError(
-                f"policy {policy.name}: no alarm with history matches its trigger {', '.join(policy.trigger.alarms)}"
+                f"policy {policy.name}: no alarm with history matches its trigger {', '.join(policy.alarm_patterns)}"
             )
         scopes = policy_scopes(policy)
         in_scope = [c for c in changes if c.scope in scopes]
@@ -502,7 +502,7 @@ def read_stack(
     cloudwatch = session.client("cloudwatch")
     end = _floor(clock.now(), 60)
     start = end - timedelta(days=days)
-    items = find_alarms(cloudwatch, sorted({p for policy in policies for p in policy.trigger.alarms}))
+    items = find_alarms(cloudwatch, sorted({p for policy in policies for p in policy.alarm_patterns}))
     histories = {}
     for name, definition in _definitions(items, "DescribeAlarms").items():
         if definition.is_band:
