@@ -275,13 +275,29 @@ def test_what_cannot_be_evaluated_is_refused_with_its_reason(fields: dict[str, A
         alarm(**fields)
 
 
-def test_metric_math_alarms_are_refused() -> None:
+STAT = {"Metric": {"Namespace": "N", "MetricName": "M"}, "Period": 60, "Stat": "Sum"}
+
+
+@pytest.mark.parametrize(
+    ("metrics", "reason"),
+    [
+        ([{"Id": "e", "Expression": "m1/m2"}], "uses m1, m2, not an earlier Id"),
+        ([{"Id": "m1", "MetricStat": STAT, "ReturnData": False}, {"Id": "e", "Expression": "RATE(m1)"}], "only"),
+        (
+            [{"Id": "m1", "MetricStat": STAT, "ReturnData": False}, {"Id": "e", "Expression": "(m1 * 2"}],
+            "ends too soon",
+        ),
+        ([{"Id": "m1", "MetricStat": STAT}, {"Id": "e", "Expression": "m1"}], "exactly one query with ReturnData"),
+        ([{"Id": "m1", "MetricStat": STAT}, {"Id": "m1", "MetricStat": STAT}], "repeat an Id"),
+    ],
+)
+def test_metric_math_outside_the_evaluated_subset_is_refused(metrics: list[dict[str, Any]], reason: str) -> None:
     item = {
         "AlarmName": "ratio",
         "EvaluationPeriods": 1,
         "ComparisonOperator": "GreaterThanThreshold",
         "Threshold": 1,
-        "Metrics": [{"Id": "e", "Expression": "m1/m2"}],
+        "Metrics": metrics,
     }
-    with pytest.raises(AlarmNotEvaluable, match="metric math"):
+    with pytest.raises(AlarmNotEvaluable, match=reason):
         AlarmDefinition.from_describe(item)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollguard_cli.alarm_eval import AlarmDefinition, aggregate, evaluate
+from rollguard_cli.alarm_eval import AlarmDefinition, MetricQuery, evaluate, observe
 from rollguard_cli.sandbox.clock import VirtualClock
 
 PERIOD = 60
@@ -291,18 +291,19 @@ class World:
 
     def _evaluate_alarms(self, at: datetime) -> None:
         for alarm in list(self.cloudwatch_backend.alarms.values()):
-            if not alarm.metric_name:
-                continue
+            if not alarm.metric_name and not alarm.metric_data_queries:
+                continue  # a composite alarm: CloudWatch judges its rule, which the sandbox does not model
             definition = AlarmDefinition.from_moto(alarm)
-            raw = self.datapoints.get((alarm.namespace, alarm.metric_name, frozenset(definition.dimensions)), [])
-            state, breaching, window = evaluate(definition, aggregate(definition, raw, at), alarm.state_value)
+            window = observe(definition, self.samples, at)
+            state, breaching, values = evaluate(definition, window, alarm.state_value)
             previous = alarm.state_value
             if state == previous:
                 continue
+            side, against = ("outside", "the band") if definition.is_band else ("greater than", "the threshold")
             reason = (
                 f"Threshold Crossed: {breaching} out of the last {alarm.evaluation_periods} datapoints "
-                f"were {'greater than' if state == 'ALARM' else 'not greater than'} the threshold "
-                f"({alarm.threshold})"
+                f"were {side if state == 'ALARM' else 'not ' + side} {against}"
+                + ("" if definition.is_band else f" ({alarm.threshold})")
             )
             reason_data = json.dumps(
                 {
@@ -311,7 +312,7 @@ class World:
                     "statistic": alarm.statistic,
                     "period": alarm.period,
                     "threshold": alarm.threshold,
-                    "recentDatapoints": [v for v in window if v is not None],
+                    "recentDatapoints": [v for v in values if v is not None],
                 }
             )
             old = {
@@ -330,6 +331,10 @@ class World:
                     at,
                 )
             )
+
+    def samples(self, query: MetricQuery) -> list[tuple[datetime, float]]:
+        """The raw datapoints of the one metric a query names (its namespace, name and exact dimensions)."""
+        return self.datapoints.get((query.namespace, query.metric_name, frozenset(query.dimensions)), [])
 
     def enqueue(self, event: dict[str, Any]) -> None:
         """An event for EventBridge; queued because it may arise inside an AWS request being answered."""
@@ -370,21 +375,48 @@ def _state_change_event(alarm: Any, previous: dict[str, Any], state: dict[str, A
             "previousState": previous,
             "configuration": {
                 "description": alarm.description or "",
-                "metrics": [
-                    {
-                        "id": str(uuid.uuid4()),
-                        "metricStat": {
-                            "metric": {
-                                "namespace": alarm.namespace,
-                                "name": alarm.metric_name,
-                                "dimensions": {d.name: d.value for d in alarm.dimensions},
-                            },
-                            "period": alarm.period,
-                            "stat": alarm.statistic,
-                        },
-                        "returnData": True,
-                    }
-                ],
+                "metrics": _event_metrics(alarm),
             },
         },
     }
+
+
+def _event_metrics(alarm: Any) -> list[dict[str, Any]]:
+    """The alarm's metrics as the state-change event carries them ("Alarm events and EventBridge",
+    cloudwatch-and-eventbridge.html): the one metric, or each query of a metric-math or anomaly detection alarm."""
+    if not alarm.metric_data_queries:
+        queries = [
+            {
+                "id": str(uuid.uuid4()),
+                "metricStat": {
+                    "metric": {
+                        "namespace": alarm.namespace,
+                        "name": alarm.metric_name,
+                        "dimensions": {d.name: d.value for d in alarm.dimensions},
+                    },
+                    "period": alarm.period,
+                    "stat": alarm.statistic,
+                },
+                "returnData": True,
+            }
+        ]
+        return queries
+    out = []
+    for query in alarm.metric_data_queries:
+        item: dict[str, Any] = {"id": query.id, "returnData": query.return_data in (None, True, "true")}
+        if query.expression:
+            item["expression"] = query.expression
+            item["label"] = query.label or query.id
+        if query.metric_stat is not None:
+            metric = query.metric_stat.metric
+            item["metricStat"] = {
+                "metric": {
+                    "namespace": metric.namespace,
+                    "name": metric.metric_name,
+                    "dimensions": {d.name: d.value for d in metric.dimensions},
+                },
+                "period": int(query.metric_stat.period),
+                "stat": query.metric_stat.stat,
+            }
+        out.append(item)
+    return out
