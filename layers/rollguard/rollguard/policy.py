@@ -36,16 +36,17 @@ def _duration(longest: str) -> Callable[[Any, ValidationInfo], int]:
     limit = parse_duration(longest)
 
     def seconds(value: Any, info: ValidationInfo) -> int:
+        name = (info.field_name or "").rstrip("_")  # for_ is written "for"
         if isinstance(value, int) and not isinstance(value, bool):
             if info.context == FROM_FILE:
-                raise ValueError(f"{info.field_name} {value} has no unit: use 90s, 5m, 1h")
+                raise ValueError(f"{name} {value} has no unit: use 90s, 5m, 1h")
             if value <= 0:
                 raise ValueError("duration must be longer than zero")
             result, written = value, f"{value}s"
         else:
             result, written = parse_duration(value), str(value).strip()
         if result > limit:
-            raise ValueError(f"{info.field_name} {written} is longer than {longest}, the most it may be")
+            raise ValueError(f"{name} {written} is longer than {longest}, the most it may be")
         return result
 
     return seconds
