@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 from rollguard.durations import format_duration
 
-from rollguard_cli.alarm_eval import ALARM, AlarmDefinition, AlarmNotEvaluable, Datapoint, bucket, index, replay
+from rollguard_cli.alarm_eval import (
+    ALARM,
+    AlarmDefinition,
+    AlarmNotEvaluable,
+    Datapoint,
+    bucket,
+    index,
+    replay,
+    with_band,
+)
 from rollguard_cli.boundary import OperatorError
 
 if TYPE_CHECKING:
@@ -349,11 +358,28 @@ def _definitions(items: list[Any], where: str) -> dict[str, AlarmDefinition]:
     return out
 
 
+def defined_alarms(policies: list[Policy]) -> dict[str, AlarmDefinition]:
+    """The alarms the policies define (trigger.define), as ``rollguard triggers emit`` declares them: the same
+    PutMetricAlarm parameters, read the way a DescribeAlarms item is."""
+    from rollguard_cli.triggers import alarm_properties
+
+    return {
+        d.name: d
+        for d in (
+            AlarmDefinition.from_describe(alarm_properties(policy, k))
+            for policy in policies
+            for k in range(len(policy.trigger.define))
+        )
+    }
+
+
 def read_metrics_file(
-    path: Path, definitions: dict[str, AlarmDefinition] | None
+    path: Path, definitions: dict[str, AlarmDefinition] | None, defined: dict[str, AlarmDefinition] | None = None
 ) -> tuple[dict[str, AlarmHistory], datetime, datetime]:
     """Datapoints (``timestamp,alarm,value`` and optionally ``samples``, ``lower``, ``upper``) grouped into each
-    alarm's periods; a JSON file may carry the definitions too (``MetricAlarms``). Returns the histories and the
+    alarm's periods; a JSON file may carry the definitions too (``MetricAlarms``); ``defined``: the alarms the policies
+    define, whose rows carry the watched series' value (for a ratio, the computed percentage). A band alarm's rows
+    without lower/upper get the band modelled from the series (alarm_eval.with_band). Returns the histories and the
     window they cover."""
     known = dict(definitions or {})
     if path.suffix.lower() == ".json" and definitions is None:
@@ -363,6 +389,7 @@ def read_metrics_file(
             raise OperatorError(f"cannot read {path}: {exc}") from exc
         if isinstance(doc, dict) and isinstance(doc.get("MetricAlarms"), list):
             known = _definitions(doc["MetricAlarms"], str(path))
+    known |= defined or {}
     if not known:
         raise OperatorError(
             f"{path}: no alarm definitions: give --alarms FILE (aws cloudwatch describe-alarms output) or put "
@@ -384,10 +411,16 @@ def read_metrics_file(
         )
     if not raw:
         raise OperatorError(f"{path}: no datapoints")
-    histories = {name: AlarmHistory(known[name], bucket(known[name], rows)) for name, rows in raw.items()}
+    histories = {name: _history(known[name], bucket(known[name], rows)) for name, rows in raw.items()}
     start = min(p for h in histories.values() for p in h.points)
     end = max(p + timedelta(seconds=h.definition.period) for h in histories.values() for p in h.points)
     return histories, start, end
+
+
+def _history(definition: AlarmDefinition, points: dict[datetime, Datapoint]) -> AlarmHistory:
+    if definition.is_band and not any(p.upper is not None for p in points.values()):
+        points = with_band(points, definition.period, definition.band_width)
+    return AlarmHistory(definition, points)
 
 
 def read_changes_file(path: Path) -> list[ChangeRow]:
@@ -465,7 +498,11 @@ def read_metric_history(
         "MetricName": alarm.metric_name,
         "Dimensions": [{"Name": k, "Value": v} for k, v in alarm.dimensions],
     }
-    queries = [{"Id": "v", "MetricStat": {"Metric": metric, "Period": alarm.period, "Stat": alarm.statistic}}]
+    queries: list[dict[str, Any]] = [
+        {"Id": "v", "MetricStat": {"Metric": metric, "Period": alarm.period, "Stat": alarm.statistic}}
+    ]
+    if alarm.metrics:  # metric math: the alarm's own queries, CloudWatch computing them; the band left out
+        queries = [_query(q, q == alarm.watched) for q in alarm.metrics if q.id != alarm.threshold_metric_id]
     if alarm.low_sample_floor is not None:
         queries.append({"Id": "n", "MetricStat": {"Metric": metric, "Period": alarm.period, "Stat": "SampleCount"}})
     span = timedelta(seconds=alarm.period * (MAX_DATAPOINTS_PER_REQUEST // len(queries)))
@@ -478,12 +515,29 @@ def read_metric_history(
             MetricDataQueries=queries, StartTime=cursor, EndTime=upto, ScanBy="TimestampAscending"
         ):
             for result in page["MetricDataResults"]:
+                key = "n" if result["Id"] == "n" else "v"  # the watched query, whatever its Id
                 for at, value in zip(result["Timestamps"], result["Values"], strict=True):
-                    values[result["Id"]][at.astimezone(UTC)] = float(value)
+                    values[key][at.astimezone(UTC)] = float(value)
         cursor = upto
     return {
         at: Datapoint(at, value, int(values["n"].get(at, 1)) if len(queries) > 1 else 1)
         for at, value in values["v"].items()
+    }
+
+
+def _query(query: Any, returned: bool) -> dict[str, Any]:
+    """An alarm's MetricQuery as a GetMetricData query."""
+    if query.expression is not None:
+        return {"Id": query.id, "Expression": query.expression, "ReturnData": returned}
+    metric = {
+        "Namespace": query.namespace,
+        "MetricName": query.metric_name,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in query.dimensions],
+    }
+    return {
+        "Id": query.id,
+        "MetricStat": {"Metric": metric, "Period": query.period, "Stat": query.stat},
+        "ReturnData": returned,
     }
 
 
@@ -505,11 +559,8 @@ def read_stack(
     items = find_alarms(cloudwatch, sorted({p for policy in policies for p in policy.alarm_patterns}))
     histories = {}
     for name, definition in _definitions(items, "DescribeAlarms").items():
-        if definition.is_band:
-            raise OperatorError(
-                f"alarm {name} compares with an anomaly detection band: read from a stack, backtest does not "
-                "evaluate the band yet; export the metric and its band (--metrics FILE with lower/upper)"
-            )
+        if definition.is_band and not definition.metrics:
+            raise OperatorError(f"alarm {name}: a band comparison without its ANOMALY_DETECTION_BAND query in Metrics")
         kept = retention_for(definition.period)
         if timedelta(days=days) > kept:
             raise OperatorError(
@@ -517,7 +568,8 @@ def read_stack(
                 f"{format_duration(kept.total_seconds())}; give --days {max(1, kept.days)} or less"
             )
         aligned = _floor(start, definition.period)
-        histories[name] = AlarmHistory(definition, read_metric_history(cloudwatch, definition, aligned, end))
+        # A band alarm's band is modelled from the history read (alarm_eval.with_band): CloudWatch's model is not public
+        histories[name] = _history(definition, read_metric_history(cloudwatch, definition, aligned, end))
     changes: dict[tuple[str, str], ChangeRow] = {}
     codedeploy = CodeDeploy(session.client("codedeploy"))
     for policy in policies:
@@ -831,7 +883,7 @@ def command(args: Any) -> int:
     changes = read_changes_file(Path(args.changes)) if args.changes else []
     if args.metrics is not None:
         definitions = read_alarm_definitions(Path(args.alarms)) if args.alarms else None
-        histories, start, end = read_metrics_file(Path(args.metrics), definitions)
+        histories, start, end = read_metrics_file(Path(args.metrics), definitions, defined_alarms(policies))
         source = f"metrics from {args.metrics}"
     else:
         import boto3
