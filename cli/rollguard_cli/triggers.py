@@ -164,7 +164,7 @@ def template_fragment(alarms: list[tuple[Policy, dict[str, Any]]]) -> dict[str, 
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("triggers", help="the alarms a policy file defines (trigger.define)")
-    sub = parser.add_subparsers(dest="triggers_command", required=True)
+    sub = parser.add_subparsers(dest="triggers_command", required=True, metavar="COMMAND", help="emit")
     emit = sub.add_parser(
         "emit", help="print the defined alarms as AWS::CloudWatch::Alarm resources for the service's own template"
     )
