@@ -433,7 +433,7 @@ class AlarmDefinition:
                     "TreatMissingData": alarm.treat_missing_data,
                     "EvaluateLowSampleCountPercentile": getattr(alarm, "evaluate_low_sample_count_percentile", None),
                     "ThresholdMetricId": alarm.threshold_metric_id,
-                    "Metrics": [_moto_query(q) for q in alarm.metric_data_queries],
+                    "Metrics": [moto_query(q) for q in alarm.metric_data_queries],
                 }
             )
         return cls(
@@ -453,7 +453,7 @@ class AlarmDefinition:
         )
 
 
-def _moto_query(query: Any) -> dict[str, Any]:
+def moto_query(query: Any) -> dict[str, Any]:
     """moto's MetricDataQuery as the API's dictionary."""
     out: dict[str, Any] = {"Id": query.id, "ReturnData": query.return_data in (None, True, "true")}
     if query.expression:

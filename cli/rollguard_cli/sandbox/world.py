@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollguard_cli.alarm_eval import AlarmDefinition, MetricQuery, evaluate, observe
+from rollguard_cli.alarm_eval import AlarmDefinition, MetricQuery, evaluate, moto_query, observe
 from rollguard_cli.sandbox.clock import VirtualClock
 
 PERIOD = 60
@@ -383,9 +383,10 @@ def _state_change_event(alarm: Any, previous: dict[str, Any], state: dict[str, A
 
 def _event_metrics(alarm: Any) -> list[dict[str, Any]]:
     """The alarm's metrics as the state-change event carries them ("Alarm events and EventBridge",
-    cloudwatch-and-eventbridge.html): the one metric, or each query of a metric-math or anomaly detection alarm."""
+    cloudwatch-and-eventbridge.html): the one metric, or each query of a metric-math or anomaly detection alarm (read
+    from moto as the API writes them, alarm_eval.moto_query, then in the event's camelCase)."""
     if not alarm.metric_data_queries:
-        queries = [
+        return [
             {
                 "id": str(uuid.uuid4()),
                 "metricStat": {
@@ -400,23 +401,19 @@ def _event_metrics(alarm: Any) -> list[dict[str, Any]]:
                 "returnData": True,
             }
         ]
-        return queries
     out = []
-    for query in alarm.metric_data_queries:
-        item: dict[str, Any] = {"id": query.id, "returnData": query.return_data in (None, True, "true")}
-        if query.expression:
-            item["expression"] = query.expression
-            item["label"] = query.label or query.id
-        if query.metric_stat is not None:
-            metric = query.metric_stat.metric
+    for query, api in ((q, moto_query(q)) for q in alarm.metric_data_queries):
+        item: dict[str, Any] = {"id": api["Id"], "returnData": api["ReturnData"]}
+        if "Expression" in api:
+            item |= {"expression": api["Expression"], "label": query.label or query.id}
+        if "MetricStat" in api:
+            stat = api["MetricStat"]
+            metric = stat["Metric"]
+            dimensions = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
             item["metricStat"] = {
-                "metric": {
-                    "namespace": metric.namespace,
-                    "name": metric.metric_name,
-                    "dimensions": {d.name: d.value for d in metric.dimensions},
-                },
-                "period": int(query.metric_stat.period),
-                "stat": query.metric_stat.stat,
+                "metric": {"namespace": metric["Namespace"], "name": metric["MetricName"], "dimensions": dimensions},
+                "period": stat["Period"],
+                "stat": stat["Stat"],
             }
         out.append(item)
     return out
