@@ -85,6 +85,7 @@ test: $(BIN)/.installed $(TOOLS)/bin/.installed $(CHECKOV)/bin/.installed-$(CHEC
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/policy_check.py
+	$(BIN)/python bench/backtest.py
 
 build: $(TOOLS)/bin/.installed $(BIN)/.installed
 	PATH=$(CURDIR)/$(BIN):$$PATH $(TOOLS)/bin/sam build

@@ -72,6 +72,7 @@ EXPECTED_OUTCOMES = {
     "ecs-bad-deploy": "resolved",
     "ecs-not-the-deploy": "escalated",
     "ecs-rolling-bad-deploy": "resolved",
+    "baseline-deploy": "resolved",
 }
 DRILLS = tuple(EXPECTED_OUTCOMES)
 

@@ -23,6 +23,7 @@ COLORS = {
     "recovery": "#1a7f37",
     "end": "#57606a",
     "impact": "#fbe3e4",
+    "band": "#dbe9fb",
     "grid": "#e4e8ec",
     "text": "#24292f",
 }
@@ -71,7 +72,7 @@ def value_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     return ticks
 
 
-_TIME_STEPS = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400]
+_TIME_STEPS = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800]
 
 
 def time_ticks(start: datetime, end: datetime, target: int = 8) -> list[datetime]:
@@ -131,6 +132,8 @@ def render_svg(
     threshold_label: str,
     markers: list[Marker],
     impact: tuple[datetime, datetime | None] | None = None,
+    impacts: list[tuple[datetime, datetime]] | None = None,
+    band: list[tuple[datetime, float, float]] | None = None,
     period: int = 60,
     start: datetime | None = None,
     end: datetime | None = None,
@@ -138,12 +141,15 @@ def render_svg(
     y_axis: str = "",
     width: int = 960,
     height: int = 400,
+    svg_id: str = "metric-chart",
 ) -> str:
     """The chart as one ``<svg>`` element. Times are x, values y; a gap in the data is a gap in the line.
 
     ``width`` × ``height`` is the drawing's coordinate system (its viewBox), not its size on the page: the element is
     as wide as its container and never wider than ``width`` px, so it shrinks to fit a narrow window and keeps its
     proportions. ``y_axis`` names what the values measure (the statistic, metric and unit), drawn along the Y axis.
+    ``impacts`` shades more windows like ``impact`` (a backtest's labelled incidents); ``band`` is an anomaly detection
+    band, (time, lower, upper) per period, drawn under the series. Over more than a day the time axis shows dates.
     """
     times = [t for t, _ in points] + [m.at for m in markers]
     t0 = start or (min(times) if times else datetime.now(UTC))
@@ -151,7 +157,9 @@ def render_svg(
     t0, t1 = min([t0, *times]), max([t1, *times])
     if t1 <= t0:
         t1 = t0 + timedelta(seconds=period)
+    shaded = ([impact] if impact is not None else []) + list(impacts or [])
     values = [v for _, v in points] + ([threshold] if threshold is not None else [])
+    values += [bound for _, lo, hi in band or [] for bound in (lo, hi)]
     lo = min([0.0, *values])
     hi = max([*values, 1.0]) * 1.1
     ticks = value_ticks(lo, hi)
@@ -166,19 +174,23 @@ def render_svg(
     y = LinearScale(ticks[0], ticks[-1], plot_bottom, top)
 
     parts: list[str] = [
-        f'<svg id="metric-chart" xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {width} {height}" '
+        f'<svg id="{escape(svg_id)}" xmlns="http://www.w3.org/2000/svg" width="100%" viewBox="0 0 {width} {height}" '
         f'preserveAspectRatio="xMinYMin meet" style="display: block; max-width: {width}px; height: auto" '
         f'role="img" font-family="Helvetica, Arial, sans-serif" font-size="11" '
         f'aria-label="{escape(y_axis or y_label)} with threshold and incident markers">',
         f"<title>{escape(y_axis or y_label)}</title>",
         f'<rect class="background" x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
     ]
-    if impact is not None:
-        x0, x1 = x(impact[0].timestamp()), x((impact[1] or t1).timestamp())
+    for begin, finish in shaded:
+        x0, x1 = x(begin.timestamp()), x((finish or t1).timestamp())
         parts.append(
             f'<rect class="impact" x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 1):.1f}" '
             f'height="{plot_bottom - top}" fill="{COLORS["impact"]}"/>'
         )
+    if band:
+        upper = [f"{x(t.timestamp()):.1f},{y(hi):.1f}" for t, _, hi in band]
+        lower = [f"{x(t.timestamp()):.1f},{y(lo):.1f}" for t, lo, _ in reversed(band)]
+        parts.append(f'<polygon class="band" points="{" ".join(upper + lower)}" fill="{COLORS["band"]}"/>')
     for tick in ticks:
         ty = y(tick)
         parts.append(
@@ -186,12 +198,13 @@ def render_svg(
             f'stroke="{COLORS["grid"]}" shape-rendering="crispEdges"/>'
             f'<text x="{left - 6}" y="{ty + 4:.1f}" text-anchor="end" fill="{COLORS["text"]}">{_fmt(tick)}</text>'
         )
+    clock_format = "%H:%M" if (t1 - t0) <= timedelta(days=1) else "%b %d"
     for tick_time in time_ticks(t0, t1):
         tx = x(tick_time.timestamp())
         parts.append(
             f'<line class="tick" x1="{tx:.1f}" x2="{tx:.1f}" y1="{plot_bottom}" y2="{plot_bottom + 5}" '
             f'stroke="{COLORS["text"]}"/><text x="{tx:.1f}" y="{plot_bottom + 18}" text-anchor="middle" '
-            f'fill="{COLORS["text"]}">{tick_time:%H:%M}</text>'
+            f'fill="{COLORS["text"]}">{tick_time.strftime(clock_format)}</text>'
         )
     parts.append(
         f'<line class="axis" x1="{left}" x2="{plot_right}" y1="{plot_bottom}" y2="{plot_bottom}" '
@@ -237,7 +250,7 @@ def render_svg(
             f"{escape(p.marker.label)}</text></g>"
         )
     kinds: set[str] = {m.kind for m in markers}
-    parts.append(_legend(left, height - 12, threshold is not None, impact is not None, kinds))
+    parts.append(_legend(left, height - 12, threshold is not None, bool(shaded), kinds, bool(band)))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -264,8 +277,10 @@ def _segments(points: list[tuple[datetime, float]], period: int) -> list[list[tu
     return segments
 
 
-def _legend(x0: int, y0: int, threshold: bool, impact: bool, kinds: set[str]) -> str:
+def _legend(x0: int, y0: int, threshold: bool, impact: bool, kinds: set[str], band: bool = False) -> str:
     items = [("series", "metric")]
+    if band:
+        items.append(("band", "anomaly band"))
     if threshold:
         items.append(("threshold", "threshold"))
     if impact:

@@ -34,7 +34,7 @@ from rollguard_cli.sandbox.ecs import EcsServiceSpec
 from rollguard_cli.sandbox.iam import summary as iam_summary
 from rollguard_cli.sandbox.load_balancer import LoadBalancerSpec, TargetGroupSpec
 from rollguard_cli.sandbox.runner import REPO, TABLES, Sandbox
-from rollguard_cli.sandbox.world import ServiceSpec
+from rollguard_cli.sandbox.world import ServiceSpec, SliceMetricSpec
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,10 @@ class Scenario:
     expected_task_definition: str | None = None
     # The alarm the scenario's policy claims (PutMetricAlarm arguments): CHECKOUT_ALARM unless said otherwise.
     alarm: dict[str, Any] | None = None
+    # Instead: the alarms the policy defines (trigger.define), created as `rollguard triggers emit` declares them.
+    alarm_from_policy: bool = False
+    # The simulated service, when it is not the default checkout one (e.g. publishing per-revision metrics).
+    service: ServiceSpec | None = None
 
 
 class Live:
@@ -106,10 +110,19 @@ CHECKOUT_ALARM: dict[str, Any] = {
 class Stage:
     """What a scenario may do to the world before the alarm fires."""
 
-    def __init__(self, sandbox: Sandbox, group: dict[str, Any] | None = None, alarm: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        group: dict[str, Any] | None = None,
+        alarm: dict[str, Any] | None = None,
+        alarm_from_policy: bool = False,
+    ):
         """``group``: more of the deployment group's settings (alarmConfiguration, autoRollbackConfiguration);
-        ``alarm``: the alarm to create (CHECKOUT_ALARM by default). The service's names (CodeDeploy application and
-        group, function and alias, AppConfig application and environment) are the sandbox's ``ServiceSpec``."""
+        ``alarm``: the alarm to create (CHECKOUT_ALARM by default), or with ``alarm_from_policy`` the alarms the
+        sandbox's policy file defines, each created with the properties ``rollguard triggers emit`` gives its
+        AWS::CloudWatch::Alarm (CloudFormation creates the resource with PutMetricAlarm and those parameters). The
+        service's names (CodeDeploy application and group, function and alias, AppConfig application and
+        environment) are the sandbox's ``ServiceSpec``."""
         self.sb = sandbox
         svc = self.svc = sandbox.service
         self.rates: list[tuple[datetime, Callable[[str, Live], float | None]]] = []
@@ -124,7 +137,16 @@ class Stage:
             deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
             **(group or {}),
         )
-        sandbox.client("cloudwatch").put_metric_alarm(**(alarm or CHECKOUT_ALARM))
+        cloudwatch = sandbox.client("cloudwatch")
+        if alarm_from_policy:
+            from rollguard.policy import load_policy_file
+
+            from rollguard_cli.triggers import defined_alarms
+
+            for _, properties in defined_alarms(load_policy_file(sandbox.policy_file)):
+                cloudwatch.put_metric_alarm(**properties)
+        else:
+            cloudwatch.put_metric_alarm(**(alarm or CHECKOUT_ALARM))
         # The service's function whose alias CodeDeploy shifts (SAM's AutoPublishAlias: live).
         self.lam = sandbox.client("lambda")
         self.lam.create_function(
@@ -850,6 +872,41 @@ SCENARIOS.update(
 )
 
 
+def _baseline_deploy(stage: Stage) -> None:
+    """Revision 6 serves long enough for the anomaly band to have trained (alarm_eval: an hour's lag, 30 datapoints),
+    then revision 7 fails 20% of requests."""
+    stage.deploy("6")
+    stage.sb.advance(100 * 60)
+    stage.behave(lambda v, live: 0.20 if v == "7" else None)
+    stage.deploy("7")
+
+
+# The checkout service publishing its own per-revision metrics (Checkout Errors and Requests by Service and Version,
+# and by Service alone), which the baseline policy's trigger and slice read.
+CHECKOUT_OWN_METRICS = ServiceSpec(
+    slice_metrics=SliceMetricSpec(
+        namespace="Checkout",
+        errors_metric="Errors",
+        requests_metric="Requests",
+        dimensions=(("Service", "checkout"),),
+        version_dimension="Version",
+    )
+)
+
+SCENARIOS["baseline-deploy"] = Scenario(
+    "baseline-deploy",
+    "The policy defines its trigger: the error rate (metric math) above its anomaly detection band. Revision 7 fails "
+    "20% of requests, far above the band trained on revision 6's 1%; the canary back to 6 is healthy, the full "
+    "rollback brings the rate back into the band, and the alarm recovers.",
+    "resolved",
+    _baseline_deploy,
+    "sandbox-baseline.yaml",
+    expected_alias={"6": 1.0},
+    alarm_from_policy=True,
+    service=CHECKOUT_OWN_METRICS,
+)
+
+
 def _seconds_between(start: datetime, end_iso: str) -> float:
     return round((parse_aws_time(end_iso) - start).total_seconds(), 1)
 
@@ -870,7 +927,7 @@ def scenario_sandbox(
     scenario: Scenario, service: ServiceSpec | None = None, policy_file: Path | None = None
 ) -> tuple[Sandbox, list[Stage]]:
     """The sandbox a scenario runs in, its service's behaviour read from the scenario's Stage: once the sandbox is
-    entered, append ``Stage(sb, scenario.group, scenario.alarm)`` to the list (the error models read it)."""
+    entered, append ``stage_for(scenario, sb)`` to the list (the error models read it)."""
     stages: list[Stage] = []
     load_balancer = None
     if scenario.load_balancer is not None:
@@ -882,12 +939,16 @@ def scenario_sandbox(
         ecs = replace(scenario.ecs, error_rate=lambda label, at: stages[0].error_rate(label, at, {}))
     sandbox = Sandbox(
         error_model=lambda label, at, config: stages[0].error_rate(label, at, config),
-        service=service,
+        service=service or scenario.service,
         policy_file=policy_file or REPO / "policies" / scenario.policy,
         load_balancer=load_balancer,
         ecs=ecs,
     )
     return sandbox, stages
+
+
+def stage_for(scenario: Scenario, sb: Sandbox) -> Stage:
+    return Stage(sb, scenario.group, scenario.alarm, scenario.alarm_from_policy)
 
 
 def run_scenario(
@@ -904,7 +965,7 @@ def run_scenario(
     wall = time.perf_counter()
     sandbox, stages = scenario_sandbox(scenario, service, policy_file)
     with sandbox as sb:
-        stages.append(Stage(sb, scenario.group, scenario.alarm))
+        stages.append(stage_for(scenario, sb))
         scenario.setup(stages[0])
         if prepare is not None:
             prepare(sb)

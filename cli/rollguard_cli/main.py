@@ -1,4 +1,5 @@
-"""``rollguard``: the operator CLI (policy check, drills, flag hygiene, incident review, operator commands).
+"""``rollguard``: the operator CLI (policy check, drills, flag hygiene, incident review, operator commands, backtest,
+triggers).
 
 Every subcommand registers the same way: its parser sets ``func``, which takes the parsed arguments and returns the
 exit code. ``main`` only parses and calls it through ``boundary.run``, which turns what stops a command (no region,
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rollguard.policy import LadderStep
 
-from rollguard_cli import boundary, flags_cli, operator_commands, review_commands, serve
+from rollguard_cli import backtest, boundary, flags_cli, operator_commands, review_commands, serve, triggers
 
 
 def policy_check(paths: list[str]) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def policy_check(paths: list[str]) -> dict[str, Any]:
             {
                 "file": str(file),
                 "name": policy.name,
-                "alarms": list(policy.trigger.alarms),
+                "alarms": policy.alarm_patterns,
                 "target": policy.target.key,
                 "ladder": [_step(s) for s in policy.ladder],
             }
@@ -240,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     review_commands.add_commands(commands)
     operator_commands.add_parsers(commands)
     serve.add_parser(commands)
+    backtest.add_parser(commands)
+    triggers.add_parser(commands)
     return parser
 
 

@@ -106,7 +106,7 @@ _GLOB = re.compile(r"[*?[]")
 
 def alarm_name(doc: PolicyFile, policy: Policy, notes: list[str]) -> str:
     """The policy's first literal alarm name, or a name its first glob matches (said in ``notes``)."""
-    literal = next((a for a in policy.trigger.alarms if not _GLOB.search(a)), None)
+    literal = next((a for a in policy.alarm_patterns if not _GLOB.search(a)), None)
     name = literal or _name_for(policy.trigger.alarms[0])
     if literal is None:
         notes.append(f"synthesised: alarm name {name!r}, which the policy's glob {policy.trigger.alarms[0]!r} matches")

@@ -115,8 +115,8 @@ def read_alarm_metric(cloudwatch: Any, alarm_name: str, start: datetime, end: da
             "dimensions": {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])},
         }
     else:
-        queries = [dict(q) for q in alarm.metrics]
-        returned = next((q for q in queries if q.get("ReturnData", True)), {})
+        queries = alarm.watched_queries()  # the series compared, without an anomaly band's query
+        returned: dict[str, Any] = next((q for q in queries if q["ReturnData"]), {})
         label = str(returned.get("Label") or returned.get("Expression") or "metric math")
         statistic = "expression"
         identity = {}

@@ -33,7 +33,7 @@ from botocore import xform_name
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from rollguard_cli.boundary import OperatorError
-from rollguard_cli.drills import Scenario, Stage, StreamedTimeline, scenario_sandbox, stream_timeline
+from rollguard_cli.drills import Scenario, Stage, StreamedTimeline, scenario_sandbox, stage_for, stream_timeline
 from rollguard_cli.sandbox.endpoint import Endpoint
 from rollguard_cli.sandbox.runner import ACCOUNT, REGION, TABLES, Sandbox, load_template
 from rollguard_cli.sandbox.world import ServiceSpec
@@ -193,7 +193,7 @@ def serve(
     try:
         sandbox, stages = scenario_sandbox(scenario, service, policy_file)
         with sandbox as sb:
-            stages.append(Stage(sb, scenario.group, scenario.alarm))
+            stages.append(stage_for(scenario, sb))
             served = Served(scenario, sb, stages[0], stack, speed)
             deploy_stack(sb, stack)
             printer = Printer(sb)

@@ -60,6 +60,14 @@ def test_every_drill_folder_holds_the_metric_and_both_reports(drill_runs: dict[s
         assert (metric["namespace"], metric["metric_name"]) == ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count")
         load_balancer = "payments-alb" if alarm.startswith("payments-") else "checkout-alb"
         assert metric["dimensions"]["LoadBalancer"].startswith(f"app/{load_balancer}/") and metric["period"] == 60
+    elif alarm.startswith("rollguard-"):  # a trigger the policy defines: its metric-math series, read by its queries
+        assert (metric["alarm"], metric["threshold"], metric["comparison"]) == (
+            "rollguard-checkout-baseline-baseline",
+            None,
+            "GreaterThanUpperThreshold",
+        )
+        assert (metric["label"], metric["statistic"], metric["period"]) == ("error rate (%)", "expression", 60)
+        threshold = 5.0  # 1% before, 20% in the breach
     else:
         assert (metric["alarm"], metric["threshold"], metric["comparison"]) == (
             "checkout-5xx-rate",

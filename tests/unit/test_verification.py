@@ -4,7 +4,6 @@ from typing import Any
 
 import pytest
 from rollguard.adapters.cloudwatch import AlarmInfo
-from rollguard.errors import VerificationFailed
 from rollguard.verdicts import SliceStats, judge_aggregate, judge_slice
 
 MIN_REQUESTS = 50
@@ -146,7 +145,13 @@ def test_each_comparison_operator_decides_what_breaches(comparison: str, value: 
     assert judge_aggregate(info, [value])[0] == verdict
 
 
-def test_an_alarm_without_a_static_threshold_cannot_be_judged_on_values() -> None:
-    band = alarm(comparison="LessThanLowerOrGreaterThanUpperThreshold", threshold=None)
-    with pytest.raises(VerificationFailed, match="checkout-5xx-rate has no static threshold"):
-        judge_aggregate(band, [1.0, 2.0])
+@pytest.mark.parametrize(
+    ("state", "values", "verdict"),
+    [("OK", [1.0, 2.0], "recovered"), ("ALARM", [1.0, 2.0], "not_recovered"), ("OK", [1.0], "inconclusive")],
+)
+def test_an_anomaly_band_alarm_is_judged_by_its_state_once_its_datapoints_are_in(
+    state: str, values: list[float], verdict: str
+) -> None:
+    # The band is CloudWatch's model: its state is the verdict, never from missing data.
+    band = alarm(state=state, comparison="GreaterThanUpperThreshold", threshold=None)
+    assert judge_aggregate(band, values)[0] == verdict

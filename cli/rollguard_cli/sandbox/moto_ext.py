@@ -22,6 +22,10 @@ request and response shapes — botocore serialises and parses them — so handl
   read the one metric whose dimensions are exactly the query's ("Amazon CloudWatch concepts", Dimensions: each unique
   combination of dimensions is a separate metric); moto matches a subset of them (and GetMetricData with
   dimensions ignores the namespace), which would sum an ALB's per-zone series into its per-load-balancer one.
+  GetMetricData computes metric math expressions (moto returns an expression only when it is a bare query id): the
+  arithmetic subset the alarm evaluator reads (alarm_eval.py), over the other queries' values per timestamp, and
+  returns only the queries with ReturnData ("GetMetricData", CloudWatch API Reference). An alarm on metric math or on
+  an anomaly detection band is evaluated by the World through the same evaluator (sandbox/world.py).
 
 AppConfig's deployment side, which moto lacks entirely, is the other half of this boundary: sandbox/appconfig.py
 answers those operations from a botocore before-call hook (installed by runner.py), in AppConfig's shapes; so does
@@ -44,6 +48,7 @@ from unittest import mock
 
 from moto.awslambda.models import LambdaBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.cloudwatch.exceptions import ValidationError as CloudWatchValidationError
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.codedeploy import responses as cd_responses
@@ -56,6 +61,7 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec import execute_state
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
+from rollguard_cli.alarm_eval import AlarmNotEvaluable, compute, parse_expression, references
 from rollguard_cli.sandbox.clock import VirtualClock
 from rollguard_cli.sandbox.codedeploy import ACTIVE, CodeDeployError, LambdaDeployments
 from rollguard_cli.sandbox.world import World
@@ -349,8 +355,43 @@ class MotoExtensions:
                         },
                     }
                 rewritten.append(query)
+            stats = [{**q, "ReturnData": True} for q in rewritten if "MetricStat" in q]
             with exact_dimensions():
-                return original_metric_data(backend, rewritten, *args, **kwargs)
+                results = original_metric_data(backend, stats, *args, **kwargs) if stats else []
+            return metric_math(rewritten, results, kwargs.get("scan_by", args[2] if len(args) > 2 else None))
+
+        def metric_math(queries: list[dict[str, Any]], results: list[dict[str, Any]], scan_by: Any) -> Any:
+            """GetMetricData's expressions, which moto does not compute: the arithmetic subset of metric math
+            (alarm_eval.parse_expression) over the other queries' values at each timestamp, in the order given; the
+            results of the queries with ReturnData (default true), as GetMetricData returns them."""
+            by_id = {r["id"]: dict(zip(r["timestamps"], r["values"], strict=True)) for r in results}
+            labels = {r["id"]: r["label"] for r in results}
+            for query in queries:
+                if "Expression" not in query:
+                    continue
+                try:
+                    tree = parse_expression(query["Expression"])
+                except AlarmNotEvaluable as exc:
+                    raise CloudWatchValidationError(f"The sandbox does not evaluate this expression: {exc}") from None
+                moments = sorted({t for i in references(tree) for t in by_id.get(i, {})})
+                computed = {t: compute(tree, {i: by_id.get(i, {}).get(t) for i in references(tree)}) for t in moments}
+                by_id[query["Id"]] = {t: v for t, v in computed.items() if v is not None}
+                labels[query["Id"]] = query.get("Label") or query["Id"]
+            out = []
+            for query in queries:
+                if not query.get("ReturnData", True):
+                    continue
+                series = sorted(by_id.get(query["Id"], {}).items(), reverse=scan_by == "TimestampDescending")
+                out.append(
+                    {
+                        "id": query["Id"],
+                        "label": labels.get(query["Id"], query["Id"]),
+                        "values": [v for _, v in series],
+                        "timestamps": [t for t, _ in series],
+                        "status_code": "Complete",
+                    }
+                )
+            return out
 
         def get_metric_statistics(
             backend: Any,

@@ -1,6 +1,6 @@
 """The simulated world: a service whose error rate depends on which version its Lambda alias routes how much
 traffic to, timers on the virtual clock (CodeDeploy's traffic shifts run on them), and CloudWatch's alarm
-evaluation (M of N datapoints, missing data).
+evaluation (M of N datapoints, missing data) through the one evaluator backtest uses too (alarm_eval.py).
 
 Nothing here knows about Rollguard's handlers: the world reads the alias (the truth of who serves traffic, as
 on Lambda) and publishes metrics and alarm events the way AWS would.
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rollguard_cli.alarm_eval import AlarmDefinition, MetricQuery, evaluate, moto_query, observe
 from rollguard_cli.sandbox.clock import VirtualClock
 
 PERIOD = 60
@@ -290,19 +291,19 @@ class World:
 
     def _evaluate_alarms(self, at: datetime) -> None:
         for alarm in list(self.cloudwatch_backend.alarms.values()):
-            if not alarm.metric_name:
-                continue
-            dims = frozenset((d.name, d.value) for d in alarm.dimensions)
-            raw = self.datapoints.get((alarm.namespace, alarm.metric_name, dims), [])
-            values = aggregate(raw, at, alarm.period, alarm.evaluation_periods, alarm.statistic)
-            state, breaching, window = evaluate(alarm, values, at)
+            if not alarm.metric_name and not alarm.metric_data_queries:
+                continue  # a composite alarm: CloudWatch judges its rule, which the sandbox does not model
+            definition = AlarmDefinition.from_moto(alarm)
+            window = observe(definition, self.samples, at)
+            state, breaching, values = evaluate(definition, window, alarm.state_value)
             previous = alarm.state_value
             if state == previous:
                 continue
+            side, against = ("outside", "the band") if definition.is_band else ("greater than", "the threshold")
             reason = (
                 f"Threshold Crossed: {breaching} out of the last {alarm.evaluation_periods} datapoints "
-                f"were {'greater than' if state == 'ALARM' else 'not greater than'} the threshold "
-                f"({alarm.threshold})"
+                f"were {side if state == 'ALARM' else 'not ' + side} {against}"
+                + ("" if definition.is_band else f" ({alarm.threshold})")
             )
             reason_data = json.dumps(
                 {
@@ -311,7 +312,7 @@ class World:
                     "statistic": alarm.statistic,
                     "period": alarm.period,
                     "threshold": alarm.threshold,
-                    "recentDatapoints": [v for v in window if v is not None],
+                    "recentDatapoints": [v for v in values if v is not None],
                 }
             )
             old = {
@@ -330,6 +331,10 @@ class World:
                     at,
                 )
             )
+
+    def samples(self, query: MetricQuery) -> list[tuple[datetime, float]]:
+        """The raw datapoints of the one metric a query names (its namespace, name and exact dimensions)."""
+        return self.datapoints.get((query.namespace, query.metric_name, frozenset(query.dimensions)), [])
 
     def enqueue(self, event: dict[str, Any]) -> None:
         """An event for EventBridge; queued because it may arise inside an AWS request being answered."""
@@ -354,65 +359,6 @@ class World:
                 call()
 
 
-_STATISTICS: dict[str, Callable[[list[float]], float]] = {
-    "Sum": sum,
-    "Average": lambda v: sum(v) / len(v),
-    "Minimum": min,
-    "Maximum": max,
-    "SampleCount": lambda v: float(len(v)),
-}
-
-
-def aggregate(
-    values: list[tuple[datetime, float]], at: datetime, period: int, periods: int, statistic: str | None
-) -> list[tuple[datetime, float]]:
-    """The alarm's statistic over each of its last ``periods`` periods ending at ``at`` ("CloudWatch statistics
-    definitions"); a period with no datapoint stays missing. Extended statistics (percentiles) are not modelled and
-    read as Average."""
-    reduce = _STATISTICS.get(statistic or "Average", _STATISTICS["Average"])
-    length = timedelta(seconds=period)
-    found = []
-    for i in range(periods, 0, -1):
-        start = at - i * length
-        inside = [v for t, v in values if start <= t < start + length]
-        if inside:
-            found.append((start, reduce(inside)))
-    return found
-
-
-_COMPARE = {
-    "GreaterThanThreshold": lambda v, t: v > t,
-    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
-    "LessThanThreshold": lambda v, t: v < t,
-    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
-}
-
-
-def evaluate(alarm: Any, values: list[tuple[datetime, float]], at: datetime) -> tuple[str, int, list[float | None]]:
-    """CloudWatch's rule: ALARM when at least DatapointsToAlarm of the last EvaluationPeriods periods breach;
-    missing periods are treated per TreatMissingData (missing, ignore, breaching, notBreaching)."""
-    period = timedelta(seconds=alarm.period)
-    by_start = dict(values)
-    window: list[float | None] = []
-    for i in range(alarm.evaluation_periods, 0, -1):
-        window.append(by_start.get(at - i * period))
-    needed = alarm.datapoints_to_alarm or alarm.evaluation_periods
-    compare = _COMPARE[alarm.comparison_operator]
-    treat = alarm.treat_missing_data or "missing"
-    breaching = sum(1 for v in window if v is not None and compare(v, alarm.threshold))
-    present = sum(1 for v in window if v is not None)
-    missing = len(window) - present
-    if treat == "breaching":
-        breaching += missing
-    if breaching >= needed:
-        return "ALARM", breaching, window
-    if present == 0 and treat in {"missing", "ignore"}:
-        return ("INSUFFICIENT_DATA" if treat == "missing" else alarm.state_value), breaching, window
-    if treat == "ignore" and present < needed:
-        return alarm.state_value, breaching, window
-    return "OK", breaching, window
-
-
 def _state_change_event(alarm: Any, previous: dict[str, Any], state: dict[str, Any], at: datetime) -> dict[str, Any]:
     return {
         "version": "0",
@@ -429,21 +375,45 @@ def _state_change_event(alarm: Any, previous: dict[str, Any], state: dict[str, A
             "previousState": previous,
             "configuration": {
                 "description": alarm.description or "",
-                "metrics": [
-                    {
-                        "id": str(uuid.uuid4()),
-                        "metricStat": {
-                            "metric": {
-                                "namespace": alarm.namespace,
-                                "name": alarm.metric_name,
-                                "dimensions": {d.name: d.value for d in alarm.dimensions},
-                            },
-                            "period": alarm.period,
-                            "stat": alarm.statistic,
-                        },
-                        "returnData": True,
-                    }
-                ],
+                "metrics": _event_metrics(alarm),
             },
         },
     }
+
+
+def _event_metrics(alarm: Any) -> list[dict[str, Any]]:
+    """The alarm's metrics as the state-change event carries them ("Alarm events and EventBridge",
+    cloudwatch-and-eventbridge.html): the one metric, or each query of a metric-math or anomaly detection alarm (read
+    from moto as the API writes them, alarm_eval.moto_query, then in the event's camelCase)."""
+    if not alarm.metric_data_queries:
+        return [
+            {
+                "id": str(uuid.uuid4()),
+                "metricStat": {
+                    "metric": {
+                        "namespace": alarm.namespace,
+                        "name": alarm.metric_name,
+                        "dimensions": {d.name: d.value for d in alarm.dimensions},
+                    },
+                    "period": alarm.period,
+                    "stat": alarm.statistic,
+                },
+                "returnData": True,
+            }
+        ]
+    out = []
+    for query, api in ((q, moto_query(q)) for q in alarm.metric_data_queries):
+        item: dict[str, Any] = {"id": api["Id"], "returnData": api["ReturnData"]}
+        if "Expression" in api:
+            item |= {"expression": api["Expression"], "label": query.label or query.id}
+        if "MetricStat" in api:
+            stat = api["MetricStat"]
+            metric = stat["Metric"]
+            dimensions = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+            item["metricStat"] = {
+                "metric": {"namespace": metric["Namespace"], "name": metric["MetricName"], "dimensions": dimensions},
+                "period": stat["Period"],
+                "stat": stat["Stat"],
+            }
+        out.append(item)
+    return out

@@ -36,16 +36,17 @@ def _duration(longest: str) -> Callable[[Any, ValidationInfo], int]:
     limit = parse_duration(longest)
 
     def seconds(value: Any, info: ValidationInfo) -> int:
+        name = (info.field_name or "").rstrip("_")  # for_ is written "for"
         if isinstance(value, int) and not isinstance(value, bool):
             if info.context == FROM_FILE:
-                raise ValueError(f"{info.field_name} {value} has no unit: use 90s, 5m, 1h")
+                raise ValueError(f"{name} {value} has no unit: use 90s, 5m, 1h")
             if value <= 0:
                 raise ValueError("duration must be longer than zero")
             result, written = value, f"{value}s"
         else:
             result, written = parse_duration(value), str(value).strip()
         if result > limit:
-            raise ValueError(f"{info.field_name} {written} is longer than {longest}, the most it may be")
+            raise ValueError(f"{name} {written} is longer than {longest}, the most it may be")
         return result
 
     return seconds
@@ -108,11 +109,142 @@ class Defaults(_Strict):
         return value
 
 
+# A statistic as PutMetricAlarm takes it: Statistic, or ExtendedStatistic pNN / pNN.NN ("CloudWatch statistics
+# definitions"; the other extended statistics, trimmed means and the like, are not defined here).
+_STATISTIC = r"^(Sum|Average|Minimum|Maximum|SampleCount|p(\d{1,2}(\.\d{1,2})?))$"
+_PERCENTILE = r"^p(\d{1,2}(\.\d{1,2})?)$"
+
+
+class MetricRef(_Strict):
+    """One CloudWatch metric: namespace, name and its exact dimensions (PutMetricAlarm: up to 30 dimensions)."""
+
+    namespace: str = Field(min_length=1, max_length=255)
+    metric: str = Field(min_length=1, max_length=255)
+    dimensions: dict[
+        Annotated[str, Field(min_length=1, max_length=255)], Annotated[str, Field(min_length=1, max_length=1024)]
+    ] = Field(default_factory=dict, max_length=30)
+    stat: str = Field(default="Sum", pattern=_STATISTIC)
+
+
+class _DefinedTrigger(_Strict):
+    """What every trigger Rollguard defines shares: the alarm's name, its period and how long it must breach.
+
+    ``for`` is the evaluation range (EvaluationPeriods = for / period); ``datapoints`` the M of "M out of N"
+    (default: all of them); ``treat_missing_data`` as CloudWatch reads it ("Configuring how CloudWatch alarms treat
+    missing data")."""
+
+    # "for" is a Python keyword: the field is for_, written "for" in the file and in the execution input's JSON.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=255)  # default: rollguard-<policy>-<kind>
+    period: Duration = 60
+    for_: Duration = Field(default=300, alias="for")
+    datapoints: int | None = Field(default=None, ge=1)
+    treat_missing_data: Literal["missing", "notBreaching", "breaching", "ignore"] = "missing"
+    description: str = Field(default="", max_length=1024)
+
+    _durations = field_validator("period", "for_", mode="before")(_duration("1d"))
+
+    @field_validator("period")
+    @classmethod
+    def _alarm_period(cls, value: int) -> int:
+        # PutMetricAlarm, Period: 10, 20, 30, or any multiple of 60.
+        if value not in (10, 20, 30) and value % 60:
+            raise ValueError(f"period {value}s is not 10s, 20s, 30s or a multiple of 1m, as CloudWatch alarms take it")
+        return value
+
+    @model_validator(mode="after")
+    def _whole_periods(self) -> _DefinedTrigger:
+        if self.for_ % self.period:
+            raise ValueError(f"for {self.for_}s is not a whole number of periods ({self.period}s)")
+        if self.datapoints is not None and self.datapoints > self.evaluation_periods:
+            raise ValueError(
+                f"datapoints {self.datapoints} is more than the {self.evaluation_periods} periods in for {self.for_}s"
+            )
+        return self
+
+    @property
+    def evaluation_periods(self) -> int:
+        return self.for_ // self.period
+
+
+class ErrorRateTrigger(_DefinedTrigger):
+    """100 × errors / requests above ``above_percent``: a CloudWatch alarm on metric math."""
+
+    kind: Literal["error_rate"]
+    errors: MetricRef
+    requests: MetricRef
+    above_percent: float = Field(gt=0, le=100)
+
+
+class LatencyTrigger(_DefinedTrigger):
+    """A latency percentile (``metric.stat`` pNN) above a static threshold, in the metric's unit."""
+
+    kind: Literal["latency"]
+    metric: MetricRef
+    above: float = Field(gt=0)
+    # Percentile-based alarms and low data samples: "ignore" keeps the state when a period has too few samples.
+    low_samples: Literal["evaluate", "ignore"] = "evaluate"
+
+    @field_validator("metric")
+    @classmethod
+    def _a_percentile(cls, value: MetricRef) -> MetricRef:
+        if not re.fullmatch(_PERCENTILE, value.stat):
+            raise ValueError(f"stat {value.stat!r} is not a percentile (p50, p90, p99, p99.9 …)")
+        return value
+
+
+class BaselineTrigger(_DefinedTrigger):
+    """A metric — or the error rate of ``errors``/``requests`` — outside CloudWatch's anomaly detection band of it:
+    ``band_width`` standard deviations of the model CloudWatch trains on the metric's own history."""
+
+    kind: Literal["baseline"]
+    metric: MetricRef | None = None
+    errors: MetricRef | None = None
+    requests: MetricRef | None = None
+    band_width: float = Field(default=2.0, gt=0, le=100)
+    direction: Literal["above", "below", "outside"] = "above"
+
+    @model_validator(mode="after")
+    def _one_series(self) -> BaselineTrigger:
+        ratio = self.errors is not None or self.requests is not None
+        if (self.metric is None) == (not ratio) or (ratio and (self.errors is None or self.requests is None)):
+            raise ValueError("a baseline trigger watches either metric, or the error rate of errors and requests")
+        return self
+
+
+class UnhealthyTargetsTrigger(_DefinedTrigger):
+    """The share of a target group's targets that are unhealthy (ALB HealthyHostCount/UnHealthyHostCount), e.g. the
+    new targets of a rollout's target group."""
+
+    kind: Literal["unhealthy_targets"]
+    load_balancer: str = Field(pattern=r"^app/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}$")  # the LoadBalancer dimension
+    target_group: str = Field(pattern=r"^targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}$")  # the TargetGroup dimension
+    above_percent: float = Field(gt=0, le=100)
+
+
+TriggerDefinition = Annotated[
+    ErrorRateTrigger | LatencyTrigger | BaselineTrigger | UnhealthyTargetsTrigger, Field(discriminator="kind")
+]
+TRIGGER_KINDS = ("error_rate", "latency", "baseline", "unhealthy_targets")
+DEFINED_ALARM_PREFIX = "rollguard-"
+
+
 class Trigger(_Strict):
-    alarms: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(min_length=1)
+    """The alarms that open an incident: existing ones by name or glob (``alarms``), and those Rollguard defines
+    (``define``, emitted as CloudFormation by ``rollguard triggers emit``). At least one of the two."""
+
+    alarms: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(default_factory=list)
+    define: list[TriggerDefinition] = Field(default_factory=list, max_length=10)
     require_change_within: Duration = 1800
 
     _durations = field_validator("require_change_within", mode="before")(_duration("7d"))
+
+    @model_validator(mode="after")
+    def _something_fires(self) -> Trigger:
+        if not self.alarms and not self.define:
+            raise ValueError("a trigger needs alarms (existing alarms by name) or define (alarms Rollguard defines)")
+        return self
 
 
 class CodeDeployTarget(_Strict):
@@ -373,10 +505,46 @@ class Policy(_Strict):
         # (adapters/codedeploy.canary_minutes), so the verdict always comes before the rest moves.
         return self
 
+    def defined_alarm_name(self, index: int) -> str:
+        """The name of the alarm ``trigger.define[index]`` defines: its ``name``, or rollguard-<policy>-<kind> (with
+        the index after the first of a kind)."""
+        definition = self.trigger.define[index]
+        if definition.name is not None:
+            return definition.name
+        same = [d for d in self.trigger.define[:index] if d.kind == definition.kind and d.name is None]
+        return f"{DEFINED_ALARM_PREFIX}{self.name}-{definition.kind.replace('_', '-')}" + (
+            f"-{len(same) + 1}" if same else ""
+        )
+
+    @property
+    def claims(self) -> list[tuple[str, str]]:
+        """Every alarm name or glob the policy claims, with the field it comes from."""
+        return [(f"trigger.alarms[{k}]", a) for k, a in enumerate(self.trigger.alarms)] + [
+            (f"trigger.define[{k}].name", self.defined_alarm_name(k)) for k in range(len(self.trigger.define))
+        ]
+
+    @property
+    def alarm_patterns(self) -> list[str]:
+        return [pattern for _, pattern in self.claims]
+
+    @model_validator(mode="after")
+    def _defined_names_unique(self) -> Policy:
+        seen: set[str] = set(self.trigger.alarms)
+        for k in range(len(self.trigger.define)):
+            name = self.defined_alarm_name(k)
+            if name in seen:
+                raise ValueError(f"trigger.define[{k}]: alarm name {name!r} is claimed twice by this policy")
+            seen.add(name)
+        return self
+
     def matches(self, alarm_name: str) -> bool:
-        # A literal name first: CloudWatch allows [ and ] in names, which fnmatch would read as a class.
-        return alarm_name in self.trigger.alarms or any(
-            fnmatch.fnmatchcase(alarm_name, pattern) for pattern in self.trigger.alarms
+        # A literal name first: CloudWatch allows [ and ] in names, which fnmatch would read as a class. A defined
+        # trigger's name is literal (it is the alarm's name, never a pattern).
+        defined = {self.defined_alarm_name(k) for k in range(len(self.trigger.define))}
+        return (
+            alarm_name in self.trigger.alarms
+            or alarm_name in defined
+            or any(fnmatch.fnmatchcase(alarm_name, pattern) for pattern in self.trigger.alarms)
         )
 
 
@@ -417,8 +585,10 @@ def _loc(parts: tuple[Any, ...]) -> str:
     for i, part in enumerate(parts):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in _ACTIONS and i > 0 and isinstance(parts[i - 1], int):
+        elif part in (*_ACTIONS, *TRIGGER_KINDS) and i > 0 and isinstance(parts[i - 1], int):
             continue  # pydantic names the union member it tried; the reader wants the field path
+        elif part == "for_":
+            out += ".for"  # the field's name in the file
         elif isinstance(part, str) and _PLAIN_KEY.fullmatch(part):
             out += f".{part}" if out else part
         else:  # a key the file made up: quoted, so a newline or a long key cannot break the one-line report
@@ -430,6 +600,8 @@ def _loc(parts: tuple[Any, ...]) -> str:
 def _reason(err: Any) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown key"
+    if err["type"] == "union_tag_invalid" and "kind" in err["ctx"].get("discriminator", ""):
+        return f"unknown trigger kind {err['input'].get('kind')!r} (known: {', '.join(TRIGGER_KINDS)})"
     if err["type"] == "union_tag_invalid":
         return f"unknown action {err['input'].get('action')!r} (known: {', '.join(_ACTIONS)})"
     return str(err["msg"]).removeprefix("Value error, ")
@@ -457,8 +629,8 @@ def _duplicate_names(doc: PolicyFile, file: str) -> list[PolicyProblem]:
 
 def _shared_alarms(doc: PolicyFile, file: str) -> list[PolicyProblem]:
     """Every alarm pattern that could claim an alarm an earlier policy claims (exact for fnmatch globs: globs.py)."""
-    where = [(i, k) for i, policy in enumerate(doc.policies) for k in range(len(policy.trigger.alarms))]
-    entries = [(i, doc.policies[i].trigger.alarms[k]) for i, k in where]
+    where = [(i, field) for i, policy in enumerate(doc.policies) for field, _ in policy.claims]
+    entries = [(i, pattern) for i, policy in enumerate(doc.policies) for _, pattern in policy.claims]
     stopped = []
     try:
         found = globs.clashes(entries)
@@ -467,13 +639,13 @@ def _shared_alarms(doc: PolicyFile, file: str) -> list[PolicyProblem]:
         stopped = [PolicyProblem(file, "policies", f"cannot check that each alarm has one policy: {exc}")]
     problems = []
     for clash in found:
-        (i, k), pattern = where[clash.later], entries[clash.later][1]
+        (i, field), pattern = where[clash.later], entries[clash.later][1]
         other = doc.policies[entries[clash.earlier][0]].name
         example = f" (both claim {clash.name!r})" if clash.name != pattern else ""
         problems.append(
             PolicyProblem(
                 file,
-                f"policies[{i}].trigger.alarms[{k}]",
+                f"policies[{i}].{field}",
                 f"alarm {pattern!r} is also claimed by policy {other!r}{example}: one alarm, one policy",
             )
         )

@@ -73,8 +73,14 @@ def judge_aggregate(alarm: AlarmInfo, latest_values: list[float]) -> tuple[Verdi
             f"{alarm.name} is {alarm.state} but only {len(recent)} of the {needed} datapoints "
             "needed were reported — no recovery is declared from missing data"
         )
-    breaching = [v for v in recent if breaches(alarm, v)]
     values = ", ".join(f"{v:g}" for v in recent)
+    if alarm.on_band:
+        # The band is CloudWatch's model, not a number Rollguard can compare with: the alarm's own state is the
+        # verdict on it, once the datapoints it needs were reported (never recovery from missing data).
+        if alarm.state == "OK":
+            return "recovered", f"{alarm.name} is OK within its anomaly band; its last {needed} datapoints [{values}]"
+        return "not_recovered", f"{alarm.name} is {alarm.state} against its anomaly band; last datapoints [{values}]"
+    breaching = [v for v in recent if breaches(alarm, v)]
     if alarm.state == "OK" and not breaching:
         return (
             "recovered",

@@ -90,12 +90,10 @@ def _judge_alarm(state: ExecutionState, deps: Deps, now: datetime, window: timed
     """After a full step: the alarm back to OK and its metric within the threshold for the required datapoints."""
     alarm = deps.cloudwatch.alarm(state.alarm.name)
     latest: list[float] = []
-    if not alarm.composite and alarm.metric_stat:
+    if not alarm.composite and (alarm.metric_stat or alarm.metrics):
         span = timedelta(seconds=alarm.period * alarm.evaluation_periods)
-        latest = deps.cloudwatch.values(
-            [{"Id": "alarm_metric", "MetricStat": alarm.metric_stat, "ReturnData": True}],
-            now - min(span, window),
-            now,
-        )["alarm_metric"]
+        queries = alarm.watched_queries()
+        watched = next(q["Id"] for q in queries if q["ReturnData"])
+        latest = deps.cloudwatch.values(queries, now - min(span, window), now)[watched]
     verdict, why = judge_aggregate(alarm, latest)
     return Judgement(verdict, why, {"alarm_state": alarm.state, "latest": latest})

@@ -21,6 +21,23 @@ class AlarmInfo:
     metric_stat: dict[str, Any] | None = None  # a GetMetricData MetricStat, when the alarm has one metric
     metrics: list[dict[str, Any]] = field(default_factory=list)  # metric-math alarms: the query list
     unit: str | None = None  # the alarm's Unit, when its definition names one (most leave it out)
+    threshold_metric_id: str | None = None  # an anomaly detection alarm: the ANOMALY_DETECTION_BAND query's Id
+
+    @property
+    def on_band(self) -> bool:
+        """Compared with an anomaly detection band, not a static threshold (PutMetricAlarm ComparisonOperator)."""
+        return self.comparison in BAND_COMPARISONS
+
+    def watched_queries(self) -> list[dict[str, Any]]:
+        """GetMetricData queries for the series the alarm compares: its one metric, or its Metrics without the band,
+        only the watched query returned (PutMetricAlarm Metrics: ReturnData true on the watched one; MetricDataQuery's
+        ReturnData defaults to true). CloudWatch computes the metric math itself ("Using math expressions with
+        CloudWatch metrics": GetMetricData)."""
+        if self.metric_stat:
+            return [{"Id": "alarm_metric", "MetricStat": self.metric_stat, "ReturnData": True}]
+        queries = [dict(q) for q in self.metrics if q.get("Id") != self.threshold_metric_id]
+        watched = next((q["Id"] for q in queries if q.get("ReturnData", True)), None)
+        return [{**q, "ReturnData": q["Id"] == watched} for q in queries]
 
     @property
     def period(self) -> int:
@@ -29,6 +46,11 @@ class AlarmInfo:
         return max((int(m.get("MetricStat", {}).get("Period", 60)) for m in self.metrics), default=60)
 
 
+BAND_COMPARISONS = (
+    "LessThanLowerOrGreaterThanUpperThreshold",
+    "LessThanLowerThreshold",
+    "GreaterThanUpperThreshold",
+)
 _BREACHES = {
     "GreaterThanThreshold": lambda v, t: v > t,
     "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
@@ -97,6 +119,7 @@ class CloudWatch:
                 metric_stat=stat,
                 metrics=metric.get("Metrics", []),
                 unit=metric.get("Unit"),
+                threshold_metric_id=metric.get("ThresholdMetricId"),
             )
         raise TargetNotFound(f"alarm {name} does not exist (deleted after it fired?)")
 
