@@ -19,6 +19,7 @@ import multiprocessing
 import random
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -302,7 +303,11 @@ _BASELINES: dict[str, Run] = {}
 
 def _run_case(case: Case) -> CaseResult:
     started = time.perf_counter()
-    got, fired = run(case.drill, case)
+    try:
+        got, fired = run(case.drill, case)
+    except Exception as crashed:  # the sandbox's own failure: this case's violation, not the end of the whole matrix
+        crash = f"the drill crashed: {type(crashed).__name__}: {crashed}"
+        return CaseResult(case, [crash], 0, "crashed", round(time.perf_counter() - started, 2), traceback.format_exc())
     found = violations(case, got, _BASELINES[case.drill])
     if fired == 0:
         found = [*found, f"not exercised: {case.operation} was never called by {case.function}"]

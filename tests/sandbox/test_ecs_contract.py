@@ -266,6 +266,21 @@ def test_a_code_deploy_service_has_its_task_set_on_blue_and_refuses_a_task_defin
     assert "CODE_DEPLOY deployment controller" in refused.value.response["Error"]["Message"]
 
 
+@pytest.mark.parametrize("sb", [EcsServiceSpec(controller="CODE_DEPLOY")], indirect=True, ids=["code-deploy"])
+def test_a_period_emitted_before_the_service_exists_finds_nothing_serving(sb: Sandbox) -> None:
+    """The sandbox's clock is real time plus jumps, so a minute can end while it is still provisioning: the World then
+    emits that period's metrics between RegisterTaskDefinition and CreateService. No service yet is no task serving
+    (the fault matrix once crashed with KeyError 'prod:payments' here)."""
+    assert sb.ecs is not None
+    services = sb.ecs.backend.services
+    created = services.pop(f"{CLUSTER}:{SERVICE}")
+    try:
+        assert sb.ecs.serving("checkout-blue", sb.world.now()) == {}
+        assert sb.ecs.error_rate("checkout-blue", "use1-az1", sb.world.now()) == 0.0
+    finally:
+        services[f"{CLUSTER}:{SERVICE}"] = created
+
+
 # ---------------------------------------------------------------------------- IAM
 
 

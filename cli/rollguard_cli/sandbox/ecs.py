@@ -280,8 +280,12 @@ class EcsService:
         self._complete(first, now, announce=False)
         self._publish()
 
+    @property
+    def _service_key(self) -> str:
+        return f"{self.spec.cluster}:{self.spec.service}"
+
     def moto_service(self) -> Any:
-        return self.backend.services[f"{self.spec.cluster}:{self.spec.service}"]
+        return self.backend.services[self._service_key]
 
     @property
     def service_arn(self) -> str:
@@ -560,8 +564,8 @@ class EcsService:
         counts: dict[str, float] = {}
         if self.spec.controller == "CODE_DEPLOY":
             arn = self.target_groups.get(target_group)
-            service = self.moto_service()
-            for task_set in service.task_sets:
+            service = self.backend.services.get(self._service_key)  # None while the sandbox is still provisioning it
+            for task_set in service.task_sets if service is not None else []:
                 if task_set.status not in {"PRIMARY", "ACTIVE"} or task_set.stabilityStatus != "STEADY_STATE":
                     continue
                 if not any(lb.get("targetGroupArn") == arn for lb in task_set.load_balancers):
