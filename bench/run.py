@@ -6,9 +6,12 @@
 
 Figures (see bench/README.md):
   1. intake latency per event, warm, in-process on the sandbox: opening a new incident vs joining one
-  2. cold import time of each handler module (boto3 + app.py) as a ratio to ``import boto3`` alone
+  2. cold import time of each handler module (boto3 + app.py) as a ratio to ``import boto3`` alone (informational)
   3. state transitions and Lambda invocations of a bad-deploy incident (to first action, whole incident)
   4. wall time of the drill suite
+  5. per critical-path function, from the build output: Init CPU and first-invocation CPU, with and without .pyc
+  6. a latency model of alarm → first mitigating call, cold and warm stacks, every term printed
+  7. AWS calls (DynamoDB) per intake event: open, join, duplicate
 """
 
 import argparse
@@ -29,12 +32,16 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+import cold  # noqa: E402
+
 HANDLERS = ["intake", "assess", "act", "verify", "close"]
 ALARM = "checkout-5xx-rate"  # claimed by policies/sandbox.yaml
 TRANSITION_PRICE_USD = 0.025 / 1000  # Step Functions Standard, per state transition
 
 GOALS = {
-    "import_ratio": 1.3,
+    "cold_ms": 2000,  # issue 14
+    "warm_ms": 1000,
     "transitions_to_first_action": 8,
     "transitions_per_incident": 40,
 }
@@ -46,10 +53,11 @@ class Sizes:
     joins_per_round: int
     intake_warmup_rounds: int
     import_runs: int  # per module, and per module for the boto3 baseline
+    cold_runs: int  # per critical-path function, with and without .pyc
 
 
-FULL = Sizes(intake_rounds=200, joins_per_round=3, intake_warmup_rounds=10, import_runs=9)
-QUICK = Sizes(intake_rounds=20, joins_per_round=2, intake_warmup_rounds=3, import_runs=3)
+FULL = Sizes(intake_rounds=200, joins_per_round=3, intake_warmup_rounds=10, import_runs=9, cold_runs=5)
+QUICK = Sizes(intake_rounds=20, joins_per_round=2, intake_warmup_rounds=3, import_runs=3, cold_runs=1)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -246,6 +254,34 @@ def bench_imports(sizes: Sizes) -> dict[str, Any]:
     return result
 
 
+# ---------------------------------------------------------------------------------------------- figure 7
+
+
+def intake_calls_per_event() -> dict[str, Any]:
+    """The AWS calls the intake makes for one event, as the sandbox counts them (CallLog.aws_calls records every
+    call, by function): a new incident, a second alarm joining it, and that event delivered again (EventBridge
+    delivers at least once)."""
+    from rollguard_cli.sandbox.moto_ext import LambdaContext
+    from rollguard_cli.sandbox.runner import Sandbox
+
+    counted: dict[str, Any] = {}
+    with quiet_powertools_metrics(), Sandbox(error_model=lambda label, at, config: 0.01) as sb:
+        handler = sb.handlers["rollguard-intake"]
+        context = LambdaContext(function_name="rollguard-intake", aws_request_id="bench-calls")
+        joining = alarm_event(str(uuid.uuid4()))
+        for case, event in [("open", alarm_event(str(uuid.uuid4()))), ("join", joining), ("duplicate", joining)]:
+            before = len(sb.log.aws_calls)
+            with sb.acting_as("rollguard-intake"):
+                status = str(handler(event, context)["status"])
+            calls = [f"{service}:{operation}" for _, service, operation in sb.log.aws_calls[before:]]
+            counted[case] = {
+                "status": status,
+                "calls": calls,
+                "dynamodb": sum(c.startswith("dynamodb:") for c in calls),
+            }
+    return counted
+
+
 # ---------------------------------------------------------------------------------------------- figures 3, 4
 
 
@@ -302,13 +338,57 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     table.append(("cold import: boto3 alone", f"{base['median_ms']:.1f} ms", "-", f"median of {base['n']} [b]"))
     for handler in HANDLERS:
         s = imports[handler]
-        verdict = "ok" if s["ratio"] <= GOALS["import_ratio"] else "OVER GOAL"
         table.append(
             (
                 f"cold import: boto3 + {handler}/app.py",
                 f"{s['median_ms']:.1f} ms  x{s['ratio']:.2f}",
-                f"<= x{GOALS['import_ratio']}",
-                f"median of {s['n']}; {verdict}",
+                "-",
+                f"median of {s['n']}; informational: it rewards deferring work to the slower phase [c]",
+            )
+        )
+
+    for name, f in results["cold"].items():
+        n = f"median of {f['n']}, paired"
+        table += [
+            (
+                f"{name}: Init CPU (import app)",
+                f"{f['init_cpu_ms']:.1f} ms",
+                "-",
+                f"{n}; from the build, hash .pyc [d]",
+            ),
+            (
+                f"{name}: Init CPU without .pyc",
+                f"{f['init_cpu_ms_without_pyc']:.1f} ms  x{f['bytecode_ratio']:.2f}",
+                "-",
+                f"{n}; the same build, .pyc removed (what SAM's python3.13 builder shipped)",
+            ),
+            (
+                f"{name}: first invocation CPU",
+                f"{f['first_invocation_cpu_ms']:.1f} ms",
+                "-",
+                f"{n}; outcome {f['outcome']}; {len(f['aws_calls'])} AWS calls: {', '.join(f['aws_calls'])}",
+            ),
+            (
+                f"{name}: warm invocation CPU",
+                f"{f['warm_invocation_cpu_ms']:.1f} ms",
+                "-",
+                f"{n}; the same event again; outcome {f['warm_outcome']}",
+            ),
+        ]
+    for stack, goal in (("cold", GOALS["cold_ms"]), ("warm", GOALS["warm_ms"])):
+        m = results["model"][stack]
+        verdict = "ok" if m["total_ms"] <= goal else "OVER GOAL"
+        table.append(
+            (f"model: alarm → first mitigating call, {stack} stack", f"{m['total_ms']:.0f} ms", f"<= {goal}", verdict)
+        )
+        table += [(f"  {stack}: {label}", f"{ms:.0f} ms", "", "") for label, ms in m["terms"]]
+    for case, c in results["intake_calls"].items():
+        table.append(
+            (
+                f"intake: DynamoDB calls per event, {case}",
+                str(c["dynamodb"]),
+                "join <= 2" if case == "join" else "-",
+                f"status {c['status']}; {', '.join(c['calls'])} (sandbox CallLog)",
             )
         )
 
@@ -379,6 +459,13 @@ def render(results: dict[str, Any]) -> str:
             "    transaction, audit, incident update) runs against moto in-process, as do joins. Tables are",
             "    emptied between rounds: moto's TransactWriteItems copies whole tables, DynamoDB's cost does not grow.",
             "    Latency is dominated by botocore + moto serialisation; it is not AWS network latency.",
+            "[c] the import-ratio goal (<= x1.3) is retired (issue 14): boto3 + pydantic alone is ~x1.45 and it",
+            "    rewarded moving work from Init (a full vCPU) to the first invocation (256 MB: 0.145 vCPU).",
+            "[d] bench/cold.py: the layer and functions built by their Makefiles (this machine's wheels), each",
+            "    function in a fresh interpreter (-I -S -B, sys.path as the runtime's), against `rollguard sandbox",
+            "    serve` in its own process; CPU = time.process_time() of the function's process.",
+            f"    Model: {cold.MODEL_NOTE}",
+            *[f"    assumed: {key} = {ms:g} ms: {why}" for key, (ms, why) in cold.ASSUMED_MS.items()],
             "[b] each import measured in a fresh interpreter (perf_counter around the imports, interpreter start",
             "    excluded), with bytecode caches already written; runs interleaved boto3, intake, boto3, assess, ...",
             "",
@@ -401,8 +488,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"quick": args.quick}
     # Subprocess imports first, while this process runs no moto threads of its own.
     results["imports"] = bench_imports(sizes)
+    results["cold"] = cold.bench_cold_path(sizes.cold_runs)
     results["intake"] = bench_intake(sizes)
+    results["intake_calls"] = intake_calls_per_event()
     results["drills"] = bench_drills()
+    transitions = results["drills"]["transitions"]["to_first_action"] or 0
+    results["model"] = cold.latency_model(results["cold"], transitions)
     results["bench_wall_time_s"] = round(time.perf_counter() - started, 1)
     results["machine"] = {
         "python": platform.python_version(),

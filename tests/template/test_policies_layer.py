@@ -13,13 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from iam import REPO_ROOT
+from sam_project import OWN_POLICY, POLICIES, copy_project, sam_cli
 
-POLICIES = REPO_ROOT / "policies"
 DEPLOY = POLICIES / "deploy"
 EXAMPLES = sorted(POLICIES.glob("*.y*ml"))
-# An edited policy: the example with an alarm of "yours".
-OWN_POLICY = (POLICIES / "rollguard.yaml").read_text().replace("checkout-5xx-rate", "orders-api-5xx")
 
 
 def test_the_layer_is_built_from_the_folder_the_operator_fills(template: dict[str, Any]) -> None:
@@ -118,25 +115,14 @@ def test_a_policy_the_checker_rejects_is_refused_when_the_cli_is_on_path(folder:
     assert "trigger: Field required" in built.stderr and "'rollguard policy check' rejects" in built.stderr
 
 
-def _sam() -> Path:
-    tools_bin = Path(os.environ.get("ROLLGUARD_TOOLS_BIN", REPO_ROOT / ".venv-tools" / "bin"))
-    if not (tools_bin / "sam").is_file():
-        pytest.skip(f"no sam in {tools_bin}: create .venv-tools (the Makefile does) or set ROLLGUARD_TOOLS_BIN")
-    return tools_bin / "sam"
-
-
 @pytest.mark.slow  # runs sam build, from the tools environment
 def test_sam_build_ships_only_your_policy_in_the_layer(tmp_path: Path) -> None:
     """The real `sam build` of the layer, on a copy of the repository's template and policies/ with one own policy."""
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(REPO_ROOT / "template.yaml", project)
-    shutil.copytree(POLICIES, project / "policies")
-    (project / "policies" / "deploy" / "policy.yaml").write_text(OWN_POLICY)
+    project = copy_project(tmp_path / "project")
     env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
 
     def build() -> subprocess.CompletedProcess[str]:
-        command = [str(_sam()), "build", "PoliciesLayer", "--build-dir", str(tmp_path / "build")]
+        command = [str(sam_cli()), "build", "PoliciesLayer", "--build-dir", str(tmp_path / "build")]
         return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)
 
     built = build()
