@@ -158,19 +158,19 @@ def codedeploy() -> CodeDeploy:
 def load_balancers() -> LoadBalancers:
     from rollguard.adapters.elb import LoadBalancers
 
-    return LoadBalancers(clients.client("elbv2"))
+    return LoadBalancers(clients.OnFirstUse("elbv2"))
 
 
 def ecs_services() -> EcsServices:
     from rollguard.adapters.ecs import EcsServices
 
-    return EcsServices(clients.client("ecs"))
+    return EcsServices(clients.OnFirstUse("ecs"))
 
 
 def zonal_shifts() -> ZonalShifts:
     from rollguard.adapters.zonal_shift import ZonalShifts
 
-    return ZonalShifts(clients.client("arc-zonal-shift"), clients.client("ec2"))
+    return ZonalShifts(clients.OnFirstUse("arc-zonal-shift"), clients.OnFirstUse("ec2"))
 
 
 def target_adapters() -> Adapters:
