@@ -347,41 +347,64 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
         )
 
-    for name, f in results["cold"].items():
+    cold_path = results["cold"]
+    baseline = cold_path["variants"].get("baseline")
+    for name, f in cold_path["variants"]["pyc"].items():
         n = f"median of {f['n']}, paired"
+        before = baseline[name] if baseline else None
+
+        def was(key: str, before: dict[str, Any] | None = before) -> str:
+            return f"  (was {before[key]:.1f})" if before else ""
+
         table += [
             (
                 f"{name}: Init CPU (import app)",
-                f"{f['init_cpu_ms']:.1f} ms",
+                f"{f['init_cpu_ms']:.1f} ms{was('init_cpu_ms')}",
                 "-",
                 f"{n}; from the build, hash .pyc [d]",
             ),
             (
                 f"{name}: Init CPU without .pyc",
-                f"{f['init_cpu_ms_without_pyc']:.1f} ms  x{f['bytecode_ratio']:.2f}",
+                f"{cold_path['variants']['no_pyc'][name]['init_cpu_ms']:.1f} ms  x{f['bytecode_ratio']:.2f}",
                 "-",
                 f"{n}; the same build, .pyc removed (what SAM's python3.13 builder shipped)",
             ),
             (
                 f"{name}: first invocation CPU",
-                f"{f['first_invocation_cpu_ms']:.1f} ms",
+                f"{f['first_invocation_cpu_ms']:.1f} ms{was('first_invocation_cpu_ms')}",
                 "-",
-                f"{n}; outcome {f['outcome']}; {len(f['aws_calls'])} AWS calls: {', '.join(f['aws_calls'])}",
+                f"{n}; at {f['memory_mb']} MB; outcome {f['outcome']}; {len(f['aws_calls'])} AWS calls: "
+                f"{', '.join(f['aws_calls'])}",
+            ),
+            (
+                f"{name}: first invocation CPU to its hand-off",
+                f"{f['first_path_cpu_ms']:.1f} ms{was('first_path_cpu_ms')}",
+                "-",
+                f"{n}; up to and including {f['path_calls'][-1] if cold.HANDOFF[name] else 'its return'} [d]",
             ),
             (
                 f"{name}: warm invocation CPU",
-                f"{f['warm_invocation_cpu_ms']:.1f} ms",
+                f"{f['warm_invocation_cpu_ms']:.1f} ms{was('warm_invocation_cpu_ms')}",
                 "-",
-                f"{n}; the same event again; outcome {f['warm_outcome']}",
+                f"{n}; the same input again (a retry); outcome {f['warm_outcome']}",
             ),
         ]
-    for stack, goal in (("cold", GOALS["cold_ms"]), ("warm", GOALS["warm_ms"])):
-        m = results["model"][stack]
-        verdict = "ok" if m["total_ms"] <= goal else "OVER GOAL"
-        table.append(
-            (f"model: alarm → first mitigating call, {stack} stack", f"{m['total_ms']:.0f} ms", f"<= {goal}", verdict)
-        )
-        table += [(f"  {stack}: {label}", f"{ms:.0f} ms", "", "") for label, ms in m["terms"]]
+    models = [("", results["model"])]
+    if "baseline_model" in results:
+        models.append((f" (baseline {cold_path['baseline']})", results["baseline_model"]))
+    for suffix, model in models:
+        for stack, goal in (("cold", GOALS["cold_ms"]), ("warm", GOALS["warm_ms"])):
+            m = model[stack]
+            verdict = "ok" if m["total_ms"] <= goal else "OVER GOAL"
+            table.append(
+                (
+                    f"model{suffix}: alarm → first mitigating call, {stack} stack",
+                    f"{m['total_ms']:.0f} ms",
+                    f"<= {goal}",
+                    verdict,
+                )
+            )
+            table += [(f"  {stack}: {label}", f"{ms:.0f} ms", "", "") for label, ms in m["terms"]]
     for case, c in results["intake_calls"].items():
         table.append(
             (
@@ -463,7 +486,10 @@ def render(results: dict[str, Any]) -> str:
             "    rewarded moving work from Init (a full vCPU) to the first invocation (256 MB: 0.145 vCPU).",
             "[d] bench/cold.py: the layer and functions built by their Makefiles (this machine's wheels), each",
             "    function in a fresh interpreter (-I -S -B, sys.path as the runtime's), against `rollguard sandbox",
-            "    serve` in its own process; CPU = time.process_time() of the function's process.",
+            "    serve --scenario bad-deploy` in its own process, one fresh world per incident path: the bad deploy",
+            "    injected, the intake given the alarm (it opens the incident), Assess and Act given the inputs the ASL",
+            "    gives them (the execution's input; then Assess's result at its ResultPath), Act's first invocation",
+            "    making the canary rollback's CreateDeployment; CPU = time.process_time() of the function's process.",
             f"    Model: {cold.MODEL_NOTE}",
             *[f"    assumed: {key} = {ms:g} ms: {why}" for key, (ms, why) in cold.ASSUMED_MS.items()],
             "[b] each import measured in a fresh interpreter (perf_counter around the imports, interpreter start",
@@ -481,6 +507,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     parser.add_argument("--quick", action="store_true", help="fewer samples: a smoke run")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also build git revision REV's layer and functions and run them paired with this tree's (before/after)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
 
@@ -488,12 +519,15 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"quick": args.quick}
     # Subprocess imports first, while this process runs no moto threads of its own.
     results["imports"] = bench_imports(sizes)
-    results["cold"] = cold.bench_cold_path(sizes.cold_runs)
+    results["cold"] = cold.bench_cold_path(sizes.cold_runs, args.baseline)
     results["intake"] = bench_intake(sizes)
     results["intake_calls"] = intake_calls_per_event()
     results["drills"] = bench_drills()
     transitions = results["drills"]["transitions"]["to_first_action"] or 0
-    results["model"] = cold.latency_model(results["cold"], transitions)
+    variants = results["cold"]["variants"]
+    results["model"] = cold.latency_model(variants["pyc"], transitions)
+    if "baseline" in variants:
+        results["baseline_model"] = cold.latency_model(variants["baseline"], transitions)
     results["bench_wall_time_s"] = round(time.perf_counter() - started, 1)
     results["machine"] = {
         "python": platform.python_version(),

@@ -27,6 +27,31 @@ def sandbox() -> Iterator[Sandbox]:
         yield sb
 
 
+def hold_executions(sb: Sandbox) -> str:
+    """Point the intake at a state machine that stays RUNNING (waits for a task token that never comes), so a test
+    sees what the intake did while an incident is open; its ARN."""
+    sfn = sb.client("stepfunctions")
+    definition = {
+        "StartAt": "Hold",
+        "States": {
+            "Hold": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl": sb.inbox_url, "MessageBody": {"token.$": "$$.Task.Token"}},
+                "End": True,
+            }
+        },
+    }
+    arn = str(
+        sfn.create_state_machine(
+            name="hold", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/rollguard-sandbox"
+        )["stateMachineArn"]
+    )
+    sb.state_machine_arn = arn
+    sb.set_env(STATE_MACHINE_ARN=arn)
+    return arn
+
+
 def audit_events(sb: Sandbox, incident_id: str) -> list[dict[str, Any]]:
     from rollguard.audit import AuditLog
 

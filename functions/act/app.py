@@ -8,10 +8,11 @@ from rollguard import telemetry
 from rollguard.act import act
 from rollguard.errors import RollguardError
 from rollguard.incident import ExecutionState
-from rollguard.runtime import remediation_deps_for
+from rollguard.runtime import at_init, remediation_deps, remediation_deps_for
 
 logger = Logger()
 metrics = Metrics()
+at_init(remediation_deps)  # settings, clients, adapters: on Init's full vCPU (rollguard.runtime)
 
 
 @logger.inject_lambda_context(correlation_id_path="incident_id")

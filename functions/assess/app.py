@@ -7,10 +7,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollguard.assess import assess
 from rollguard.incident import ExecutionState
-from rollguard.runtime import remediation_deps
+from rollguard.runtime import at_init, remediation_deps
 
 logger = Logger()
 metrics = Metrics()
+at_init(remediation_deps)  # settings, clients, adapters: on Init's full vCPU (rollguard.runtime)
 
 
 @logger.inject_lambda_context(correlation_id_path="incident_id")

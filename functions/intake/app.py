@@ -7,10 +7,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollguard.alarm_event import correlation_id
 from rollguard.intake import handle_alarm_event
-from rollguard.runtime import intake_deps_for
+from rollguard.runtime import at_init, intake_deps_for, intake_wiring
 
 logger = Logger()
 metrics = Metrics()
+at_init(intake_wiring)  # settings, the policy file, clients: on Init's full vCPU (rollguard.runtime)
 
 
 @logger.inject_lambda_context

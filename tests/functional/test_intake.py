@@ -8,7 +8,7 @@ import pytest
 from rollguard.errors import TransientAwsError
 from rollguard_cli.sandbox.runner import Sandbox
 
-from tests.conftest import EVENTS, audit_events, context, incident_item, load_event, lock_items
+from tests.conftest import EVENTS, audit_events, context, hold_executions, incident_item, load_event, lock_items
 
 pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
 
@@ -25,25 +25,7 @@ def executions(sb: Sandbox) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def holding(sandbox: Sandbox) -> Sandbox:
-    """Point the intake at a state machine that stays RUNNING (waits for a task token that never comes),
-    so a test sees what the intake did while an incident is open."""
-    sfn = sandbox.client("stepfunctions")
-    definition = {
-        "StartAt": "Hold",
-        "States": {
-            "Hold": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-                "Parameters": {"QueueUrl": sandbox.inbox_url, "MessageBody": {"token.$": "$$.Task.Token"}},
-                "End": True,
-            }
-        },
-    }
-    arn = sfn.create_state_machine(
-        name="hold", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/rollguard-sandbox"
-    )["stateMachineArn"]
-    sandbox.state_machine_arn = arn
-    sandbox.set_env(STATE_MACHINE_ARN=arn)
+    hold_executions(sandbox)
     return sandbox
 
 

@@ -16,3 +16,16 @@ def client(service: str, region: str | None = None) -> Any:
 
 def dynamodb() -> Any:
     return client("dynamodb")
+
+
+class OnFirstUse:
+    """A client made at its first use, for the adapters of targets an incident may not have: the critical path's
+    functions build their wiring during Init (rollguard.runtime), and creating EC2's client alone takes some 150 ms of
+    CPU (its service model is the largest), more than DynamoDB's, CloudWatch's and CodeDeploy's together. Every
+    attribute is the cached client's."""
+
+    def __init__(self, service: str, region: str | None = None):
+        self._service, self._region = service, region
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(client(self._service, self._region), name)

@@ -3,16 +3,23 @@
 Each handler's wiring reads its own settings model (rollguard.settings: the variables template.yaml gives that
 function) and hands the parts to the factories below. Imports happen inside the factories so that each handler pays
 at cold start only for what it uses.
+
+The functions on an incident's critical path (intake, Assess, Act) build their wiring during Init (``at_init``, called
+by their app.py at module level): Init runs on a full vCPU, an invocation on the function's memory share of one
+("Configure Lambda function memory", Lambda Developer Guide), and an incident meets every function cold. The cached
+factories still answer each invocation, so ``reset`` (tests, the sandbox) makes the next one build afresh.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Protocol
 
 from rollguard import clients, clock, settings
+from rollguard.errors import RollguardError
 from rollguard.settings import (
     ChangeJournal,
     CloseSettings,
@@ -74,13 +81,36 @@ def incident_store(s: Tables) -> IncidentStore:
     return IncidentStore(clients.dynamodb(), s.incidents_table, s.locks_table, s.audit_table)
 
 
+def at_init(wiring: Callable[[], object]) -> None:
+    """Build a handler's wiring now, during Init. One that cannot be built (a variable missing, no policy deployed, a
+    policy file that does not validate) is left to the first invocation, which raises the same error by its name: an
+    error raised during Init fails the Init phase, which Lambda reports as an Init error and tries again at the next
+    invocation ("Understanding the Lambda execution environment lifecycle"), so the state machine and the intake's
+    dead-letter queue would not see the name (FunctionMisconfigured, PolicyFileInvalid) they are told about."""
+    try:
+        wiring()
+    except RollguardError:
+        return
+
+
+def intake_wiring() -> IntakeSettings:
+    """What the intake's wiring is made of, each part cached: its settings, the policy file (read and validated),
+    the DynamoDB and Step Functions clients. Only the origin waits for an invocation: the account is in its
+    context's function ARN and in no variable."""
+    s = settings_for(IntakeSettings)
+    policies(s.policy_file)
+    clients.dynamodb()
+    clients.client("stepfunctions")
+    return s
+
+
 @cache
 def intake_deps(function_arn: str) -> IntakeDeps:
     """The intake's wiring: the stack is in the invoked function's account and in its region (AWS_REGION)."""
     from rollguard.alarm_event import Origin
     from rollguard.intake import IntakeDeps
 
-    s = settings_for(IntakeSettings)
+    s = intake_wiring()
     return IntakeDeps(
         policies=policies(s.policy_file),
         store=incident_store(s),
@@ -128,19 +158,19 @@ def codedeploy() -> CodeDeploy:
 def load_balancers() -> LoadBalancers:
     from rollguard.adapters.elb import LoadBalancers
 
-    return LoadBalancers(clients.client("elbv2"))
+    return LoadBalancers(clients.OnFirstUse("elbv2"))
 
 
 def ecs_services() -> EcsServices:
     from rollguard.adapters.ecs import EcsServices
 
-    return EcsServices(clients.client("ecs"))
+    return EcsServices(clients.OnFirstUse("ecs"))
 
 
 def zonal_shifts() -> ZonalShifts:
     from rollguard.adapters.zonal_shift import ZonalShifts
 
-    return ZonalShifts(clients.client("arc-zonal-shift"), clients.client("ec2"))
+    return ZonalShifts(clients.OnFirstUse("arc-zonal-shift"), clients.OnFirstUse("ec2"))
 
 
 def target_adapters() -> Adapters:

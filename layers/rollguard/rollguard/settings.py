@@ -1,5 +1,6 @@
-"""Each function's settings: exactly the environment variables template.yaml gives it, read once per container at its
-first invocation (never at import time).
+"""Each function's settings: exactly the environment variables template.yaml gives it, read once per container: during
+Init for the functions on an incident's critical path (rollguard.runtime.at_init), at the first invocation for the
+others (never by importing this module).
 
 A required variable has no default: a function deployed without it (or with it empty) fails its first invocation with
 one line naming the function and the variable (``FunctionMisconfigured``), not later with an empty table name in an
