@@ -15,26 +15,17 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from iam import REPO_ROOT
-from rollguard import settings
 from rollguard.alarm_event import AlarmStateChange
 from rollguard.approvals import ApprovalRequest
 from rollguard.incident import CloseRequest, ExecutionState
 from rollguard.journal import scope_of
+from test_function_settings import MODELS
 
 EVENTS = REPO_ROOT / "events"
 ENV_JSON = REPO_ROOT / "local" / "env.json"
 FILL = REPO_ROOT / "local" / "fill_env.py"
 SET_BY_LAMBDA = {"AWS_REGION"}  # sam local invoke sets it from --region / the profile, as Lambda does
-MODELS = [
-    settings.IntakeSettings,
-    settings.RemediationSettings,
-    settings.ApprovalSettings,
-    settings.CloseSettings,
-    settings.WatchdogSettings,
-    settings.FlagReportSettings,
-    settings.JournalSettings,
-]
-SETTINGS = {function: model for model in MODELS for function in model.functions}
+SETTINGS = {function: model for model in MODELS for function in model.functions}  # MODELS: every function's
 
 # Events kept to show what a handler refuses or ignores: not EventBridge deliveries (an alarm's Lambda and SNS
 # actions), EventBridge events without what an alarm state change must carry, and a CodeDeploy event that is no change.
