@@ -30,6 +30,7 @@ from urllib import request as urlrequest
 from urllib.error import URLError
 
 from botocore import xform_name
+from rollguard.console import state_machine_url
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from rollguard_cli.boundary import OperatorError
@@ -110,10 +111,7 @@ def deploy_stack(sb: Sandbox, stack: str) -> dict[str, str]:
         "StakeholderTopicArn": sb.stakeholder_topic_arn,
         "IntakeFunctionName": "rollguard-intake",
         "AppConfigStrategyId": "Rollguard-Immediate",
-        "StepFunctionsConsoleUrl": (
-            f"https://{REGION}.console.aws.amazon.com/states/home?region={REGION}"
-            f"#/statemachines/view/{sb.state_machine_arn}"
-        ),
+        "StepFunctionsConsoleUrl": state_machine_url(REGION, sb.state_machine_arn),
     } | {f"{logical}Url": url for logical, url in sb.queue_urls.items()}
     described = load_template()["Outputs"]
     outputs = {
@@ -233,10 +231,24 @@ def keep_sandbox_time(endpoint_url: str) -> None:
 
 def sandbox_now(endpoint_url: str) -> datetime:
     try:
-        with urlrequest.urlopen(f"{endpoint_url.rstrip('/')}/rollguard-sandbox/status", timeout=5) as answer:
-            return datetime.fromisoformat(json.loads(answer.read())["clock"])
-    except (URLError, OSError, ValueError, KeyError) as exc:
+        return datetime.fromisoformat(ask(endpoint_url, "status")["clock"])
+    except (OperatorError, ValueError, KeyError) as exc:
         raise OperatorError(f"no sandbox clock at {endpoint_url}: {exc}") from exc
+
+
+def ask(endpoint_url: str, route: str, post: bool = False, timeout: float = 5) -> dict[str, Any]:
+    """A running ``sandbox serve``'s own route (``/rollguard-sandbox/ROUTE``): its JSON answer, or OperatorError with
+    the reason the sandbox gave."""
+    url = f"{endpoint_url.rstrip('/')}/rollguard-sandbox/{route}"
+    request = urlrequest.Request(url, data=b"{}" if post else None, method="POST" if post else "GET")
+    try:
+        with urlrequest.urlopen(request, timeout=timeout) as answer:
+            return dict(json.loads(answer.read()))
+    except (URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if hasattr(exc, "read"):  # an HTTPError: the sandbox said why
+            reason = json.loads(exc.read() or b"{}").get("error", reason)
+        raise OperatorError(f"sandbox at {endpoint_url}: {reason}") from exc
 
 
 def _banner(served: Served, url: str) -> str:
@@ -261,15 +273,7 @@ def _banner(served: Served, url: str) -> str:
 
 def inject(endpoint_url: str) -> dict[str, Any]:
     """``rollguard sandbox inject``: ask a running ``sandbox serve`` to make its scenario's bad change."""
-    posted = urlrequest.Request(f"{endpoint_url.rstrip('/')}/rollguard-sandbox/inject", data=b"{}", method="POST")
-    try:
-        with urlrequest.urlopen(posted, timeout=120) as answer:
-            return dict(json.loads(answer.read()))
-    except URLError as exc:
-        reason = getattr(exc, "reason", exc)
-        if hasattr(exc, "read"):  # an HTTPError: the sandbox said why
-            reason = json.loads(exc.read() or b"{}").get("error", reason)
-        raise OperatorError(f"sandbox at {endpoint_url}: {reason}") from exc
+    return ask(endpoint_url, "inject", post=True, timeout=120)
 
 
 # ---------------------------------------------------------------- the CLI: rollguard sandbox serve | inject

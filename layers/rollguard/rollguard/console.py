@@ -16,6 +16,11 @@ def execution_url(region: str, execution_arn: str) -> str:
     return f"{_console(region)}/states/home?region={region}#/v2/executions/details/{execution_arn}"
 
 
+def state_machine_url(region: str, state_machine_arn: str) -> str:
+    """The state machine's page, listing its executions (template.yaml's StepFunctionsConsoleUrl output)."""
+    return f"{_console(region)}/states/home?region={region}#/statemachines/view/{state_machine_arn}"
+
+
 def deployment_url(region: str, deployment_id: str) -> str:
     """A CodeDeploy deployment (not an ECS service deployment: those have no page of their own)."""
     return f"{_console(region)}/codesuite/codedeploy/deployments/{quote(deployment_id, safe='')}?region={region}"
