@@ -25,6 +25,16 @@ STOP_WAIT_S = 60.0  # a stopped deployment rolling back (AppConfig documents no 
 POLL_S = 1.0
 
 
+# CreateHostedConfigurationVersion sends Description as an HTTP header (its "location": "header" in the API model), and
+# a header carries ISO-8859-1 at most (http.client encodes it so; RFC 9110 5.5): an em dash there fails in the SDK
+# before AWS sees the request. The summary's punctuation is written in ASCII for it.
+_HEADER_SAFE = str.maketrans({"\u2014": "-", "\u2013": "-", "\u2192": "->", "\u00b7": "*", "\u2026": "..."})
+
+
+def header_text(text: str) -> str:
+    return text.translate(_HEADER_SAFE).encode("ascii", "replace").decode("ascii")
+
+
 @dataclass(frozen=True)
 class ProfileIds:
     region: str
@@ -154,7 +164,7 @@ class AppConfig:
             Content=content,
             ContentType=content_type,
             LatestVersionNumber=latest,
-            Description=description[:1024],
+            Description=header_text(description)[:1024],
         )
         return int(response["VersionNumber"])
 
