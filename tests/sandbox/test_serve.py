@@ -200,18 +200,30 @@ def test_inject_twice_and_a_busy_port_are_one_line_errors(served: Served) -> Non
     assert busy.stderr.endswith("choose another --port\n") and busy.stderr.count("\n") == 1
 
 
+def list_flags(url: str) -> tuple[str, str]:
+    """`rollguard flags list` against the endpoint: the profile's version and whether new-pricing is on."""
+    listed = rollguard(
+        "flags", "list", "--application", "checkout", "--profile", "checkout-flags", "--endpoint-url", url
+    )
+    assert listed.returncode == 0, listed.stderr
+    version = re.search(r"^checkout/checkout-flags v(\d+) ", listed.stdout, re.MULTILINE)
+    flag = re.search(r"^new-pricing\s+(on|off)\b", listed.stdout, re.MULTILINE)
+    assert version and flag, listed.stdout
+    return version.group(1), flag.group(1)
+
+
 def test_flags_read_through_the_endpoint_and_sigterm_stops_it() -> None:
     """`flags list` reads AppConfig's hosted configuration, a streamed payload, through the endpoint; `--inject`
     makes the flag scenario's change at start; SIGTERM stops serve as Ctrl-C does."""
     running = start_serve("--scenario", "flag-kill-switch", "--speed", "30", "--inject")
     try:
         running.wait_for(r"^injected: Turning on the new-pricing flag")
-        listed = rollguard(
-            "flags", "list", "--application", "checkout", "--profile", "checkout-flags", "--endpoint-url", running.url
-        )
-        assert listed.returncode == 0, listed.stderr
-        assert re.search(r"^new-pricing\s+on\b", listed.stdout, re.MULTILINE)
+        listed = list_flags(running.url)
+        # The served clock runs on while the command starts (seconds on a loaded machine, minutes served), so the
+        # listing may come after Rollguard's kill switch: either way it must be the version it names.
+        assert listed in {("2", "on"), ("3", "off")}, listed
         running.wait_for(r"incident_closed\s+RESOLVED")
+        assert list_flags(running.url) == ("3", "off")  # the kill switch's version, read through the endpoint
         running.process.send_signal(signal.SIGTERM)
         assert running.process.wait(timeout=60) == 0
         running.wait_for(r"^sandbox stopped$")
