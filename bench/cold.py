@@ -5,14 +5,16 @@ a fresh interpreter, with sys.path as the python3.13 runtime sets it and nothing
 its handler module, the first invocation is one call of the handler, against `rollguard sandbox serve --scenario
 bad-deploy` (the sandbox as a loopback AWS endpoint, in its own process, so its CPU is not the function's).
 
-The three functions are one real incident's path, in order, in a fresh served world each time: the scenario's bad
-deploy injected, the intake given an alarm event for the served alarm (it opens the incident and takes the lock), the
-alarm left to reach ALARM in the world, Assess given the input the state machine gives it (the execution's input, read
-back from Step Functions), and Act given what the state machine gives it next (the execution input with Assess's
-result at the Assess state's ResultPath, both read from statemachines/remediation.asl.json). Act's first invocation
-makes the mitigating call (the canary rollback's CreateDeployment) in the bench's process. The intake starts a
-one-state execution of its own state machine (a Pass state) rather than the served stack's, whose Lambda tasks run
-in-process in the server and would act first.
+The three tasks are one real incident's path, in order, in a fresh served world each time: the scenario's bad deploy
+injected, the intake given an alarm event for the served alarm (it opens the incident and takes the lock), the alarm
+left to reach ALARM in the world, the Assess task given the input the state machine gives it (the execution's input,
+read back from Step Functions), and the Act task given what the state machine gives it next (Assess's result at its
+ResultPath). Which function serves each task, and the payload it gets (Parameters), come from the build's own
+template.yaml and statemachines/remediation.asl.json, so a baseline build with other functions is replayed as it
+was: a function serving two tasks (the Remediation function) runs both in one process, one cold start, as Lambda
+runs them in the environment the first left idle. Act's first invocation makes the mitigating call (the canary
+rollback's CreateDeployment) in the bench's process. The intake starts a one-state execution of its own state machine
+(a Pass state) rather than the served stack's, whose Lambda tasks run in-process in the server and would act first.
 
 CPU is time.process_time() of the function's process. Runs are paired and interleaved: each round runs the path with
 this tree's build (hash-based .pyc), then the same build with its .pyc removed, then (--baseline REV) REV's build.
@@ -33,7 +35,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,14 +44,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "local"))
 from fill_env import fill  # noqa: E402
 
-# The functions before the first mitigating call, in order (intake → StartExecution → Assess → Act), and where each
-# one's part of the path ends: the intake's at its StartExecution (what it does after does not delay Assess), Assess's
-# at its return, Act's at the mitigating call.
-CRITICAL_PATH = {
-    "intake": "IntakeFunction",
-    "assess": "AssessFunction",
-    "act": "ActFunction",
-}
+# The tasks before the first mitigating call, in order (intake → StartExecution → Assess → Act), and where each one's
+# part of the path ends: the intake's at its StartExecution (what it does after does not delay Assess), Assess's at its
+# return, Act's at the mitigating call.
+TASKS = ("intake", "assess", "act")
 HANDOFF = {"intake": {"stepfunctions:StartExecution"}, "assess": set[str]()}
 # The calls that change what serves traffic: any of them ends Act's part of the path (the bad-deploy world makes the
 # first, the canary rollback; the others are the other ladder actions' first calls).
@@ -92,16 +90,66 @@ ASSUMED_MS = {
 
 
 @dataclass(frozen=True)
+class Task:
+    """One task of the critical path: the function serving it and the state machine state invoking it (none for the
+    intake, which EventBridge invokes)."""
+
+    name: str
+    function: str  # its logical id in the build's template.yaml
+    state: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class Build:
-    """One build of the layer and the critical-path functions, and the MemorySize its template gives each."""
+    """One build of the layer and the critical-path functions: the tasks as its template and ASL wire them, the
+    MemorySize its template gives each function, and its local/env.json."""
 
     label: str
     path: Path
-    memory_mb: dict[str, int]
+    tasks: list[Task]
+    memory_mb: dict[str, int]  # logical id → MemorySize
+    env: dict[str, dict[str, str]]  # logical id → the variables local/env.json names
 
 
-def memory_sizes(template_text: str) -> dict[str, int]:
-    """Each critical-path function's MemorySize: its own in the template, else the Globals' (Lambda's default 128)."""
+def critical_path(tree: Path) -> list[Task]:
+    """intake, Assess, Act as ``tree`` wires them: the StartAt state is Assess, and the state its Choice takes for an
+    ungated ``act`` is Act; each state's function is its Resource's DefinitionSubstitution (``!GetAtt X.Arn``)."""
+    from rollguard_cli.sandbox.runner import load_template
+
+    template = load_template(tree / "template.yaml")
+    substitutions = template["Resources"]["RemediationStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    asl = json.loads((tree / "statemachines" / "remediation.asl.json").read_text())
+
+    def function_of(state: dict[str, Any]) -> str:
+        key = re.fullmatch(r"\$\{(\w+)\}", state["Resource"])
+        if key is None or "GetAtt" not in substitutions.get(key.group(1), {}):
+            raise RuntimeError(
+                f"the bench reads a Task's function from ${{X}} = !GetAtt X.Arn, not {state['Resource']}"
+            )
+        return str(substitutions[key.group(1)]["GetAtt"]).split(".")[0]
+
+    assess = asl["States"][asl["StartAt"]]
+    choice = asl["States"][assess["Next"]]
+    [act_name] = [
+        c["Next"]
+        for c in choice["Choices"]
+        if c.get("Variable") == "$.assessment.decision" and c.get("StringEquals") == "act"
+    ]
+    act = asl["States"][act_name]
+    return [
+        Task("intake", "IntakeFunction", None),
+        Task("assess", function_of(assess), assess),
+        Task("act", function_of(act), act),
+    ]
+
+
+def functions_of(tasks: list[Task]) -> list[str]:
+    """The critical path's functions in the order an incident meets them, each once."""
+    return list(dict.fromkeys(t.function for t in tasks))
+
+
+def memory_sizes(template_text: str, functions: list[str]) -> dict[str, int]:
+    """Each function's MemorySize: its own in the template, else the Globals' (Lambda's default 128)."""
     from rollguard_cli.sandbox.runner import load_template
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as copy:
@@ -110,22 +158,22 @@ def memory_sizes(template_text: str) -> dict[str, int]:
         template = load_template(Path(copy.name))
     default = int(template.get("Globals", {}).get("Function", {}).get("MemorySize", 128))
     resources = template["Resources"]
-    return {
-        name: int(resources[logical]["Properties"].get("MemorySize", default))
-        for name, logical in CRITICAL_PATH.items()
-    }
+    return {logical: int(resources[logical]["Properties"].get("MemorySize", default)) for logical in functions}
 
 
-def build(source: Path, into: Path) -> Path:
-    """The layer and the critical-path functions of the tree at ``source``, built by its Makefiles as `sam build`
-    runs them (this machine's wheels, so the layer can be imported here)."""
+def build(source: Path, into: Path, functions: list[str]) -> Path:
+    """The layer and ``functions`` of the tree at ``source``, built by its Makefiles as `sam build` runs them (this
+    machine's wheels, so the layer can be imported here)."""
+    from rollguard_cli.sandbox.runner import load_template
+
     python_bin = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": f"{python_bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"}
     env["WHEEL_PLATFORM"] = ""
+    resources = load_template(source / "template.yaml")["Resources"]
     targets = [("RollguardLayer", source / "layers" / "rollguard", source / "layers" / "rollguard" / "Makefile")]
     targets += [
-        (logical, source / "functions" / name, source / "functions" / "Makefile")
-        for name, logical in CRITICAL_PATH.items()
+        (logical, source / resources[logical]["Properties"]["CodeUri"], source / "functions" / "Makefile")
+        for logical in functions
     ]
     for logical, folder, makefile in targets:
         scratch = into.parent / f"scratch-{into.name}" / logical
@@ -140,24 +188,31 @@ def build(source: Path, into: Path) -> Path:
     return into
 
 
+def tree_build(label: str, tree: Path, into: Path) -> Build:
+    tasks = critical_path(tree)
+    functions = functions_of(tasks)
+    memory = memory_sizes((tree / "template.yaml").read_text(), functions)
+    env = json.loads((tree / "local" / "env.json").read_text())
+    return Build(label, build(tree, into, functions), tasks, memory, {f: env[f] for f in functions})
+
+
 def builds(into: Path, baseline: str | None) -> list[Build]:
     """This tree's build; the same without its .pyc (what SAM's python3.13 builder shipped); and, given a git revision,
-    that revision's build (its layer, functions, packaging and template), for before/after figures from one run."""
-    memory = memory_sizes((REPO / "template.yaml").read_text())
-    built = build(REPO, into / "pyc")
+    that revision's build (its layer, functions, packaging, template, ASL and env.json), for before/after figures
+    from one run."""
+    built = tree_build("pyc", REPO, into / "pyc")
     bare = into / "no-pyc"
-    shutil.copytree(built, bare, ignore=shutil.ignore_patterns("__pycache__"))
-    result = [Build("pyc", built, memory), Build("no_pyc", bare, memory)]
+    shutil.copytree(built.path, bare, ignore=shutil.ignore_patterns("__pycache__"))
+    result = [built, replace(built, label="no_pyc", path=bare)]
     if baseline:
         tree = into / "baseline-src"
         tree.mkdir()
-        paths = ["layers/rollguard", "functions", "packaging", "template.yaml"]
+        paths = ["layers/rollguard", "functions", "packaging", "template.yaml", "statemachines", "local/env.json"]
         archive = subprocess.run(
             ["git", "-C", str(REPO), "archive", baseline, *paths], check=True, capture_output=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-        memory = memory_sizes((tree / "template.yaml").read_text())
-        result.append(Build("baseline", build(tree, into / "baseline"), memory))
+        result.append(tree_build("baseline", tree, into / "baseline"))
     return result
 
 
@@ -209,7 +264,7 @@ HOLD = {
 }
 
 
-def function_environments(url: str) -> dict[str, dict[str, str]]:
+def function_environments(url: str, built: Build) -> dict[str, dict[str, str]]:
     """local/env.json filled from the sandbox's deployed stack, as `sam local invoke --env-vars` would be; the intake
     starts executions of the bench's one-state machine (HOLD) and reads the served world's policy."""
     stack = operator_client(url, "cloudformation").describe_stacks(StackName="rollguard")["Stacks"][0]
@@ -217,8 +272,7 @@ def function_environments(url: str) -> dict[str, dict[str, str]]:
         {"ParameterKey": "PolicyFileName", "ParameterValue": "policy.yaml"},
         {"ParameterKey": "AppConfigStrategyName", "ParameterValue": "Rollguard-Immediate"},
     ]
-    wanted = json.loads((REPO / "local" / "env.json").read_text())
-    filled = fill({logical: wanted[logical] for logical in CRITICAL_PATH.values()}, stack)
+    filled = fill(built.env, stack)
     hold = operator_client(url, "stepfunctions").create_state_machine(
         name="rollguard-bench-hold",
         definition=json.dumps(HOLD),
@@ -262,16 +316,27 @@ def started_input(url: str, state_machine_arn: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ the state machine
 
 
-def task_state(resource: str) -> dict[str, Any]:
-    """The Task state of statemachines/remediation.asl.json that invokes ``resource`` (``${AssessFunctionArn}``)."""
-    asl = json.loads((REPO / "statemachines" / "remediation.asl.json").read_text())
-    found = [s for s in asl["States"].values() if s.get("Resource") == resource]
-    if len(found) != 1:
-        raise RuntimeError(f"{len(found)} states invoke {resource}; the bench replays exactly one")
-    state: dict[str, Any] = found[0]
-    if any(key in state for key in ("InputPath", "Parameters", "ResultSelector", "OutputPath")):
-        raise RuntimeError(f"the state invoking {resource} shapes its input or output: the bench does not replay that")
-    return state
+def task_input(state: dict[str, Any], state_input: dict[str, Any]) -> dict[str, Any]:
+    """What a Task state passes its function: its input, or its Parameters with each ``key.$`` path ("$" or "$.name")
+    read from the input. The bench replays only these forms and says so of any other."""
+    if any(key in state for key in ("InputPath", "ResultSelector", "OutputPath")):
+        raise RuntimeError("the state shapes its input or output beyond Parameters: the bench does not replay that")
+    parameters = state.get("Parameters")
+    if parameters is None:
+        return state_input
+    payload: dict[str, Any] = {}
+    for key, value in parameters.items():
+        if not key.endswith(".$"):
+            if isinstance(value, (dict, list)):
+                raise RuntimeError(f"Parameters.{key}: the bench replays only flat Parameters")
+            payload[key] = value
+        elif value == "$":
+            payload[key[:-2]] = state_input
+        elif re.fullmatch(r"\$\.[A-Za-z_]\w*", value):
+            payload[key[:-2]] = state_input[value[2:]]
+        else:
+            raise RuntimeError(f"Parameters.{key} = {value}: the bench reads only $ and $.name")
+    return payload
 
 
 def after(state: dict[str, Any], state_input: dict[str, Any], result: Any) -> dict[str, Any]:
@@ -285,11 +350,12 @@ def after(state: dict[str, Any], state_input: dict[str, Any], result: Any) -> di
 # ------------------------------------------------------------------------------------------------ one cold start
 
 # Run with -I -S -B: no site, no PYTHON* variables, nothing written. sys.path as the runtime sets it: the function,
-# the layer's python/, the standard library, then boto3's folder (the runtime's own boto3 comes last too). Each AWS
-# call is recorded with the invocation's CPU when it returned.
+# the layer's python/, the standard library, then boto3's folder (the runtime's own boto3 comes last too). Init is
+# timed and printed; then each line read from stdin is an event, invoked twice (the second is a retry of the same
+# input), and answered on one line. Each AWS call is recorded with the invocation's CPU when it returned.
 PROBE = r"""
 import json, sys, time
-function_dir, layer_dir, boto3_dir, event_path, name, memory = sys.argv[1:7]
+function_dir, layer_dir, boto3_dir, name, memory = sys.argv[1:6]
 sys.path[:] = [function_dir, layer_dir, *sys.path, boto3_dir]
 t0 = time.process_time()
 import app
@@ -313,8 +379,7 @@ class Context:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + name
     def get_remaining_time_in_millis(self):
         return 30_000
-event = json.load(open(event_path))
-def invoke():
+def invoke(event):
     del calls[:]
     started[0] = time.process_time()
     try:
@@ -323,83 +388,138 @@ def invoke():
         result, outcome = None, type(exc).__name__ + ": " + str(exc)[:300]
     return {"cpu": (time.process_time() - started[0]) * 1000, "outcome": outcome, "result": result,
             "calls": list(calls)}
-first = invoke()
-second = invoke()
-print(json.dumps({"init": init * 1000, "first": first, "second": second}))
+print(json.dumps({"init": init * 1000}), flush=True)
+for line in sys.stdin:
+    event = json.loads(line)
+    first = invoke(event)
+    second = invoke(event)
+    print(json.dumps({"first": first, "second": second}), flush=True)
 """
 
 
-def cold_start(built: Build, name: str, env: dict[str, str], url: str, event: dict[str, Any]) -> dict[str, Any]:
-    """One cold start of ``name`` from ``built``: Init, its first invocation with ``event``, and the same again."""
-    import boto3
+class ColdFunction:
+    """One cold start of a function from a build, in its own process: ``init_ms``, then ``invoke(event)`` for each
+    task it serves, in the same process (the same execution environment, as Lambda reuses an idle one)."""
 
-    logical = CRITICAL_PATH[name]
-    boto3_dir = Path(boto3.__file__).resolve().parents[1]
-    args = [str(built.path / logical), str(built.path / "RollguardLayer" / "python"), str(boto3_dir)]
-    environment = {
-        "PATH": "/usr/bin:/bin",
-        "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": "sandbox",
-        "AWS_SECRET_ACCESS_KEY": "sandbox",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_SERVICE_NAME": "rollguard",
-        "POWERTOOLS_METRICS_NAMESPACE": "Rollguard",
-        "POWERTOOLS_TRACE_DISABLED": "1",
-        "AWS_LAMBDA_FUNCTION_NAME": f"rollguard-{name}",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(built.memory_mb[name]),
-        **env,
-    }
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as event_file:
-        json.dump(event, event_file)
-        event_file.flush()
-        command = [sys.executable, "-I", "-S", "-B", "-c", PROBE, *args, event_file.name, f"rollguard-{name}"]
-        command.append(str(built.memory_mb[name]))
-        done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{name}: {done.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    for invocation in (result["first"], result["second"]):
-        invocation["path_cpu"], invocation["path_calls"] = until_handoff(name, invocation)
-    return result
+    def __init__(self, built: Build, logical: str, env: dict[str, str], url: str) -> None:
+        import boto3
+
+        boto3_dir = Path(boto3.__file__).resolve().parents[1]
+        name = f"rollguard-{logical.removesuffix('Function').lower()}"
+        args = [str(built.path / logical), str(built.path / "RollguardLayer" / "python"), str(boto3_dir), name]
+        environment = {
+            "PATH": "/usr/bin:/bin",
+            "AWS_ENDPOINT_URL": url,
+            "AWS_ACCESS_KEY_ID": "sandbox",
+            "AWS_SECRET_ACCESS_KEY": "sandbox",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "POWERTOOLS_SERVICE_NAME": "rollguard",
+            "POWERTOOLS_METRICS_NAMESPACE": "Rollguard",
+            "POWERTOOLS_TRACE_DISABLED": "1",
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(built.memory_mb[logical]),
+            **env,
+        }
+        command = [sys.executable, "-I", "-S", "-B", "-c", PROBE, *args, str(built.memory_mb[logical])]
+        self.logical = logical
+        self.process = subprocess.Popen(
+            command, env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.init_ms = float(self._answer()["init"])
+        self.services: set[str] = set()  # the services this environment has called: their connections are open
+
+    def _answer(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait(timeout=30)
+            assert self.process.stderr is not None
+            raise RuntimeError(f"{self.logical}: {self.process.stderr.read()[-2000:]}")
+        return dict(json.loads(line))
+
+    def invoke(self, task: str, event: dict[str, Any]) -> dict[str, Any]:
+        """``event`` invoked twice (the second a retry of the same input); each invocation's CPU and calls up to its
+        hand-off, and the services it opened connections to first."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(event) + "\n")
+        self.process.stdin.flush()
+        result = self._answer()
+        for invocation in (result["first"], result["second"]):
+            invocation["path_cpu"], invocation["path_calls"] = until_handoff(task, invocation)
+        services = {call.split(":")[0] for call in result["first"]["path_calls"]}
+        result["new_services"] = sorted(services - self.services)
+        self.services |= {
+            call.split(":")[0] for invocation in (result["first"], result["second"]) for call, _ in invocation["calls"]
+        }
+        return result
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream:
+                stream.close()
 
 
-def until_handoff(name: str, invocation: dict[str, Any]) -> tuple[float, list[str]]:
+def until_handoff(task: str, invocation: dict[str, Any]) -> tuple[float, list[str]]:
     """The invocation's CPU and calls up to and including the call that ends its part of the path (HANDOFF), or the
     whole invocation when it makes none (Assess; a retried Act, which finds its step done)."""
     calls: list[str] = []
     for call, cpu in invocation["calls"]:
         calls.append(call)
-        if call in HANDOFF[name]:
+        if call in HANDOFF[task]:
             return float(cpu), calls
     return float(invocation["cpu"]), calls
 
 
 def incident_path(built: Build, url: str) -> dict[str, dict[str, Any]]:
-    """intake → Assess → Act of one incident in the served world (a fresh one: `url` is used once)."""
+    """intake → Assess → Act of one incident in the served world (a fresh one: `url` is used once), each task run by
+    the function the build's ASL names, each function cold once."""
     from rollguard_cli.serve import inject, sandbox_now
 
-    envs = function_environments(url)
+    envs = function_environments(url, built)
     inject(url)
-    intake = cold_start(built, "intake", envs["IntakeFunction"], url, alarm_event(sandbox_now(url)))
-    status = (intake["first"]["result"] or {}).get("status", intake["first"]["outcome"])
-    if status != "opened":
-        raise RuntimeError(
-            f"the bench's intake answered {status!r}, not 'opened': the served alarm fired first (its own intake "
-            f"opened the incident); lower SERVE_SPEED ({SERVE_SPEED})"
-        )
-    execution_input = started_input(url, envs["IntakeFunction"]["STATE_MACHINE_ARN"])
-    wait_for_alarm(url, "ALARM")  # what Assess confirms; the served intake joins the bench's incident
-    assess_state = task_state("${AssessFunctionArn}")  # the StartAt state: its input is the execution's
-    assess = cold_start(built, "assess", envs["AssessFunction"], url, execution_input)
-    assessment = assess["first"]["result"]
-    if not assessment or assessment.get("decision") != "act" or assessment.get("gate", {}).get("required"):
-        raise RuntimeError(f"Assess did not decide an ungated act: {assess['first']['outcome']}; {assessment}")
-    task_state("${ActFunctionArn}")  # the Choice's "act" branch; checked to take its input as it comes
-    act = cold_start(built, "act", envs["ActFunction"], url, after(assess_state, execution_input, assessment))
-    if not MITIGATING & set(act["first"]["path_calls"]):
-        raise RuntimeError(f"Act made no mitigating call: {act['first']['outcome']}; {act['first']['calls']}")
-    return {"intake": intake, "assess": assess, "act": act}
+    started: dict[str, ColdFunction] = {}
+    path: dict[str, dict[str, Any]] = {}
+    try:
+
+        def run(task: Task, event: dict[str, Any]) -> dict[str, Any]:
+            cold = task.function not in started
+            if cold:
+                started[task.function] = ColdFunction(built, task.function, envs[task.function], url)
+            function = started[task.function]
+            result = function.invoke(task.name, event)
+            path[task.name] = {"function": task.function, "init": function.init_ms if cold else None, **result}
+            return result
+
+        intake, assess, act = built.tasks
+        opened = run(intake, alarm_event(sandbox_now(url)))["first"]
+        status = (opened["result"] or {}).get("status", opened["outcome"])
+        if status != "opened":
+            raise RuntimeError(
+                f"the bench's intake answered {status!r}, not 'opened': the served alarm fired first (its own intake "
+                f"opened the incident); lower SERVE_SPEED ({SERVE_SPEED})"
+            )
+        state = started_input(url, envs["IntakeFunction"]["STATE_MACHINE_ARN"])
+        wait_for_alarm(url, "ALARM")  # what Assess confirms; the served intake joins the bench's incident
+        assert assess.state is not None and act.state is not None
+        assessed = run(assess, task_input(assess.state, state))["first"]
+        assessment = assessed["result"]
+        if not assessment or assessment.get("decision") != "act" or assessment.get("gate", {}).get("required"):
+            raise RuntimeError(f"Assess did not decide an ungated act: {assessed['outcome']}; {assessment}")
+        acted = run(act, task_input(act.state, after(assess.state, state, assessment)))["first"]
+        if not MITIGATING & set(acted["path_calls"]):
+            raise RuntimeError(f"Act made no mitigating call: {acted['outcome']}; {acted['calls']}")
+        return path
+    finally:
+        for function in started.values():
+            function.close()
 
 
 def bench_cold_path(runs: int, baseline: str | None = None) -> dict[str, Any]:
@@ -414,23 +534,30 @@ def bench_cold_path(runs: int, baseline: str | None = None) -> dict[str, Any]:
     for built in variants:
         runs_of = samples[built.label]
         result["variants"][built.label] = {
-            name: summarize([run[name] for run in runs_of], built.memory_mb[name]) for name in CRITICAL_PATH
+            task.name: summarize([run[task.name] for run in runs_of], built.memory_mb[task.function])
+            for task in built.tasks
         }
     for name, pyc in result["variants"]["pyc"].items():
         bare = result["variants"]["no_pyc"][name]
-        pyc["bytecode_ratio"] = round(bare["init_cpu_ms"] / max(pyc["init_cpu_ms"], 0.1), 2)
+        if pyc["cold_start"]:
+            pyc["bytecode_ratio"] = round(bare["init_cpu_ms"] / max(pyc["init_cpu_ms"], 0.1), 2)
     return result
 
 
 def summarize(samples: list[dict[str, Any]], memory_mb: int) -> dict[str, Any]:
+    """One task over the runs: its function, whether the task met it cold (its Init then counts), and medians."""
+
     def median(values: Iterator[float]) -> float:
         return round(statistics.median(values), 1)
 
     last = samples[-1]
+    cold = last["init"] is not None
     return {
         "n": len(samples),
+        "function": last["function"],
         "memory_mb": memory_mb,
-        "init_cpu_ms": median(s["init"] for s in samples),
+        "cold_start": cold,
+        "init_cpu_ms": median(s["init"] for s in samples) if cold else None,
         "first_invocation_cpu_ms": median(s["first"]["cpu"] for s in samples),
         "first_path_cpu_ms": median(s["first"]["path_cpu"] for s in samples),
         "warm_invocation_cpu_ms": median(s["second"]["cpu"] for s in samples),
@@ -438,6 +565,7 @@ def summarize(samples: list[dict[str, Any]], memory_mb: int) -> dict[str, Any]:
         "warm_outcome": last["second"]["outcome"],
         "aws_calls": [call for call, _ in last["first"]["calls"]],
         "path_calls": last["first"]["path_calls"],
+        "new_services": last["new_services"],
     }
 
 
@@ -446,10 +574,12 @@ def summarize(samples: list[dict[str, Any]], memory_mb: int) -> dict[str, Any]:
 MODEL_NOTE = (
     "Init CPU counts at a full vCPU (DESIGN.md; AWS documents no Init share), invocation CPU at MemorySize/1769 of a "
     "vCPU (Lambda DG, 'Configure Lambda function memory'), each function's MemorySize from its build's template.yaml; "
-    "this machine's CPU taken as Graviton's. Each function's part ends at its hand-off: the intake's at "
-    "StartExecution, Assess's at its return, Act's at the mitigating call (CPU and calls counted up to it). Warm: a "
-    "second invocation with the same input (a retry, answered idempotently: the same parsing and reads, no second "
-    "mitigating call), with the first invocation's calls."
+    "this machine's CPU taken as Graviton's. Each task's part ends at its hand-off: the intake's at StartExecution, "
+    "Assess's at its return, Act's at the mitigating call (CPU and calls counted up to it). A function serving two "
+    "tasks starts cold once; its second task runs in the environment the first left idle, on its open connections "
+    "(Lambda may reuse an idle environment, Operator Guide 'Lambda execution environments'; it does not promise to). "
+    "Warm: a second invocation with the same input (a retry, answered idempotently: the same parsing and reads, no "
+    "second mitigating call), with the first invocation's calls."
 )
 
 
@@ -460,12 +590,13 @@ def latency_model(cold: dict[str, Any], transitions_before_act: int) -> dict[str
 
     def terms(stack: str) -> list[tuple[str, float]]:
         out: list[tuple[str, float]] = [("EventBridge delivery [assumed]", a["eventbridge"])]
-        for name in CRITICAL_PATH:
+        for name in TASKS:
             f = cold[name]
             share = f["memory_mb"] / VCPU_MB
             if stack == "cold":
-                out.append((f"{name}: cold start overhead [assumed]", a["cold_start_overhead"]))
-                out.append((f"{name}: Init CPU {f['init_cpu_ms']:.0f} ms at 1 vCPU [measured]", f["init_cpu_ms"]))
+                if f["cold_start"]:
+                    out.append((f"{name}: cold start overhead [assumed]", a["cold_start_overhead"]))
+                    out.append((f"{name}: Init CPU {f['init_cpu_ms']:.0f} ms at 1 vCPU [measured]", f["init_cpu_ms"]))
                 cpu = f["first_path_cpu_ms"]
             else:
                 cpu = f["warm_invocation_cpu_ms"]
@@ -478,12 +609,12 @@ def latency_model(cold: dict[str, Any], transitions_before_act: int) -> dict[str
                     cpu / share,
                 )
             )
-            services = {c.split(":")[0] for c in calls}
             out.append(
                 (f"{name}: {len(calls)} AWS calls [counted] x {a['aws_call']:.0f} ms", len(calls) * a["aws_call"])
             )
-            if stack == "cold":
-                out.append((f"{name}: TLS to {len(services)} services [assumed]", len(services) * a["tls_per_client"]))
+            opened = f["new_services"]
+            if stack == "cold" and opened:
+                out.append((f"{name}: TLS to {len(opened)} new services [assumed]", len(opened) * a["tls_per_client"]))
             if name == "intake":
                 out.append(
                     (

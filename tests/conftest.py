@@ -21,6 +21,14 @@ def context(name: str = "rollguard-intake") -> LambdaContext:
     return LambdaContext(function_name=name, aws_request_id="test-request")
 
 
+def as_invoked(task: str, event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The function a state machine task invokes and its payload: Assess and Act are the Remediation function's
+    tasks (the ASL's ``{"task": …, "state.$": "$"}``); every other task is its own function."""
+    if task in ("assess", "act"):
+        return "rollguard-remediation", {"task": task, "state": event}
+    return f"rollguard-{task}", event
+
+
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(error_model=lambda label, at, config: 0.01) as sb:

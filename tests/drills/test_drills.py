@@ -166,7 +166,10 @@ def test_flag_off_stops_the_baking_flag_deployment_and_the_audit_says_so(drill_r
     told = f"stopped deployment {stopped['deployment_number']} of version {stopped['version']} while BAKING"
     assert told in action["summary"]
     calls = doc["aws_calls"]
-    assert "rollguard-act:appconfig:StopDeployment" in calls and "rollguard-act:appconfig:StartDeployment" in calls
+    assert (
+        "rollguard-remediation/act:appconfig:StopDeployment" in calls
+        and "rollguard-remediation/act:appconfig:StartDeployment" in calls
+    )
 
 
 def test_revert_recent_change_names_what_it_chose(drill_runs: dict[str, Any]) -> None:
@@ -215,7 +218,7 @@ def test_a_brake_blocks_the_action_and_escalates_with_its_reason(
     assert action["result"] == "blocked", "a blocked action is listed as blocked, never as executed"
     assert doc["reason"].startswith(f"ActionBlocked: {brake}")
     if name == "paused":  # (in the cooldown drill, the earlier incident did roll back)
-        assert not any(c.startswith("rollguard-act:codedeploy:CreateDeployment") for c in doc["aws_calls"])
+        assert not any(c.startswith("rollguard-remediation/act:codedeploy:CreateDeployment") for c in doc["aws_calls"])
 
 
 def test_stakeholders_hear_every_outcome() -> None:

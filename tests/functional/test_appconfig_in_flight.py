@@ -206,7 +206,7 @@ def test_no_change_starts_when_the_invocation_has_no_time_left(sandbox: Sandbox,
 
 
 def test_the_deadline_is_lambdas_remaining_time_less_the_audit_reserve(sandbox: Sandbox) -> None:
-    ctx = context("rollguard-act")
+    ctx = context("rollguard-remediation")
 
     deadline = invocation_deadline(ctx, reserve_s=5)
 

@@ -24,12 +24,14 @@ def service_deployments(sb: Sandbox) -> list[dict[str, Any]]:
 
 
 def calls_by_act(result: dict[str, Any], operation: str) -> list[str]:
-    return [c for c in result["aws_calls"] if c.startswith("rollguard-act:ecs:") and c.endswith(f":{operation}")]
+    return [
+        c for c in result["aws_calls"] if c.startswith("rollguard-remediation/act:ecs:") and c.endswith(f":{operation}")
+    ]
 
 
 def test_a_lost_update_service_response_is_retried_into_the_same_rollback() -> None:
     def lose_update(sb: Sandbox) -> None:
-        sb.inject_fault("UpdateService", "RequestTimeout", function="rollguard-act", times=1, kind="lost")
+        sb.inject_fault("UpdateService", "RequestTimeout", function="rollguard-remediation/act", times=1, kind="lost")
 
     result = run_scenario(ROLLING, prepare=lose_update, observe=service_deployments)
 

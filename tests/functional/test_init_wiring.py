@@ -1,5 +1,6 @@
-"""The critical path's handlers (intake, Assess, Act) build their wiring during Init, where the CPU is a full vCPU's
-(rollguard.runtime.at_init); a function that cannot be wired still starts, and fails its first invocation by name."""
+"""The critical path's handlers (the intake, and the Remediation function that runs Assess and Act) build their wiring
+during Init, where the CPU is a full vCPU's (rollguard.runtime.at_init); a function that cannot be wired still starts,
+and fails its first invocation by name."""
 
 from pathlib import Path
 
@@ -27,10 +28,9 @@ def test_the_intake_reads_and_validates_its_policy_during_init(tmp_path: Path) -
     assert result["status"] == "opened" and result["incident_id"].startswith("checkout-5xx-")
 
 
-@pytest.mark.parametrize("function", ["assess", "act"])
-def test_assess_and_act_build_their_clients_and_adapters_during_init(sandbox: Sandbox, function: str) -> None:
+def test_the_remediation_function_builds_its_clients_and_adapters_during_init(sandbox: Sandbox) -> None:
     runtime.reset()  # a new container
-    load_handler(function)  # Init
+    load_handler("remediation")  # Init
 
     assert runtime.remediation_deps.cache_info().currsize == 1  # what every invocation is given
     created = clients.client.cache_info().misses

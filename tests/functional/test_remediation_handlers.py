@@ -10,13 +10,14 @@ from rollguard_cli.drills import SCENARIOS, Stage
 from rollguard_cli.sandbox.runner import TABLES, Sandbox
 from rollguard_cli.sandbox.world import aws_time
 
-from tests.conftest import audit_events, context, incident_item, load_event, lock_items
+from tests.conftest import as_invoked, audit_events, context, incident_item, load_event, lock_items
 
 pytestmark = pytest.mark.slow  # the handlers on the sandbox (moto)
 
 
-def call(sb: Sandbox, name: str, event: dict[str, Any]) -> dict[str, Any]:
-    return dict(sb.handlers[f"rollguard-{name}"](event, context(f"rollguard-{name}")))
+def call(sb: Sandbox, task: str, event: dict[str, Any]) -> dict[str, Any]:
+    function, payload = as_invoked(task, event)
+    return dict(sb.handlers[function](payload, context(function)))
 
 
 def open_incident(sb: Sandbox, state: dict[str, Any]) -> None:
@@ -51,7 +52,7 @@ def bad_deploy(sandbox: Sandbox) -> dict[str, Any]:
     stage.behave(lambda v, live: 0.2 if v == "7" else None)
     stage.deploy("7")
     sandbox.advance(3 * 60)
-    state = load_event("assess/incident.json")
+    state = load_event("remediation/assess-incident.json")["state"]
     state["alarm"]["state_timestamp"] = aws_time(sandbox.clock.now())
     open_incident(sandbox, state)
     return state
@@ -212,7 +213,7 @@ def test_a_retried_stop_of_an_in_flight_deployment_continues_once_codedeploy_rol
     sandbox.world.error_rate = stage.error_rate
     SCENARIOS["in-flight-canary"].setup(stage)
     sandbox.advance(3 * 60)  # the alarm fires while revision 7's own canary still shifts
-    state = load_event("assess/incident.json")
+    state = load_event("remediation/assess-incident.json")["state"]
     state["alarm"]["state_timestamp"] = aws_time(sandbox.clock.now())
     open_incident(sandbox, state)
     state["assessment"] = call(sandbox, "assess", state)

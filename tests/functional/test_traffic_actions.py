@@ -11,7 +11,7 @@ from rollguard_cli.sandbox.load_balancer import LoadBalancerSpec, RuleSpec
 from rollguard_cli.sandbox.runner import TABLES, Sandbox
 from rollguard_cli.sandbox.world import aws_time
 
-from tests.conftest import context
+from tests.conftest import as_invoked, context
 
 pytestmark = pytest.mark.slow
 
@@ -67,9 +67,10 @@ def open_state(sb: Sandbox, policy: Policy, alarm: str) -> dict[str, Any]:
     return state_json
 
 
-def call(sb: Sandbox, name: str, event: dict[str, Any]) -> dict[str, Any]:
-    with sb.acting_as(f"rollguard-{name}"):
-        return dict(sb.handlers[f"rollguard-{name}"](event, context(f"rollguard-{name}")))
+def call(sb: Sandbox, task: str, event: dict[str, Any]) -> dict[str, Any]:
+    function, payload = as_invoked(task, event)
+    with sb.acting_as(function):
+        return dict(sb.handlers[function](payload, context(function)))
 
 
 def rule_weights(sb: Sandbox) -> dict[str, int]:
@@ -102,7 +103,7 @@ def test_a_rule_is_shifted_once_even_when_the_response_is_lost_and_moved_back_on
         state = open_state(
             sb, policy({**SHIFT, "scope": "canary"}, listener_port=80, rule_priority=10), "checkout-alb-5xx"
         )
-        sb.inject_fault("ModifyRule", "RequestTimeout", function="rollguard-act", times=1, kind="lost")
+        sb.inject_fault("ModifyRule", "RequestTimeout", function="rollguard-remediation", times=1, kind="lost")
         with pytest.raises(Exception, match="RequestTimeout"):
             call(sb, "act", state)
         assert rule_weights(sb) == {"checkout-blue": 90, "checkout-green": 10}, "AWS carried the lost call out"
@@ -149,7 +150,7 @@ def test_a_zonal_shift_is_started_once_and_cancelled_on_resolve_when_the_step_sa
         sb.advance(5 * 60)
         step = {"action": "zonal_shift", "expires_in": 3600, "on_resolve": "cancel", "verify": {"window": 300}}
         state = open_state(sb, policy(step), "checkout-alb-5xx-us-east-1b")
-        sb.inject_fault("StartZonalShift", "RequestTimeout", function="rollguard-act", times=1, kind="lost")
+        sb.inject_fault("StartZonalShift", "RequestTimeout", function="rollguard-remediation", times=1, kind="lost")
         progress = call(sb, "act", state)  # the start's response is lost: Act looks again and finds its shift
         assert progress["actions"][-1]["detail"].startswith("continued zonal shift")
         assert call(sb, "act", state)["actions"][-1]["detail"].startswith("continued zonal shift")  # a task retry

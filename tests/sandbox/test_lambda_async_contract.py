@@ -151,4 +151,4 @@ def test_each_functions_retries_and_queues_come_from_the_template() -> None:
     assert configs["rollguard-journal"] == AsyncConfig(dead_letter_queue=urls["JournalDeadLetterQueue"])
     assert configs["rollguard-watchdog"] == AsyncConfig(dead_letter_queue=urls["FailedInvocationsQueue"])
     assert configs["rollguard-intake"] == AsyncConfig(on_failure_queue=urls["IntakeDeadLetterQueue"])
-    assert configs["rollguard-act"] == AsyncConfig(), "invoked synchronously by the state machine: none"
+    assert configs["rollguard-remediation"] == AsyncConfig(), "invoked synchronously by the state machine: none"

@@ -153,7 +153,7 @@ def test_a_failing_action_is_caught_recorded_and_escalated_with_the_reason(
     operation: str, code: str, error_name: str
 ) -> None:
     def deny(sb: Sandbox) -> None:
-        sb.inject_fault(operation, code, "not allowed here", function="rollguard-act")
+        sb.inject_fault(operation, code, "not allowed here", function="rollguard-remediation/act")
 
     result = run_scenario(SCENARIOS["bad-deploy"], prepare=deny)
 
@@ -166,7 +166,9 @@ def test_a_failing_action_is_caught_recorded_and_escalated_with_the_reason(
 
 def test_throttling_that_outlives_botocore_retries_is_retried_by_the_state_machine() -> None:
     def throttle_once(sb: Sandbox) -> None:
-        sb.inject_fault("ListDeployments", "ThrottlingException", "Rate exceeded", function="rollguard-assess", times=1)
+        sb.inject_fault(
+            "ListDeployments", "ThrottlingException", "Rate exceeded", function="rollguard-remediation/assess", times=1
+        )
 
     result = run_scenario(SCENARIOS["bad-deploy"], prepare=throttle_once)
 
@@ -182,13 +184,15 @@ def test_a_failure_after_the_canary_was_created_retries_act_without_a_second_dep
 
     def fail_the_audit_write_once(sb: Sandbox) -> None:
         seen["log"] = sb.log
-        sb.inject_fault("PutItem", "ThrottlingException", "Rate exceeded", function="rollguard-act", times=1)
+        sb.inject_fault(
+            "PutItem", "ThrottlingException", "Rate exceeded", function="rollguard-remediation/act", times=1
+        )
 
     result = run_scenario(SCENARIOS["bad-deploy"], prepare=fail_the_audit_write_once)
 
     failures = [e for e in result["execution_history"] if e["type"] == "LambdaFunctionFailed"]
     assert [f["lambdaFunctionFailedEventDetails"]["error"] for f in failures] == ["TransientAwsError"]
-    created = [c for c in seen["log"].aws_calls if c == ("rollguard-act", "codedeploy", "CreateDeployment")]
+    created = [c for c in seen["log"].aws_calls if c == ("rollguard-remediation/act", "codedeploy", "CreateDeployment")]
     assert len(created) == 1, "the retried step continued with the canary it had created"
     assert result["alias_final"] == {"6": 1.0}
     assert_closed_cleanly(result, "resolved")
@@ -241,7 +245,10 @@ def test_when_closing_itself_fails_the_fallback_frees_the_lock_and_tells_on_call
 def test_a_flag_step_that_appconfig_refuses_escalates_with_the_reason() -> None:
     def deny(sb: Sandbox) -> None:
         sb.inject_fault(
-            "StartDeployment", "AccessDeniedException", "no appconfig:StartDeployment", function="rollguard-act"
+            "StartDeployment",
+            "AccessDeniedException",
+            "no appconfig:StartDeployment",
+            function="rollguard-remediation/act",
         )
 
     result = run_scenario(SCENARIOS["flag-kill-switch"], prepare=deny)

@@ -1,6 +1,6 @@
 """Helpers for reading template.yaml in tests: a loader and an IAM view of each role.
 
-`allowed_actions(template, "ActFunction")` answers "which actions may this resource's role call, and
+`allowed_actions(template, "RemediationFunction")` answers "which actions may this resource's role call, and
 on what?", with CloudFormation intrinsics turned into short readable strings:
 
     {"dynamodb:PutItem": {"table:AuditTable"},

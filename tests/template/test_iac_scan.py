@@ -155,7 +155,7 @@ def test_every_resource_is_scanned(scan: dict[str, Any]) -> None:
             }
             assert expected <= scanned, sorted(expected - scanned)
     transformed_roles = {_resource_id(c) for c in scan["transformed"]["passed"] if "AWS::IAM::Role" in c["resource"]}
-    assert "ActFunctionRole" in transformed_roles and "RemediationStateMachineRole" in transformed_roles
+    assert "RemediationFunctionRole" in transformed_roles and "RemediationStateMachineRole" in transformed_roles
 
 
 @pytest.mark.parametrize("document", ["template.yaml", "transformed"])

@@ -17,8 +17,7 @@ pytestmark = pytest.mark.slow
 
 FUNCTIONS = {
     "rollguard-intake": "IntakeFunction",
-    "rollguard-assess": "AssessFunction",
-    "rollguard-act": "ActFunction",
+    "rollguard-remediation": "RemediationFunction",
     "rollguard-verify": "VerifyFunction",
     "rollguard-close": "CloseFunction",
     "rollguard-journal": "JournalFunction",
@@ -36,7 +35,7 @@ EXPLAINED = {
         "dynamodb:GetItem": "joining an open incident reads the lock and the incident (tests/functional)",
         "sqs:SendMessage": "the Lambda service sends failed async invocations to the DLQ with the function's role",
     },
-    "ActFunction": {
+    "RemediationFunction": {
         "appconfig:StopDeployment": "config_revert of a deployment still in progress (tests/unit, tests/functional)",
         "codedeploy:GetDeploymentConfig": "CreateDeployment checks the deployment config with the caller's rights",
         "codedeploy:GetApplicationRevision": "CreateDeployment reads the revision with the caller's rights",

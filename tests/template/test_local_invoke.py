@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from iam import REPO_ROOT
 from rollguard.alarm_event import AlarmStateChange
 from rollguard.approvals import ApprovalRequest
-from rollguard.incident import CloseRequest, ExecutionState
+from rollguard.incident import CloseRequest, ExecutionState, RemediationTask
 from rollguard.journal import scope_of
 from test_function_settings import MODELS
 
@@ -51,8 +51,7 @@ def _journal(event: dict[str, Any]) -> None:
 # What each handler (functions/<folder>/app.py) validates its event with.
 INPUT_MODELS: dict[str, Callable[[dict[str, Any]], object]] = {
     "intake": AlarmStateChange.model_validate,
-    "assess": ExecutionState.model_validate,
-    "act": ExecutionState.model_validate,
+    "remediation": RemediationTask.model_validate,
     "verify": ExecutionState.model_validate,
     "close": CloseRequest.model_validate,
     "approval": ApprovalRequest.model_validate,
@@ -93,19 +92,29 @@ def test_each_event_is_valid_for_its_handler(relative: str) -> None:
         INPUT_MODELS[folder](event)
 
 
-def test_act_and_verify_events_carry_what_the_state_machine_has_set_by_then() -> None:
-    """Act runs after Assess (ResultPath $.assessment) and after a Verify that chose the next step ($.progress);
-    Verify runs after Act ($.progress): remediation.asl.json."""
-    for path in (EVENTS / "act").glob("*.json"):
-        state = ExecutionState.model_validate_json(path.read_text())
-        assert state.assessment and state.assessment.decision == "act", path.name
-        # Invoked against a deployed stack, a sample records "would have" and changes no target by accident.
-        assert state.policy.mode == "shadow", path.name
-        assert state.progress is None or state.progress.next == "act", path.name
+def test_remediation_and_verify_events_carry_what_the_state_machine_has_set_by_then() -> None:
+    """Assess runs on the execution's input; Act after Assess (ResultPath $.assessment) and after a Verify that chose
+    the next step ($.progress); Verify after Act ($.progress): remediation.asl.json."""
+    tasks = {
+        path.name: RemediationTask.model_validate_json(path.read_text())
+        for path in (EVENTS / "remediation").glob("*.json")
+    }
+    assert {name: task.task for name, task in tasks.items()} == {
+        "assess-incident.json": "assess",
+        "act-first-step-canary.json": "act",
+        "act-next-step-after-verify.json": "act",
+    }
+    assert tasks["assess-incident.json"].state.assessment is None
+    for name, task in tasks.items():
+        if task.task == "act":
+            state = task.state
+            assert state.assessment and state.assessment.decision == "act", name
+            # Invoked against a deployed stack, a sample records "would have" and changes no target by accident.
+            assert state.policy.mode == "shadow", name
+            assert state.progress is None or state.progress.next == "act", name
     for path in (EVENTS / "verify").glob("*.json"):
         state = ExecutionState.model_validate_json(path.read_text())
         assert state.assessment and state.progress and state.progress.wait_seconds > 0, path.name
-    assert (EVENTS / "act" / "next-step-after-verify.json").is_file()
 
 
 def env_json() -> dict[str, dict[str, str]]:
@@ -183,7 +192,7 @@ def test_fill_env_resolves_every_placeholder_from_the_stack(template: dict[str, 
     assert env["IntakeFunction"]["INCIDENTS_TABLE"] == "value-of-IncidentsTableName"
     assert env["IntakeFunction"]["POLICY_FILE"] == "/opt/policy.yaml"
     assert env["ApprovalFunction"]["STACK_NAME"] == "rollguard"
-    assert env["ActFunction"]["APPCONFIG_STRATEGY"] == "Rollguard-Immediate"
+    assert env["RemediationFunction"]["APPCONFIG_STRATEGY"] == "Rollguard-Immediate"
     assert not [v for variables in env.values() for v in variables.values() if "<" in v]
 
 

@@ -15,7 +15,7 @@ import pytest
 from iam import REPO_ROOT, TEMPLATE_PATH, allowed_actions, policy_entries, resources_of_type
 from rollguard_cli.sandbox.iam import SAM_POLICY_TEMPLATES, resource_types
 
-REMEDIATION_FUNCTIONS = ["AssessFunction", "ActFunction", "VerifyFunction", "CloseFunction", "ApprovalFunction"]
+REMEDIATION_FUNCTIONS = ["RemediationFunction", "VerifyFunction", "CloseFunction", "ApprovalFunction"]
 FUNCTIONS = ["IntakeFunction", *REMEDIATION_FUNCTIONS, "JournalFunction", "FlagReportFunction", "WatchdogFunction"]
 STATE_MACHINE = "RemediationStateMachine"
 ROLE_OWNERS = [*FUNCTIONS, STATE_MACHINE]
@@ -77,18 +77,8 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "states:StartExecution": {"statemachine:RemediationStateMachine"},
         "sqs:SendMessage": {"queue:IntakeDeadLetterQueue"},
     },
-    "AssessFunction": {
-        "cloudwatch:DescribeAlarms": {ALARMS},
-        "codedeploy:GetDeploymentGroup": {DEPLOYMENT_GROUPS},
-        "codedeploy:ListDeployments": {DEPLOYMENT_GROUPS},
-        "codedeploy:BatchGetDeployments": {DEPLOYMENT_GROUPS},
-        **READ_ECS_DEPLOYMENTS,
-        "dynamodb:Query": {f"{CHANGES}/index/by_time"},
-        "sqs:GetQueueAttributes": {"queue:JournalDeadLetterQueue"},
-        "dynamodb:PutItem": {AUDIT},
-        "dynamodb:UpdateItem": {INCIDENTS},
-    },
-    "ActFunction": {
+    # Assess's reads and Act's changes: one function serves both tasks (template.yaml says why).
+    "RemediationFunction": {
         "codedeploy:CreateDeployment": {DEPLOYMENT_GROUPS},
         "codedeploy:ListDeployments": {DEPLOYMENT_GROUPS},
         "codedeploy:BatchGetDeployments": {DEPLOYMENT_GROUPS},
@@ -117,8 +107,9 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "appconfig:ListDeploymentStrategies": {"*"},
         "elasticloadbalancing:ModifyListener": LISTENERS,
         "elasticloadbalancing:ModifyRule": LISTENERS,
-        "ecs:DescribeServices": ECS_SERVICES | ECS_DEPLOYMENTS,
-        "ecs:DescribeServiceDeployments": ECS_SERVICES | ECS_DEPLOYMENTS,
+        **READ_ECS_DEPLOYMENTS,
+        "dynamodb:Query": {f"{CHANGES}/index/by_time", f"{AUDIT}/index/by_target"},
+        "sqs:GetQueueAttributes": {"queue:JournalDeadLetterQueue"},
         "ecs:UpdateService": ECS_SERVICES,
         "ecs:StopServiceDeployment": ECS_SERVICES | ECS_DEPLOYMENTS,
         "arc-zonal-shift:StartZonalShift": LOAD_BALANCERS,
@@ -135,7 +126,6 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
             )
         },
         "cloudwatch:DescribeAlarms": {ALARMS},
-        "dynamodb:Query": {f"{AUDIT}/index/by_target"},
         "dynamodb:GetItem": {LOCKS},
         "dynamodb:PutItem": {AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS, LOCKS},
@@ -353,13 +343,14 @@ def test_function_iam_is_exactly_what_the_code_needs(template: dict[str, Any], l
 
 
 def test_act_grants_every_action_module_its_iam(template: dict[str, Any]) -> None:
-    """Each action module declares the IAM it needs (rollguard.actions); the Act function's role grants all of it."""
+    """Each action module declares the IAM it needs (rollguard.actions); the Remediation function's role grants all
+    of it."""
     from rollguard.actions import ACTIONS
 
-    granted = allowed_actions(template, "ActFunction")
+    granted = allowed_actions(template, "RemediationFunction")
     for name, module in ACTIONS.items():
         missing = [a for a in module.iam if a not in granted]
-        assert not missing, f"{name} needs {missing}, which ActFunction is not granted"
+        assert not missing, f"{name} needs {missing}, which RemediationFunction is not granted"
 
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)

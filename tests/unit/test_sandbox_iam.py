@@ -233,17 +233,17 @@ def test_sam_lambda_invoke_policy_covers_versions_and_aliases() -> None:
             "Fn": {"Type": "AWS::Serverless::Function"},
         }
     }
-    p = compile_policy(template, "Machine", Stack(physical={"Fn": "rollguard-act"}), "p")
-    function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:rollguard-act"
+    p = compile_policy(template, "Machine", Stack(physical={"Fn": "rollguard-remediation"}), "p")
+    function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:rollguard-remediation"
     assert p.decide("lambda:InvokeFunction", function) == ALLOWED
     assert p.decide("lambda:InvokeFunction", function + ":live") == ALLOWED
-    assert p.decide("lambda:InvokeFunction", function.replace("act", "verify")) == IMPLICIT_DENY
+    assert p.decide("lambda:InvokeFunction", function.replace("remediation", "verify")) == IMPLICIT_DENY
 
 
 def test_the_denial_names_the_role_the_action_and_the_resource() -> None:
     template = {
         "Resources": {
-            "ActFunction": {
+            "RemediationFunction": {
                 "Type": "AWS::Serverless::Function",
                 "Properties": {
                     "Policies": [{"Statement": [{"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"}]}]
@@ -251,14 +251,15 @@ def test_the_denial_names_the_role_the_action_and_the_resource() -> None:
             }
         }
     }
-    enforcer = Enforcer(template, Stack(physical={}), functions={"rollguard-act": "ActFunction"})
+    enforcer = Enforcer(template, Stack(physical={}), functions={"rollguard-remediation": "RemediationFunction"})
     params = {"applicationName": "checkout", "deploymentGroupName": "checkout-prod"}
-    decision = enforcer.check("rollguard-act", "codedeploy", "GetDeploymentGroup", params, REGION)
+    decision = enforcer.check("rollguard-remediation", "codedeploy", "GetDeploymentGroup", params, REGION)
 
     assert decision is not None and not decision.allowed
     assert decision.code == "AccessDeniedException"
     assert decision.message == (
-        "User: arn:aws:sts::123456789012:assumed-role/rollguard-ActFunctionRole/rollguard-act is not authorized to "
+        "User: arn:aws:sts::123456789012:assumed-role/rollguard-RemediationFunctionRole/rollguard-remediation is not "
+        "authorized to "
         f"perform: codedeploy:GetDeploymentGroup on resource: {GROUP_ARN} because no identity-based policy allows "
         "the codedeploy:GetDeploymentGroup action"
     )

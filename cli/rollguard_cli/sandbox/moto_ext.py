@@ -110,25 +110,33 @@ class CallLog:
     """What the sandbox saw: Lambda invocations, and each AWS call by the function making it."""
 
     invocations: list[dict[str, Any]] = field(default_factory=list)
-    aws_calls: list[tuple[str, str, str]] = field(default_factory=list)  # (function, service, operation)
+    aws_calls: list[tuple[str, str, str]] = field(default_factory=list)  # (caller_task(), service, operation)
     # IAM (sandbox/iam.py): each (function, action, resource) a function's call was authorized on, and each denial.
     iam_authorized: list[tuple[str, str, str]] = field(default_factory=list)
     iam_denied: list[dict[str, str]] = field(default_factory=list)
     current: threading.local = field(default_factory=threading.local)
 
     def caller(self) -> str:
+        """The function making the calls on this thread: whose role IAM judges them against."""
         return getattr(self.current, "function", "") or ""
+
+    def caller_task(self) -> str:
+        """The caller, and the state machine task it runs when one function serves several (the Remediation
+        function's ``assess`` and ``act``): ``rollguard-remediation/act``. Calls are recorded, and faults aimed,
+        by it, so a task's calls are told apart from the other task's."""
+        task = getattr(self.current, "task", None)
+        return f"{self.caller()}/{task}" if task else self.caller()
 
     @contextmanager
     def as_world(self) -> Iterator[None]:
         """The world's own calls (metrics, alarms) made on a handler's thread are not that function's calls: IAM
         must not judge them against its role, and they do not count against its Timeout."""
-        saved = (self.caller(), getattr(self.current, "budget", None))
-        self.current.function, self.current.budget = "", None
+        saved = (self.caller(), getattr(self.current, "task", None), getattr(self.current, "budget", None))
+        self.current.function, self.current.task, self.current.budget = "", None, None
         try:
             yield
         finally:
-            self.current.function, self.current.budget = saved
+            self.current.function, self.current.task, self.current.budget = saved
 
 
 class MotoExtensions:
@@ -504,8 +512,9 @@ class MotoExtensions:
         budget = Budget(timeout)
         request_id = request_id or f"sandbox-{self._requests:06d}"
         context = LambdaContext(function_name=name, aws_request_id=request_id, budget=budget)
-        outer, outer_budget = self.log.caller(), getattr(self.log.current, "budget", None)
-        self.log.current.function, self.log.current.budget = name, budget
+        outer = (self.log.caller(), getattr(self.log.current, "task", None), getattr(self.log.current, "budget", None))
+        task = event.get("task") if isinstance(event, dict) and isinstance(event.get("task"), str) else None
+        self.log.current.function, self.log.current.task, self.log.current.budget = name, task, budget
         record: dict[str, Any] = {"function": name, "at": self.clock.now().isoformat(), "error": None}
         self.log.invocations.append(record)
         try:
@@ -534,4 +543,4 @@ class MotoExtensions:
                 }
             ).encode("utf-8")
         finally:
-            self.log.current.function, self.log.current.budget = outer, outer_budget
+            self.log.current.function, self.log.current.task, self.log.current.budget = outer

@@ -52,8 +52,7 @@ ACCOUNT = "123456789012"
 FUNCTIONS = {
     "journal": "JournalFunction",
     "intake": "IntakeFunction",
-    "assess": "AssessFunction",
-    "act": "ActFunction",
+    "remediation": "RemediationFunction",
     "verify": "VerifyFunction",
     "close": "CloseFunction",
     "approval": "ApprovalFunction",
@@ -154,11 +153,12 @@ class Fault:
     kind: Literal["error", "timeout", "lost"] = "error"
     fired: int = 0
 
-    def matches(self, caller: str, operation: str, region: str) -> bool:
+    def matches(self, caller_task: str, operation: str, region: str) -> bool:
+        """``function`` names a function (any of its tasks) or one task of it (CallLog.caller_task)."""
         return (
             operation == self.operation
             and self.fired < self.times
-            and self.function in (None, caller)
+            and self.function in (None, caller_task, caller_task.split("/")[0])
             and self.region in (None, region)
         )
 
@@ -318,16 +318,16 @@ class Sandbox:
     ) -> tuple[AWSResponse, dict[str, Any]] | None:
         service = model.service_model.endpoint_prefix
         region = getattr(request_signer, "_region_name", REGION)
-        caller = self.log.caller()
+        caller, task = self.log.caller(), self.log.caller_task()
         self.ext.check_deadline()  # a function past its Timeout makes no more calls
-        self.log.aws_calls.append((caller, service, model.name))
+        self.log.aws_calls.append((task, service, model.name))
         denied = self._authorize(caller, model, context.get("sandbox_params", {}), region)
         if denied is not None:
             return denied
         if service == "sns" and model.name == "Publish":
             self.published.append(dict(context.get("sandbox_params", {})))
         for fault in self.faults:
-            if fault.matches(caller, model.name, region):
+            if fault.matches(task, model.name, region):
                 if fault.kind != "lost":
                     return fault.fire()
                 fault.fired += 1
@@ -411,8 +411,8 @@ class Sandbox:
 
     @contextmanager
     def acting_as(self, function: str) -> Iterator[None]:
-        """Inside the block, calls on this thread are made as ``function`` (``"rollguard-act"``) would make them:
-        attributed to it and authorized against its role's statements in template.yaml. For contract tests and
+        """Inside the block, calls on this thread are made as ``function`` (``"rollguard-remediation"``) would make
+        them: attributed to it and authorized against its role's statements in template.yaml. For contract tests and
         scripts that drive plain boto3."""
         if self.iam is None or function not in self.iam.functions:
             raise ValueError(f"{function!r} is not one of the sandbox's functions")
@@ -499,8 +499,7 @@ class Sandbox:
 
         machine = resources["RemediationStateMachine"]["Properties"]
         substitutions = {
-            "AssessFunctionArn": arns["AssessFunction"],
-            "ActFunctionArn": arns["ActFunction"],
+            "RemediationFunctionArn": arns["RemediationFunction"],
             "VerifyFunctionArn": arns["VerifyFunction"],
             "CloseFunctionArn": arns["CloseFunction"],
             "ApprovalFunctionArn": arns["ApprovalFunction"],

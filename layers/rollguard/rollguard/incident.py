@@ -134,6 +134,14 @@ class ExecutionState(IncidentInput):
     skip_step: SkipStep | None = None  # nobody approved and on_timeout is skip
 
 
+class RemediationTask(_Model):
+    """The Remediation function's input: which of the state machine's tasks invokes it (Assess or Act) and the
+    execution's state, passed whole (``"state.$": "$"``)."""
+
+    task: Literal["assess", "act"]
+    state: ExecutionState
+
+
 Outcome = Literal["resolved", "escalated", "closed_no_action"]
 CLOSED: frozenset[str] = frozenset(get_args(Outcome))  # the statuses of a closed incident
 

@@ -78,7 +78,7 @@ class IntakeSettings(Tables, Region):
 
 
 class RemediationSettings(Tables, ChangeJournal, Region):
-    functions = ("AssessFunction", "ActFunction", "VerifyFunction")
+    functions = ("RemediationFunction", "VerifyFunction")
 
     appconfig_strategy: Required = Field(alias="APPCONFIG_STRATEGY")
 
