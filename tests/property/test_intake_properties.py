@@ -64,7 +64,13 @@ class MemoryStore:
     ) -> OpenResult:
         holder = self.events_seen.get(event_id) or self.locks.get(incident.target_key)
         if holder is not None:
-            return OpenResult(False, holder, str(self.incidents[holder]["status"]))
+            # The join: the audit event, the alarm count and the event id together, once.
+            status = str(self.incidents[holder]["status"])
+            fresh = self.audit.append(first_event.model_copy(update={"incident_id": holder}))
+            if fresh:
+                self.update(holder, add={"alarm_count": 1})
+                self.events_seen[event_id] = holder
+            return OpenResult(False, holder, status, fresh=fresh)
         stored(to_item(incident.stored()))
         assert self.audit.append(first_event)
         self.events_seen[event_id] = incident.incident_id

@@ -32,7 +32,10 @@ NOT_DRILLED = {
 # Granted but not exercised by a drill, and why.
 EXPLAINED = {
     "IntakeFunction": {
-        "dynamodb:GetItem": "joining an open incident reads the lock and the incident (tests/functional)",
+        "dynamodb:GetItem": "joining reads the lock when a cancelled transaction comes back without the failed "
+        "item, and a starting incident when none came back (tests/functional/test_intake_replay.py)",
+        "dynamodb:ConditionCheckItem": "joining an open incident checks the lock still names it, in the join's "
+        "transaction; no drill raises a second alarm (tests/functional/test_intake_replay.py)",
         "sqs:SendMessage": "the Lambda service sends failed async invocations to the DLQ with the function's role",
     },
     "RemediationFunction": {

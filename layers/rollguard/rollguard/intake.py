@@ -134,15 +134,15 @@ def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
             execution_arn=started,
         )
 
+    # The store recorded the alarm on the incident it joined (audit event, alarm count and event id in one
+    # transaction), or found it recorded already (fresh False).
     joined_id = opened.incident_id
-    fresh = deps.audit.append(received.model_copy(update={"incident_id": joined_id}))
-    if fresh:
-        deps.store.update(joined_id, add={"alarm_count": 1})
+    fresh = opened.fresh
     arn: str | None = None
     if opened.status == "starting":
         # The incident's execution failed to start earlier: a redelivery of that event or any later alarm
         # retries the start (same execution name, so at most one execution).
-        current = deps.store.incident(joined_id)
+        current = opened.incident or deps.store.incident(joined_id)
         if current and current.execution_input is not None:
             arn = _start(deps, joined_id, current.execution_input)
     if not fresh and opened.status in CLOSED:

@@ -2,7 +2,14 @@
 
 Opening an incident is one transaction: take the target's lock (free or expired), create the
 incident, append the first audit event. Exactly one of many concurrent alarms wins it; the others
-join the open incident.
+join the open incident, in a second transaction.
+
+Two DynamoDB calls for an alarm that joins: the failed open answers who holds the lock (each item asks for
+``ReturnValuesOnConditionCheckFailure: ALL_OLD``, so the CancellationReasons carry the item that failed its
+condition: "CancellationReason", DynamoDB API reference), then one TransactWriteItems joins it: still held by
+that incident, the incident not closed, its alarm count, the audit event (append-only) and the event id's
+record, all or nothing ("TransactWriteItems": up to 100 actions on distinct items, atomically). A reason
+without its item (an SDK or emulator that drops it) falls back to reading the lock.
 """
 
 from dataclasses import dataclass
@@ -13,7 +20,7 @@ from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
 from rollguard.adapters.dynamo import from_item, to_item
 from rollguard.audit import AuditEvent, put_request
 from rollguard.errors import LockLost, TargetNotFound, TransientAwsError
-from rollguard.incident import IncidentItem
+from rollguard.incident import CLOSED, IncidentItem
 
 OPEN_ATTEMPTS = 5
 # How long an alarm event id is remembered: EventBridge retries a delivery for up to 24 hours by default
@@ -22,6 +29,7 @@ OPEN_ATTEMPTS = 5
 # the record some time after it expires, and the condition below treats an expired record as gone.
 REPLAY_WINDOW_S = 24 * 3600
 EVENT_PREFIX = "event#"
+STARTING = "starting"  # an incident whose execution has not started yet (IncidentItem.status)
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,19 @@ class OpenResult:
     opened: bool
     incident_id: str
     status: str
+    fresh: bool = True  # the event was recorded now; False: a delivery of an event already recorded
+    incident: IncidentItem | None = None  # the incident as the store last read it, when it had to
+
+
+def _cancelled(exc: Exception, names: tuple[str, ...]) -> dict[str, dict[str, Any] | None]:
+    """The items of a cancelled transaction whose condition failed, by name, each with its item as it was when
+    DynamoDB returned it (ALL_OLD), else None. Any other failure is the caller's to translate."""
+    reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
+    return {
+        name: reason.get("Item")
+        for name, reason in zip(names, reasons, strict=False)
+        if reason.get("Code") == "ConditionalCheckFailed"
+    }
 
 
 class IncidentStore:
@@ -42,28 +63,40 @@ class IncidentStore:
         self, incident: IncidentItem, lock_ttl_seconds: int, first_event: AuditEvent, event_id: str = ""
     ) -> OpenResult:
         """Open ``incident`` if its target is free, else join whoever holds it. An alarm event id seen in the last
-        REPLAY_WINDOW_S (a redelivery, a replay from an archive) never opens a second incident: it joins the one it
-        opened, even after that one closed. A lock freed between the attempt and the read is tried again, a few
-        times, then left to the event's retry."""
+        REPLAY_WINDOW_S (a redelivery, a replay from an archive) never opens a second incident, nor counts twice:
+        it is a duplicate of the one it opened or joined, even after that one closed. A lock that changed hands
+        between the attempt and the join is tried again, a few times, then left to the event's retry."""
         for _ in range(OPEN_ATTEMPTS):
-            cancelled = self._try_open(incident, lock_ttl_seconds, first_event, event_id)
-            if cancelled is None:
+            failed = self._try_open(incident, lock_ttl_seconds, first_event, event_id)
+            if failed is None:
                 return OpenResult(True, incident.incident_id, incident.status)
-            seen = self.event_incident(event_id) if event_id and "event" in cancelled else None
-            holder = seen or self.lock_holder(incident.target_key)
-            if holder is not None:
-                current = self.get(holder) or {}
-                return OpenResult(False, holder, str(current.get("status", "unknown")))
+            holder = self._holder(failed, "event", f"{EVENT_PREFIX}{event_id}") if event_id else None
+            holder = holder or self._holder(failed, "lock", incident.target_key)
+            if holder is None:
+                continue
+            joined = self._join(holder, incident.target_key, first_event, event_id)
+            if joined is not None:
+                return joined
         raise TransientAwsError(
             f"opening an incident for {incident.target_key}: its lock changed hands {OPEN_ATTEMPTS} times; "
             "the event's retry tries again"
         )
 
+    def _holder(self, failed: dict[str, dict[str, Any] | None], name: str, key: str) -> str | None:
+        """The incident named on the lock-table item ``key`` whose condition failed, from the cancellation
+        reason's item, or read when the reason came without it."""
+        if name not in failed:
+            return None
+        item = failed[name]
+        if item is not None and "incident_id" in item:
+            return str(item["incident_id"]["S"])
+        return self.lock_holder(key)
+
     def _try_open(
         self, incident: IncidentItem, lock_ttl_seconds: int, first_event: AuditEvent, event_id: str
-    ) -> set[str] | None:
+    ) -> dict[str, dict[str, Any] | None] | None:
         """One transaction: lock, incident, first audit event and the event id's record. None if it committed,
-        else which conditions failed ("lock", "event")."""
+        else the conditions that failed ("lock", "event", ...) with the items that failed them."""
         now = clock.now()
         epoch = int(now.timestamp())
         lock = {
@@ -72,10 +105,7 @@ class IncidentStore:
             "acquired_at": clock.iso(now),
             "expires_at_epoch": epoch + lock_ttl_seconds,
         }
-        free = {
-            "ConditionExpression": "attribute_not_exists(target_key) OR expires_at_epoch < :now",
-            "ExpressionAttributeValues": {":now": {"N": str(epoch)}},
-        }
+        free = self._free(epoch)
         items = [
             {"Put": {"TableName": self.locks_table, "Item": to_item(lock), **free}},
             {
@@ -88,25 +118,98 @@ class IncidentStore:
             {"Put": put_request(self.audit_table, first_event)},
         ]
         if event_id:
-            seen = {
-                "target_key": f"{EVENT_PREFIX}{event_id}",
-                "incident_id": incident.incident_id,
-                "expires_at_epoch": epoch + REPLAY_WINDOW_S,
-            }
-            items.append({"Put": {"TableName": self.locks_table, "Item": to_item(seen), **free}})
+            items.append({"Put": self._event_record(event_id, incident.incident_id, epoch)})
         try:
             self._db.transact_write_items(TransactItems=items)
             return None
         except AWS_FAILURES as exc:
             if error_code(exc) != "TransactionCanceledException":
                 raise translate(exc, f"opening an incident for {incident.target_key}") from exc
-            reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
-            failed = {
-                name
-                for name, reason in zip(("lock", "incident", "audit", "event"), reasons, strict=False)
-                if reason.get("Code") == "ConditionalCheckFailed"
-            }
-            return failed or {"lock", "event"}  # no reasons given: look at both
+            failed = _cancelled(exc, ("lock", "incident", "audit", "event"))
+            return failed or {"lock": None, "event": None}  # no reasons given: look at both
+
+    def _join(self, holder: str, target_key: str, first_event: AuditEvent, event_id: str) -> OpenResult | None:
+        """Record the alarm on ``holder`` in one transaction, conditional on ``holder`` still holding the target's
+        lock and being neither closed nor still starting; None when the lock changed hands or the incident closed
+        (the caller tries to open again). A duplicate (its audit event or event record already written) or an
+        incident still starting answers with the incident as DynamoDB returned it."""
+        event = first_event.model_copy(update={"incident_id": holder})
+        failed = self._try_join(holder, target_key, event, event_id, allow_starting=False)
+        if failed is None:
+            return OpenResult(False, holder, "open")
+        stored = failed.get("incident")
+        current = IncidentItem.model_validate(from_item(stored)) if stored else None
+        status = current.status if current else ("open" if "incident" not in failed else "unknown")
+        if "audit" in failed or "event" in failed:
+            return OpenResult(False, holder, status, fresh=False, incident=current)
+        if "lock" in failed or current is None or status != STARTING:
+            return None  # the lock changed hands, or the incident closed or is gone
+        # The incident's execution failed to start earlier: join it all the same (the caller retries the start).
+        failed = self._try_join(holder, target_key, event, event_id, allow_starting=True)
+        if failed is None:
+            return OpenResult(False, holder, STARTING, incident=current)
+        if "audit" in failed or "event" in failed:
+            return OpenResult(False, holder, STARTING, fresh=False, incident=current)
+        return None
+
+    def _try_join(
+        self, holder: str, target_key: str, event: AuditEvent, event_id: str, allow_starting: bool
+    ) -> dict[str, dict[str, Any] | None] | None:
+        epoch = int(clock.now().timestamp())
+        not_in = sorted(CLOSED) if allow_starting else sorted(CLOSED | {STARTING})
+        statuses = {f":s{i}": {"S": status} for i, status in enumerate(not_in)}
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.incidents_table,
+                    "Key": {"incident_id": {"S": holder}},
+                    "UpdateExpression": "ADD alarm_count :one",
+                    "ConditionExpression": f"attribute_exists(incident_id) AND NOT (#s IN ({', '.join(statuses)}))",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {":one": {"N": "1"}, **statuses},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            {"Put": put_request(self.audit_table, event)},
+            {
+                "ConditionCheck": {
+                    "TableName": self.locks_table,
+                    "Key": {"target_key": {"S": target_key}},
+                    "ConditionExpression": "incident_id = :i",
+                    "ExpressionAttributeValues": {":i": {"S": holder}},
+                }
+            },
+        ]
+        if event_id:
+            items.append({"Put": self._event_record(event_id, holder, epoch)})
+        try:
+            self._db.transact_write_items(TransactItems=items)
+            return None
+        except AWS_FAILURES as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise translate(exc, f"recording an alarm on incident {holder}") from exc
+            failed = _cancelled(exc, ("incident", "audit", "lock", "event"))
+            if not failed:
+                # Cancelled for another reason (a conflicting transaction, capacity): the event's retry.
+                raise translate(exc, f"recording an alarm on incident {holder}", otherwise=TransientAwsError) from exc
+            return failed
+
+    def _event_record(self, event_id: str, incident_id: str, epoch: int) -> dict[str, Any]:
+        seen = {
+            "target_key": f"{EVENT_PREFIX}{event_id}",
+            "incident_id": incident_id,
+            "expires_at_epoch": epoch + REPLAY_WINDOW_S,
+        }
+        return {"TableName": self.locks_table, "Item": to_item(seen), **self._free(epoch)}
+
+    @staticmethod
+    def _free(epoch: int) -> dict[str, Any]:
+        """The condition of taking a lock-table item: absent, or expired (TTL deletes late)."""
+        return {
+            "ConditionExpression": "attribute_not_exists(target_key) OR expires_at_epoch < :now",
+            "ExpressionAttributeValues": {":now": {"N": str(epoch)}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
 
     def event_incident(self, event_id: str) -> str | None:
         """The incident an alarm event id opened, while its record lasts (REPLAY_WINDOW_S)."""
