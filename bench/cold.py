@@ -352,11 +352,13 @@ def after(state: dict[str, Any], state_input: dict[str, Any], result: Any) -> di
 # Run with -I -S -B: no site, no PYTHON* variables, nothing written. sys.path as the runtime sets it: the function,
 # the layer's python/, the standard library, then boto3's folder (the runtime's own boto3 comes last too). Init is
 # timed and printed; then each line read from stdin is an event, invoked twice (the second is a retry of the same
-# input), and answered on one line. Each AWS call is recorded with the invocation's CPU when it returned.
+# input), and answered on one line of stdout; what the function itself prints (its logs, its EMF metrics) goes to
+# stderr. Each AWS call is recorded with the invocation's CPU when it returned.
 PROBE = r"""
 import json, sys, time
 function_dir, layer_dir, boto3_dir, name, memory = sys.argv[1:6]
 sys.path[:] = [function_dir, layer_dir, *sys.path, boto3_dir]
+answers, sys.stdout = sys.stdout, sys.stderr
 t0 = time.process_time()
 import app
 init = time.process_time() - t0
@@ -388,12 +390,12 @@ def invoke(event):
         result, outcome = None, type(exc).__name__ + ": " + str(exc)[:300]
     return {"cpu": (time.process_time() - started[0]) * 1000, "outcome": outcome, "result": result,
             "calls": list(calls)}
-print(json.dumps({"init": init * 1000}), flush=True)
+print(json.dumps({"init": init * 1000}), file=answers, flush=True)
 for line in sys.stdin:
     event = json.loads(line)
     first = invoke(event)
     second = invoke(event)
-    print(json.dumps({"first": first, "second": second}), flush=True)
+    print(json.dumps({"first": first, "second": second}), file=answers, flush=True)
 """
 
 
@@ -423,8 +425,9 @@ class ColdFunction:
         }
         command = [sys.executable, "-I", "-S", "-B", "-c", PROBE, *args, str(built.memory_mb[logical])]
         self.logical = logical
+        self.printed = tempfile.TemporaryFile("w+")  # the function's own output, read back if it dies
         self.process = subprocess.Popen(
-            command, env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            command, env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.printed, text=True
         )
         self.init_ms = float(self._answer()["init"])
         self.services: set[str] = set()  # the services this environment has called: their connections are open
@@ -434,8 +437,8 @@ class ColdFunction:
         line = self.process.stdout.readline()
         if not line:
             self.process.wait(timeout=30)
-            assert self.process.stderr is not None
-            raise RuntimeError(f"{self.logical}: {self.process.stderr.read()[-2000:]}")
+            self.printed.seek(0)
+            raise RuntimeError(f"{self.logical} exited {self.process.returncode}: {self.printed.read()[-2000:]}")
         return dict(json.loads(line))
 
     def invoke(self, task: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -462,9 +465,9 @@ class ColdFunction:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream:
-                stream.close()
+        if self.process.stdout:
+            self.process.stdout.close()
+        self.printed.close()
 
 
 def until_handoff(task: str, invocation: dict[str, Any]) -> tuple[float, list[str]]:
