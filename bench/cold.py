@@ -425,7 +425,7 @@ class ColdFunction:
         }
         command = [sys.executable, "-I", "-S", "-B", "-c", PROBE, *args, str(built.memory_mb[logical])]
         self.logical = logical
-        self.printed = tempfile.TemporaryFile("w+")  # the function's own output, read back if it dies
+        self.printed = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by close(); read back if it dies
         self.process = subprocess.Popen(
             command, env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.printed, text=True
         )
