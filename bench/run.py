@@ -34,6 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 import cold  # noqa: E402
+import state_size  # noqa: E402
 
 HANDLERS = ["intake", "remediation", "verify", "close"]
 ALARM = "checkout-5xx-rate"  # claimed by policies/sandbox.yaml
@@ -425,6 +426,17 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 )
             )
             table += [(f"  {stack}: {label}", f"{ms:.0f} ms", "", "") for label, ms in m["terms"]]
+    size = results["state_size"]
+    largest = sorted(size["parts"].items(), key=lambda kv: -kv[1])[:4]
+    table.append(
+        (
+            "worst-case state size (assessment.changes capped)",
+            f"{size['bytes']:,} B",
+            f"< {size['limit']:,}",
+            f"{size['headroom']:,} B to spare; largest parts: {', '.join(f'{k} {v:,}' for k, v in largest)} "
+            "(bench/state_size.py)",
+        )
+    )
     for case, c in results["intake_calls"].items():
         table.append(
             (
@@ -542,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     results["cold"] = cold.bench_cold_path(sizes.cold_runs, args.baseline)
     results["intake"] = bench_intake(sizes)
     results["intake_calls"] = intake_calls_per_event()
+    results["state_size"] = state_size.state_size()
     results["drills"] = bench_drills()
     transitions = results["drills"]["transitions"]["to_first_action"] or 0
     variants = results["cold"]["variants"]

@@ -7,6 +7,8 @@ import argparse
 import json
 from typing import Any
 
+from rollguard.incident import REASON_MAX
+
 from rollguard_cli.boundary import add_aws_options
 from rollguard_cli.review import stack_outputs
 
@@ -18,7 +20,12 @@ def add_parsers(commands: Any) -> None:
     ):
         parser = commands.add_parser(verb, help=text)
         parser.add_argument("incident", metavar="INCIDENT", help="the incident id (the execution name)")
-        parser.add_argument("--reason", default="", help="recorded in the audit trail with your IAM identity")
+        parser.add_argument(
+            "--reason",
+            default="",
+            type=_reason,
+            help=f"recorded in the audit trail with your IAM identity (at most {REASON_MAX} characters)",
+        )
         _stack_args(parser)
         parser.set_defaults(func=_decide)
     pause = commands.add_parser("pause", help="stop all automated actions (incidents still open and notify)")
@@ -56,6 +63,13 @@ def _store_and_audit(session: Any, outputs: dict[str, str]) -> tuple[Any, Any]:
 
 def _identity(session: Any) -> str:
     return str(session.client("sts").get_caller_identity()["Arn"])
+
+
+def _reason(text: str) -> str:
+    """A decision's reason goes into the incident's state, whose size Step Functions caps."""
+    if len(text) > REASON_MAX:
+        raise argparse.ArgumentTypeError(f"{len(text)} characters; at most {REASON_MAX}")
+    return text
 
 
 def _decide(args: argparse.Namespace) -> int:

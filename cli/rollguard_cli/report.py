@@ -358,8 +358,11 @@ def _decision(review: Review) -> list[Block]:
         ["Suspect deployment", str(p.get("suspect") or "none")],
         ["Last-known-good deployment", str(p.get("last_good") or "none")],
     ]
-    if p.get("changes"):  # flag and configuration changes in scope (the change journal)
-        rows.append(["Changes in scope", ", ".join(map(str, p["changes"]))])
+    if p.get("changes"):  # flag and configuration changes in scope (the change journal), the newest kept
+        more = int(p.get("changes_in_scope") or 0) - len(p["changes"])
+        rows.append(
+            ["Changes in scope", ", ".join(map(str, p["changes"])) + (f" and {more} earlier" if more > 0 else "")]
+        )
     if within:
         rows.append(["Policy looks back", f"{format_duration(within)} before the alarm for a deployment to blame"])
     return [Para(str(assessment.get("summary", ""))), Table(["", ""], rows)]

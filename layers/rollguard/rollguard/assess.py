@@ -14,7 +14,7 @@ from rollguard.clock import parse_aws_time
 from rollguard.deps import Deps, need, record
 from rollguard.durations import format_duration
 from rollguard.errors import NothingToRollBack, TargetNotFound
-from rollguard.incident import Assessment, DeploymentRef, ExecutionState, Gate
+from rollguard.incident import MAX_CHANGES_KEPT, Assessment, DeploymentRef, ExecutionState, Gate
 from rollguard.journal import Change, appconfig_scope, codedeploy_scope
 from rollguard.policy import Policy
 
@@ -178,7 +178,8 @@ def plan_assessment(
         bad=bad,
         last_good=last_good,
         in_flight=bool(bad and bad.status in IN_FLIGHT),
-        changes=blamed,
+        changes=blamed[:MAX_CHANGES_KEPT],
+        changes_in_scope=len(blamed),
         summary=f"Suspect {reason}{good_text}.",
     )
 
@@ -216,7 +217,8 @@ def assess(state: ExecutionState, deps: Deps) -> Assessment:
         alarm_state=alarm.state,
         suspect=assessment.bad.deployment_id if assessment.bad else None,
         last_good=assessment.last_good.deployment_id if assessment.last_good else None,
-        changes=[c.change_id for c in assessment.changes],
+        changes=[c.change_id for c in assessment.changes],  # the newest MAX_CHANGES_KEPT: an audit item is capped too
+        changes_in_scope=assessment.changes_in_scope,
         journal_gap=gap,  # why the change journal may be missing events of the window; None: it is complete
     )
     deps.store.update(

@@ -63,6 +63,9 @@ class Gate(_Model):
     on_timeout: str = "escalate"
 
 
+MAX_CHANGES_KEPT = 10
+
+
 class Assessment(_Model):
     # escalate: Rollguard cannot tell what changed (the change journal may be missing events), so a human decides.
     decision: Literal["act", "no_action", "escalate"]
@@ -71,7 +74,10 @@ class Assessment(_Model):
     bad: DeploymentRef | None = None
     last_good: DeploymentRef | None = None
     in_flight: bool = False
-    changes: list[Change] = Field(default_factory=list)  # in scope before the alarm, newest first
+    # In scope before the alarm, newest first, the newest MAX_CHANGES_KEPT of changes_in_scope: the state machine's
+    # state is capped (policy.POLICY_STATE_BUDGET says how), and no ladder reverts more (its at most 10 steps).
+    changes: list[Change] = Field(default_factory=list)
+    changes_in_scope: int = 0
     gate: Gate = Field(default_factory=Gate)  # for the first step
 
 
@@ -113,6 +119,10 @@ class Progress(_Model):
 class TaskError(_Model):
     Error: str = "States.Unknown"
     Cause: str | None = ""  # Step Functions omits it when the failure gave none
+
+
+# A person's reason travels in the incident's state (the state's size is capped: policy.POLICY_STATE_BUDGET).
+REASON_MAX = 1024
 
 
 class ApprovalDecision(_Model):

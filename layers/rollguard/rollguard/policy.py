@@ -608,7 +608,30 @@ def _reason(err: Any) -> str:
 
 
 def _cross_policy_problems(doc: PolicyFile, file: str) -> list[PolicyProblem]:
-    return _duplicate_names(doc, file) + _shared_alarms(doc, file)
+    return _duplicate_names(doc, file) + _shared_alarms(doc, file) + _too_big_for_the_state(doc, file)
+
+
+# Each policy travels whole in its incident's state machine input and every state's input and output after it, which
+# Step Functions caps at 262,144 bytes of UTF-8 ("Step Functions service quotas"; StateEnteredEventDetails.input,
+# API Reference). A policy may take a quarter of that; the rest is the incident's own (its assessment with its
+# changes capped, each step's record): tests/unit/test_state_size.py builds the worst case.
+POLICY_STATE_BUDGET = 64 * 1024
+
+
+def _too_big_for_the_state(doc: PolicyFile, file: str) -> list[PolicyProblem]:
+    problems = []
+    for i, policy in enumerate(doc.policies):
+        size = len(policy.model_dump_json().encode("utf-8"))
+        if size > POLICY_STATE_BUDGET:
+            problems.append(
+                PolicyProblem(
+                    file,
+                    f"policies[{i}]",
+                    f"{size:,} bytes in the incident's state, more than the {POLICY_STATE_BUDGET:,} a policy may take "
+                    f"of Step Functions' 262,144: name its alarms with fewer, wider globs",
+                )
+            )
+    return problems
 
 
 def _duplicate_names(doc: PolicyFile, file: str) -> list[PolicyProblem]:
