@@ -119,14 +119,12 @@ class IncidentStore:
         ]
         if event_id:
             items.append({"Put": self._event_record(event_id, incident.incident_id, epoch)})
-        try:
-            self._db.transact_write_items(TransactItems=items)
+        failed = self._transact(
+            items, ("lock", "incident", "audit", "event"), f"opening an incident for {incident.target_key}"
+        )
+        if failed is None:
             return None
-        except AWS_FAILURES as exc:
-            if error_code(exc) != "TransactionCanceledException":
-                raise translate(exc, f"opening an incident for {incident.target_key}") from exc
-            failed = _cancelled(exc, ("lock", "incident", "audit", "event"))
-            return failed or {"lock": None, "event": None}  # no reasons given: look at both
+        return failed or {"lock": None, "event": None}  # no reasons given: look at both
 
     def _join(self, holder: str, target_key: str, first_event: AuditEvent, event_id: str) -> OpenResult | None:
         """Record the alarm on ``holder`` in one transaction, conditional on ``holder`` still holding the target's
@@ -182,16 +180,26 @@ class IncidentStore:
         ]
         if event_id:
             items.append({"Put": self._event_record(event_id, holder, epoch)})
+        # Cancelled for another reason (a conflicting transaction, capacity): raised for the event's retry.
+        return self._transact(
+            items, ("incident", "audit", "lock", "event"), f"recording an alarm on incident {holder}", unexplained=True
+        )
+
+    def _transact(
+        self, items: list[dict[str, Any]], names: tuple[str, ...], what: str, unexplained: bool = False
+    ) -> dict[str, dict[str, Any] | None] | None:
+        """One TransactWriteItems: None if it committed, else the items (by ``names``, in order) whose condition
+        failed, empty when DynamoDB named none; with ``unexplained``, that case is raised as transient instead. Any
+        other failure is raised as Rollguard's error."""
         try:
             self._db.transact_write_items(TransactItems=items)
             return None
         except AWS_FAILURES as exc:
             if error_code(exc) != "TransactionCanceledException":
-                raise translate(exc, f"recording an alarm on incident {holder}") from exc
-            failed = _cancelled(exc, ("incident", "audit", "lock", "event"))
-            if not failed:
-                # Cancelled for another reason (a conflicting transaction, capacity): the event's retry.
-                raise translate(exc, f"recording an alarm on incident {holder}", otherwise=TransientAwsError) from exc
+                raise translate(exc, what) from exc
+            failed = _cancelled(exc, names)
+            if unexplained and not failed:
+                raise translate(exc, what, otherwise=TransientAwsError) from exc
             return failed
 
     def _event_record(self, event_id: str, incident_id: str, epoch: int) -> dict[str, Any]:
