@@ -191,7 +191,14 @@ class AwsError(ServiceException):
 
 def _service_error(error: ClientError) -> AwsError:
     details = error.response.get("Error", {})
-    return AwsError(details.get("Code", "InternalFailure"), details.get("Message", str(error)))
+    answer = AwsError(details.get("Code", "InternalFailure"), details.get("Message", str(error)))
+    # The error's own members go back with it, as AWS sends them (DynamoDB's CancellationReasons: "Error
+    # handling with DynamoDB", a TransactionCanceledException names each item's reason); the serializer writes those
+    # the error's shape has, from the exception's attributes (moto's ServiceException).
+    for member, value in error.response.items():
+        if member not in {"Error", "ResponseMetadata", "code", "message"}:
+            setattr(answer, member, value)
+    return answer
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
