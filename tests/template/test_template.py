@@ -73,6 +73,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
     "IntakeFunction": {
         "dynamodb:PutItem": {INCIDENTS, LOCKS, AUDIT},
         "dynamodb:GetItem": {INCIDENTS, LOCKS},
+        "dynamodb:ConditionCheckItem": {LOCKS},  # the join's check that the lock still names the incident
         "dynamodb:UpdateItem": {INCIDENTS},
         "states:StartExecution": {"statemachine:RemediationStateMachine"},
         "sqs:SendMessage": {"queue:IntakeDeadLetterQueue"},
