@@ -929,16 +929,19 @@ def scenario_sandbox(
     """The sandbox a scenario runs in, its service's behaviour read from the scenario's Stage: once the sandbox is
     entered, append ``stage_for(scenario, sb)`` to the list (the error models read it)."""
     stages: list[Stage] = []
+    # The sandbox's clock is real time plus jumps, so a minute can end while it provisions, before the stage exists:
+    # that minute is emitted with nothing failing (the scenario has not started).
     load_balancer = None
     if scenario.load_balancer is not None:
         load_balancer = replace(
-            scenario.load_balancer, error_rate=lambda group, zone, at: stages[0].traffic_error_rate(group, zone, at)
+            scenario.load_balancer,
+            error_rate=lambda group, zone, at: stages[0].traffic_error_rate(group, zone, at) if stages else 0.0,
         )
     ecs = None
     if scenario.ecs is not None:
-        ecs = replace(scenario.ecs, error_rate=lambda label, at: stages[0].error_rate(label, at, {}))
+        ecs = replace(scenario.ecs, error_rate=lambda label, at: stages[0].error_rate(label, at, {}) if stages else 0.0)
     sandbox = Sandbox(
-        error_model=lambda label, at, config: stages[0].error_rate(label, at, config),
+        error_model=lambda label, at, config: stages[0].error_rate(label, at, config) if stages else 0.0,
         service=service or scenario.service,
         policy_file=policy_file or REPO / "policies" / scenario.policy,
         load_balancer=load_balancer,

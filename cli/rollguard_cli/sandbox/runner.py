@@ -218,6 +218,15 @@ class Sandbox:
     # ------------------------------------------------------------------ lifecycle
 
     def __enter__(self) -> "Sandbox":
+        try:
+            return self._start()
+        except BaseException:
+            # What was started is stopped (moto's mock, the session's hooks, the environment): a sandbox that failed to
+            # start must not leave the next one, in the same process, to find its tables.
+            self.__exit__(None, None, None)
+            raise
+
+    def _start(self) -> "Sandbox":
         self._set_env(
             {
                 "AWS_ACCESS_KEY_ID": "sandbox",
