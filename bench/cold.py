@@ -111,12 +111,10 @@ class Build:
     env: dict[str, dict[str, str]]  # logical id → the variables local/env.json names
 
 
-def critical_path(tree: Path) -> list[Task]:
-    """intake, Assess, Act as ``tree`` wires them: the StartAt state is Assess, and the state its Choice takes for an
-    ungated ``act`` is Act; each state's function is its Resource's DefinitionSubstitution (``!GetAtt X.Arn``)."""
-    from rollguard_cli.sandbox.runner import load_template
-
-    template = load_template(tree / "template.yaml")
+def critical_path(tree: Path, template: dict[str, Any]) -> list[Task]:
+    """intake, Assess, Act as ``tree`` (its ``template``) wires them: the StartAt state is Assess, and the state its
+    Choice takes for an ungated ``act`` is Act; each state's function is its Resource's DefinitionSubstitution
+    (``!GetAtt X.Arn``)."""
     substitutions = template["Resources"]["RemediationStateMachine"]["Properties"]["DefinitionSubstitutions"]
     asl = json.loads((tree / "statemachines" / "remediation.asl.json").read_text())
 
@@ -148,28 +146,20 @@ def functions_of(tasks: list[Task]) -> list[str]:
     return list(dict.fromkeys(t.function for t in tasks))
 
 
-def memory_sizes(template_text: str, functions: list[str]) -> dict[str, int]:
+def memory_sizes(template: dict[str, Any], functions: list[str]) -> dict[str, int]:
     """Each function's MemorySize: its own in the template, else the Globals' (Lambda's default 128)."""
-    from rollguard_cli.sandbox.runner import load_template
-
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as copy:
-        copy.write(template_text)
-        copy.flush()
-        template = load_template(Path(copy.name))
     default = int(template.get("Globals", {}).get("Function", {}).get("MemorySize", 128))
     resources = template["Resources"]
     return {logical: int(resources[logical]["Properties"].get("MemorySize", default)) for logical in functions}
 
 
-def build(source: Path, into: Path, functions: list[str]) -> Path:
-    """The layer and ``functions`` of the tree at ``source``, built by its Makefiles as `sam build` runs them (this
-    machine's wheels, so the layer can be imported here)."""
-    from rollguard_cli.sandbox.runner import load_template
-
+def build(source: Path, template: dict[str, Any], into: Path, functions: list[str]) -> Path:
+    """The layer and ``functions`` of the tree at ``source`` (its ``template``), built by its Makefiles as `sam build`
+    runs them (this machine's wheels, so the layer can be imported here)."""
     python_bin = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": f"{python_bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"}
     env["WHEEL_PLATFORM"] = ""
-    resources = load_template(source / "template.yaml")["Resources"]
+    resources = template["Resources"]
     targets = [("RollguardLayer", source / "layers" / "rollguard", source / "layers" / "rollguard" / "Makefile")]
     targets += [
         (logical, source / resources[logical]["Properties"]["CodeUri"], source / "functions" / "Makefile")
@@ -189,11 +179,14 @@ def build(source: Path, into: Path, functions: list[str]) -> Path:
 
 
 def tree_build(label: str, tree: Path, into: Path) -> Build:
-    tasks = critical_path(tree)
+    from rollguard_cli.sandbox.runner import load_template
+
+    template = load_template(tree / "template.yaml")  # read once: the tasks, memory sizes and code folders are in it
+    tasks = critical_path(tree, template)
     functions = functions_of(tasks)
-    memory = memory_sizes((tree / "template.yaml").read_text(), functions)
     env = json.loads((tree / "local" / "env.json").read_text())
-    return Build(label, build(tree, into, functions), tasks, memory, {f: env[f] for f in functions})
+    built = build(tree, template, into, functions)
+    return Build(label, built, tasks, memory_sizes(template, functions), {f: env[f] for f in functions})
 
 
 def builds(into: Path, baseline: str | None) -> list[Build]:
