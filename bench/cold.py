@@ -135,10 +135,24 @@ def critical_path(tree: Path, template: dict[str, Any]) -> list[Task]:
     ]
     act = asl["States"][act_name]
     return [
-        Task("intake", "IntakeFunction", None),
+        Task("intake", intake_function(template), None),
         Task("assess", function_of(assess), assess),
         Task("act", function_of(act), act),
     ]
+
+
+def intake_function(template: dict[str, Any]) -> str:
+    """The function the alarm rule invokes: the one whose EventBridge rule matches CloudWatch alarm state changes
+    (IntakeFunction before it and Assess and Act became one function, RemediationFunction since)."""
+    [logical] = [
+        logical
+        for logical, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        for event in resource["Properties"].get("Events", {}).values()
+        if event["Type"] == "EventBridgeRule"
+        and event["Properties"]["Pattern"].get("detail-type") == ["CloudWatch Alarm State Change"]
+    ]
+    return str(logical)
 
 
 def functions_of(tasks: list[Task]) -> list[str]:
@@ -271,20 +285,22 @@ def function_environments(url: str, built: Build) -> dict[str, dict[str, str]]:
         definition=json.dumps(HOLD),
         roleArn="arn:aws:iam::123456789012:role/rollguard-bench-hold",
     )
-    filled["IntakeFunction"]["STATE_MACHINE_ARN"] = hold["stateMachineArn"]
-    filled["IntakeFunction"]["POLICY_FILE"] = str(REPO / "policies" / "sandbox.yaml")
+    intake = built.tasks[0].function
+    filled[intake]["STATE_MACHINE_ARN"] = hold["stateMachineArn"]
+    filled[intake]["POLICY_FILE"] = str(REPO / "policies" / "sandbox.yaml")
     return filled
 
 
 def alarm_event(now: datetime) -> dict[str, Any]:
-    """events/intake/alarm.json (the scenario's alarm going to ALARM) with a fresh id, stamped with the served clock."""
-    event: dict[str, Any] = json.loads((REPO / "events" / "intake" / "alarm.json").read_text())
+    """events/remediation/intake/alarm.json (the scenario's alarm going to ALARM) with a fresh id, stamped with the
+    served clock."""
+    event: dict[str, Any] = json.loads((REPO / "events" / "remediation" / "intake" / "alarm.json").read_text())
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
     event["id"] = str(uuid.uuid4())
     event["time"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     event["detail"]["state"]["timestamp"] = stamp
     if event["detail"]["alarmName"] != ALARM:
-        raise RuntimeError(f"events/intake/alarm.json names {event['detail']['alarmName']}, not {ALARM}")
+        raise RuntimeError(f"events/remediation/intake/alarm.json names {event['detail']['alarmName']}, not {ALARM}")
     return event
 
 
@@ -502,7 +518,7 @@ def incident_path(built: Build, url: str) -> dict[str, dict[str, Any]]:
                 f"the bench's intake answered {status!r}, not 'opened': the served alarm fired first (its own intake "
                 f"opened the incident); lower SERVE_SPEED ({SERVE_SPEED})"
             )
-        state = started_input(url, envs["IntakeFunction"]["STATE_MACHINE_ARN"])
+        state = started_input(url, envs[intake.function]["STATE_MACHINE_ARN"])
         wait_for_alarm(url, "ALARM")  # what Assess confirms; the served intake joins the bench's incident
         assert assess.state is not None and act.state is not None
         assessed = run(assess, task_input(assess.state, state))["first"]
@@ -571,9 +587,11 @@ MODEL_NOTE = (
     "Init CPU counts at a full vCPU (DESIGN.md; AWS documents no Init share), invocation CPU at MemorySize/1769 of a "
     "vCPU (Lambda DG, 'Configure Lambda function memory'), each function's MemorySize from its build's template.yaml; "
     "this machine's CPU taken as Graviton's. Each task's part ends at its hand-off: the intake's at StartExecution, "
-    "Assess's at its return, Act's at the mitigating call (CPU and calls counted up to it). A function serving two "
-    "tasks starts cold once; its second task runs in the environment the first left idle, on its open connections "
-    "(Lambda may reuse an idle environment, Operator Guide 'Lambda execution environments'; it does not promise to). "
+    "Assess's at its return, Act's at the mitigating call (CPU and calls counted up to it). A function serving several "
+    "tasks starts cold once; a later task runs in the environment the one before left idle, on its open connections "
+    "(Lambda may reuse an idle environment, Operator Guide 'Lambda execution environments'; it does not promise to): "
+    "Assess after the intake when the intake has returned by the time Step Functions invokes Assess (its CPU after "
+    "StartExecution is printed), Act after Assess, which has returned before Act is invoked. "
     "Warm: a second invocation with the same input (a retry, answered idempotently: the same parsing and reads, no "
     "second mitigating call), with the first invocation's calls."
 )

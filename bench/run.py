@@ -166,8 +166,8 @@ def bench_intake(sizes: Sizes) -> dict[str, Any]:
 
     samples: dict[str, list[int]] = {"handler_open": [], "handler_join": [], "domain_open": [], "domain_join": []}
     with quiet_powertools_metrics(), Sandbox(error_model=lambda label, at, config: 0.01) as sb:
-        handler = sb.handlers["rollguard-intake"]
-        context = LambdaContext(function_name="rollguard-intake", aws_request_id="b-1")
+        handler = sb.handlers["rollguard-remediation"]
+        context = LambdaContext(function_name="rollguard-remediation", aws_request_id="b-1")
         deps = runtime.intake_deps_for(context)  # cached: the handler uses this very object
         deps.stepfunctions = StubStepFunctions()
         policy = deps.policies.match(ALARM)
@@ -267,12 +267,12 @@ def intake_calls_per_event() -> dict[str, Any]:
 
     counted: dict[str, Any] = {}
     with quiet_powertools_metrics(), Sandbox(error_model=lambda label, at, config: 0.01) as sb:
-        handler = sb.handlers["rollguard-intake"]
-        context = LambdaContext(function_name="rollguard-intake", aws_request_id="bench-calls")
+        handler = sb.handlers["rollguard-remediation"]
+        context = LambdaContext(function_name="rollguard-remediation", aws_request_id="bench-calls")
         joining = alarm_event(str(uuid.uuid4()))
         for case, event in [("open", alarm_event(str(uuid.uuid4()))), ("join", joining), ("duplicate", joining)]:
             before = len(sb.log.aws_calls)
-            with sb.acting_as("rollguard-intake"):
+            with sb.acting_as("rollguard-remediation"):
                 status = str(handler(event, context)["status"])
             calls = [f"{service}:{operation}" for _, service, operation in sb.log.aws_calls[before:]]
             counted[case] = {
@@ -402,6 +402,20 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{f['first_path_cpu_ms']:.1f} ms{was('first_path_cpu_ms')}",
                 "-",
                 f"{n}; up to and including {f['path_calls'][-1] if cold.HANDOFF[name] else 'its return'} [d]",
+            ),
+            *(
+                [
+                    (
+                        f"{task}: CPU after its hand-off",
+                        f"{f['first_invocation_cpu_ms'] - f['first_path_cpu_ms']:.1f} ms",
+                        "-",
+                        f"{n}; what it still runs after StartExecution returns, at {f['memory_mb']} MB: the time "
+                        "before its environment is idle for Assess, against the Step Functions transitions before "
+                        "Assess is invoked [d]",
+                    )
+                ]
+                if name == "intake"
+                else []
             ),
             (
                 f"{task}: warm invocation CPU",

@@ -17,7 +17,7 @@ def load_event(relative: str) -> dict[str, Any]:
     return dict(json.loads((EVENTS / relative).read_text()))
 
 
-def context(name: str = "rollguard-intake") -> LambdaContext:
+def context(name: str = "rollguard-remediation") -> LambdaContext:
     return LambdaContext(function_name=name, aws_request_id="test-request")
 
 

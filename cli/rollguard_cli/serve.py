@@ -109,7 +109,7 @@ def deploy_stack(sb: Sandbox, stack: str) -> dict[str, str]:
         "RemediationStateMachineArn": sb.state_machine_arn,
         "EscalationTopicArn": sb.topic_arn,
         "StakeholderTopicArn": sb.stakeholder_topic_arn,
-        "IntakeFunctionName": "rollguard-intake",
+        "RemediationFunctionName": "rollguard-remediation",
         "AppConfigStrategyId": "Rollguard-Immediate",
         "StepFunctionsConsoleUrl": state_machine_url(REGION, sb.state_machine_arn),
     } | {f"{logical}Url": url for logical, url in sb.queue_urls.items()}

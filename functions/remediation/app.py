@@ -1,6 +1,8 @@
-"""Remediation: the state machine's Assess and Act tasks in one function, so that an incident's first step runs in
-the execution environment its assessment has just warmed: one cold start fewer before the mitigating call (README
-"The cold path"). The state machine says which task it runs (``RemediationTask.task``)."""
+"""Remediation: everything an incident runs before its first mitigating call, in one function. The alarm rule invokes
+it with a CloudWatch alarm state change (the intake: open or join an incident, start the state machine); the state
+machine invokes it with its Assess and Act tasks (``RemediationTask.task``). Assess then runs in the execution
+environment the intake has just left idle, and Act in the one Assess left: one cold start before the mitigating call
+on a cold stack, not three (README "The cold path")."""
 
 from typing import Any
 
@@ -9,19 +11,39 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollguard import telemetry
 from rollguard.act import act
+from rollguard.alarm_event import correlation_id
 from rollguard.assess import assess
 from rollguard.errors import RollguardError
 from rollguard.incident import RemediationTask
-from rollguard.runtime import at_init, remediation_deps, remediation_deps_for
+from rollguard.intake import handle_alarm_event
+from rollguard.runtime import at_init, intake_deps_for, intake_wiring, remediation_deps, remediation_deps_for
 
 logger = Logger()
 metrics = Metrics()
-at_init(remediation_deps)  # settings, clients, adapters: on Init's full vCPU (rollguard.runtime)
+# Settings, the policy file, clients, adapters: on Init's full vCPU (rollguard.runtime).
+at_init(intake_wiring)
+at_init(remediation_deps)
+
+
+@metrics.log_metrics
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    """A state machine task carries ``task``; anything else is the alarm rule's event, which the intake judges (an
+    EventBridge event's top-level fields are its envelope's, so none is a task)."""
+    if isinstance(event, dict) and "task" in event:
+        return remediation_task(event, context)
+    return intake(event, context)
+
+
+@logger.inject_lambda_context
+def intake(event: Any, context: LambdaContext) -> dict[str, Any]:
+    logger.set_correlation_id(correlation_id(event))  # the event id, when it is one a log line can carry
+    result = handle_alarm_event(event, intake_deps_for(context))
+    metrics.add_metric(name=f"Alarms{result.status.capitalize()}", unit=MetricUnit.Count, value=1)
+    return result.model_dump(mode="json")
 
 
 @logger.inject_lambda_context(correlation_id_path="state.incident_id")
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def remediation_task(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = RemediationTask.model_validate(event)
     state = request.state
     if request.task == "assess":

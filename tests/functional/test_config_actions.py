@@ -247,7 +247,7 @@ def test_config_revert_of_a_deployment_in_progress_stops_it(sandbox: Sandbox, re
         ("journal/appconfig-deployment-complete.json", "recorded", "config"),
         ("journal/ecs-deployment-state-change.json", "recorded", "deploy"),
         ("journal/codedeploy-instance-state-change.json", "ignored", None),
-        ("intake/alarm.json", "ignored", None),
+        ("remediation/intake/alarm.json", "ignored", None),
     ],
 )
 def test_the_journal_ingests_real_sample_events(

@@ -1,4 +1,4 @@
-"""The critical path's handlers (the intake, and the Remediation function that runs Assess and Act) build their wiring
+"""The critical path's function (the Remediation function: the intake, Assess and Act) builds its wiring
 during Init, where the CPU is a full vCPU's (rollguard.runtime.at_init); a function that cannot be wired still starts,
 and fails its first invocation by name."""
 
@@ -20,10 +20,10 @@ def test_the_intake_reads_and_validates_its_policy_during_init(tmp_path: Path) -
     policy.write_text((REPO / "policies" / "sandbox.yaml").read_text())
     with Sandbox(error_model=lambda label, at, config: 0.01, policy_file=policy) as sb:
         hold_executions(sb)  # forgets the wiring, as a new container starts with none
-        intake = load_handler("intake")  # Init
+        intake = load_handler("remediation")  # Init
         policy.unlink()  # the invocation has no file to read: the policy must be in memory already
 
-        result = intake.lambda_handler(load_event("intake/alarm.json"), context())
+        result = intake.lambda_handler(load_event("remediation/intake/alarm.json"), context())
 
     assert result["status"] == "opened" and result["incident_id"].startswith("checkout-5xx-")
 
@@ -59,7 +59,7 @@ def test_an_intake_that_cannot_be_wired_starts_and_fails_its_first_invocation_by
         path.write_text(policy)
     sandbox.set_env(POLICY_FILE=str(path))
 
-    intake = load_handler("intake")  # Init does not raise
+    intake = load_handler("remediation")  # Init does not raise
 
     with pytest.raises(error, match=reason):
-        intake.lambda_handler(load_event("intake/alarm.json"), context())
+        intake.lambda_handler(load_event("remediation/intake/alarm.json"), context())

@@ -1,4 +1,4 @@
-"""The intake handler on moto, with the events in events/intake/ (ours and real AWS samples)."""
+"""The intake handler on moto, with the events in events/remediation/intake/ (ours and real AWS samples)."""
 
 import json
 from pathlib import Path
@@ -16,7 +16,7 @@ TARGET = "codedeploy:checkout/checkout-prod"
 
 
 def intake(sb: Sandbox, event: Any) -> dict[str, Any]:
-    return dict(sb.handlers["rollguard-intake"](event, context()))
+    return dict(sb.handlers["rollguard-remediation"](event, context()))
 
 
 def executions(sb: Sandbox) -> list[dict[str, Any]]:
@@ -30,7 +30,7 @@ def holding(sandbox: Sandbox) -> Sandbox:
 
 
 def test_alarm_opens_an_incident_and_starts_its_execution(holding: Sandbox) -> None:
-    result = intake(holding, load_event("intake/alarm.json"))
+    result = intake(holding, load_event("remediation/intake/alarm.json"))
 
     assert result["status"] == "opened"
     incident_id = result["incident_id"]
@@ -48,7 +48,7 @@ def test_alarm_opens_an_incident_and_starts_its_execution(holding: Sandbox) -> N
 
 
 def test_alarm_storm_for_one_target_yields_one_execution_and_records_every_alarm(holding: Sandbox) -> None:
-    base = load_event("intake/alarm.json")
+    base = load_event("remediation/intake/alarm.json")
     results = []
     for i in range(200):
         event = {**base, "id": f"storm-{i:03d}"}
@@ -65,7 +65,7 @@ def test_alarm_storm_for_one_target_yields_one_execution_and_records_every_alarm
 
 
 def test_a_redelivered_event_is_recognised_not_counted_twice(holding: Sandbox) -> None:
-    event = load_event("intake/alarm.json")
+    event = load_event("remediation/intake/alarm.json")
     first = intake(holding, event)
     again = intake(holding, event)
 
@@ -77,12 +77,12 @@ def test_a_redelivered_event_is_recognised_not_counted_twice(holding: Sandbox) -
 @pytest.mark.parametrize(
     ("event_file", "status", "reason_mentions"),
     [
-        ("intake/alarm-ok.json", "ignored", "moved to OK"),
-        ("intake/unknown-detail-type.json", "ignored", "CloudWatch Alarm Something New"),
-        ("intake/truncated-no-state.json", "rejected", "detail.state"),
-        ("intake/missing-alarm-name.json", "rejected", "detail.alarmName"),
-        ("intake/aws-samples/lambda-alarm-action-single-metric.json", "ignored", "detail-type None"),
-        ("intake/aws-samples/sns-alarm-single-metric.json", "ignored", "detail-type None"),
+        ("remediation/intake/alarm-ok.json", "ignored", "moved to OK"),
+        ("remediation/intake/unknown-detail-type.json", "ignored", "CloudWatch Alarm Something New"),
+        ("remediation/intake/truncated-no-state.json", "rejected", "detail.state"),
+        ("remediation/intake/missing-alarm-name.json", "rejected", "detail.alarmName"),
+        ("remediation/intake/aws-samples/lambda-alarm-action-single-metric.json", "ignored", "detail-type None"),
+        ("remediation/intake/aws-samples/sns-alarm-single-metric.json", "ignored", "detail-type None"),
     ],
 )
 def test_events_that_are_not_a_matched_alarm_start_nothing(
@@ -103,7 +103,7 @@ def test_garbage_that_is_not_even_an_object_is_rejected_with_its_type(sandbox: S
 
 
 def test_a_rejected_event_logs_a_line_naming_the_problem(sandbox: Sandbox) -> None:
-    intake(sandbox, load_event("intake/truncated-no-state.json"))
+    intake(sandbox, load_event("remediation/intake/truncated-no-state.json"))
 
     lines = [json.loads(line) for line in sandbox.log_stream.getvalue().splitlines() if line.startswith("{")]
     errors = [line for line in lines if line["level"] == "ERROR"]
@@ -138,7 +138,7 @@ def test_real_aws_samples_open_incidents_only_for_alarm_state_changes_into_alarm
 
 
 def test_an_alarm_no_policy_claims_is_dropped_not_an_error(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
-    event = load_event("intake/aws-samples/alarm-state-change-single-metric.json")  # ServerCpuTooHigh
+    event = load_event("remediation/intake/aws-samples/alarm-state-change-single-metric.json")  # ServerCpuTooHigh
 
     result = intake(sandbox, event)
 
@@ -155,7 +155,7 @@ def test_an_invalid_policy_file_fails_loudly_so_the_event_is_retried_then_dead_l
     sandbox.set_env(POLICY_FILE=str(broken))
 
     with pytest.raises(PolicyFileInvalid, match="trigger: Field required"):
-        intake(sandbox, load_event("intake/alarm.json"))
+        intake(sandbox, load_event("remediation/intake/alarm.json"))
     assert lock_items(sandbox) == []
 
 
@@ -167,7 +167,7 @@ def test_without_a_policy_of_yours_deployed_no_alarm_is_acted_on(sandbox: Sandbo
     sandbox.set_env(POLICY_FILE=str(tmp_path / "opt" / "policy.yaml"))  # an empty layer: nothing under /opt
 
     with pytest.raises(FunctionMisconfigured, match="no policy of yours is deployed") as raised:
-        intake(sandbox, load_event("intake/alarm.json"))
+        intake(sandbox, load_event("remediation/intake/alarm.json"))
     assert "put your policy there as policy.yaml" in str(raised.value)
     assert lock_items(sandbox) == [] and executions(sandbox) == []
 
@@ -180,12 +180,12 @@ def fail_first_start(sb: Sandbox) -> None:
 def test_a_failed_start_keeps_the_incident_and_the_next_alarm_starts_it(holding: Sandbox) -> None:
     fail_first_start(holding)
     with pytest.raises(TransientAwsError, match="ThrottlingException"):
-        intake(holding, load_event("intake/alarm.json"))
+        intake(holding, load_event("remediation/intake/alarm.json"))
     [lock] = lock_items(holding)
     incident_id = lock["incident_id"]["S"]
     assert incident_item(holding, incident_id)["status"] == "starting"
 
-    joined = intake(holding, {**load_event("intake/alarm.json"), "id": "a-later-alarm"})
+    joined = intake(holding, {**load_event("remediation/intake/alarm.json"), "id": "a-later-alarm"})
 
     assert joined["status"] == "joined" and joined["execution_arn"]
     assert [e["name"] for e in executions(holding)] == [incident_id]
@@ -193,7 +193,7 @@ def test_a_failed_start_keeps_the_incident_and_the_next_alarm_starts_it(holding:
 
 
 def test_a_redelivery_of_the_event_whose_start_failed_starts_the_incident(holding: Sandbox) -> None:
-    event = load_event("intake/alarm.json")
+    event = load_event("remediation/intake/alarm.json")
     fail_first_start(holding)
     with pytest.raises(TransientAwsError):
         intake(holding, event)
@@ -222,14 +222,14 @@ def test_an_alarm_from_outside_this_stack_is_rejected_and_starts_nothing(
     sandbox: Sandbox, change: dict[str, Any], reason_mentions: str
 ) -> None:
     """The stack's account comes from the function's own ARN (the Lambda context), its region from AWS_REGION."""
-    result = intake(sandbox, {**load_event("intake/alarm.json"), **change})
+    result = intake(sandbox, {**load_event("remediation/intake/alarm.json"), **change})
 
     assert result["status"] == "rejected" and reason_mentions in result["reason"]
     assert executions(sandbox) == [] and lock_items(sandbox) == []
 
 
 def test_an_alarm_with_odd_side_fields_still_opens_an_incident(holding: Sandbox) -> None:
-    event = load_event("intake/alarm.json")
+    event = load_event("remediation/intake/alarm.json")
     event["version"] = 1
     event["detail"]["previousState"] = "OK"
     event["detail"]["configuration"] = ["metrics"]
@@ -239,7 +239,7 @@ def test_an_alarm_with_odd_side_fields_still_opens_an_incident(holding: Sandbox)
 
 
 def test_a_lone_surrogate_in_the_alarm_name_is_rejected_and_the_response_is_valid_json(sandbox: Sandbox) -> None:
-    event = load_event("intake/alarm.json")
+    event = load_event("remediation/intake/alarm.json")
     event["detail"]["alarmName"] = "checkout-\udc80"
 
     result = intake(sandbox, event)

@@ -22,7 +22,7 @@ def store(sb: Sandbox) -> IncidentStore:
 
 
 def test_an_event_replayed_after_its_incident_closed_is_recorded_not_reopened(holding: Sandbox) -> None:  # noqa: F811
-    event = load_event("intake/alarm.json")
+    event = load_event("remediation/intake/alarm.json")
     first = intake(holding, event)
     incident_id = first["incident_id"]
     store(holding).settle(incident_id, "resolved", "state machine", "recovered")
@@ -39,7 +39,7 @@ def test_an_event_replayed_after_its_incident_closed_is_recorded_not_reopened(ho
 
 
 def test_the_first_closer_settles_the_outcome_and_a_later_one_gets_it(holding: Sandbox) -> None:  # noqa: F811
-    incident_id = intake(holding, load_event("intake/alarm.json"))["incident_id"]
+    incident_id = intake(holding, load_event("remediation/intake/alarm.json"))["incident_id"]
 
     first = store(holding).settle(incident_id, "resolved", "state machine", "recovered")
     later = store(holding).settle(incident_id, "escalated", "watchdog", "the execution FAILED")
@@ -76,7 +76,7 @@ def test_opening_gives_up_after_a_few_races_instead_of_recursing() -> None:
 def test_a_lock_is_renewed_only_by_its_owner(holding: Sandbox) -> None:  # noqa: F811
     from rollguard.errors import LockLost
 
-    incident_id = intake(holding, load_event("intake/alarm.json"))["incident_id"]
+    incident_id = intake(holding, load_event("remediation/intake/alarm.json"))["incident_id"]
     target = "codedeploy:checkout/checkout-prod"
     before = int(lock_items(holding)[0]["expires_at_epoch"]["N"])
 
@@ -100,13 +100,13 @@ def dynamodb_calls(sb: Sandbox, event: dict[str, Any]) -> tuple[str, list[str]]:
     """The intake's status for ``event`` and the DynamoDB operations it made, as the sandbox records them
     (CallLog.aws_calls, by function: what ``make bench`` counts)."""
     before = len(sb.log.aws_calls)
-    with sb.acting_as("rollguard-intake"):
+    with sb.acting_as("rollguard-remediation"):
         status = intake(sb, event)["status"]
     return status, [op for function, service, op in sb.log.aws_calls[before:] if service == "dynamodb"]
 
 
 def test_an_alarm_joins_an_open_incident_in_two_dynamodb_calls_and_is_recorded_once(holding: Sandbox) -> None:  # noqa: F811
-    base = load_event("intake/alarm.json")
+    base = load_event("remediation/intake/alarm.json")
     opened = intake(holding, {**base, "id": "first"})["incident_id"]
 
     joined = dynamodb_calls(holding, {**base, "id": "second"})
@@ -125,7 +125,7 @@ def test_an_alarm_joins_an_open_incident_in_two_dynamodb_calls_and_is_recorded_o
 
 
 def test_a_replay_of_an_event_that_joined_is_a_duplicate_even_after_the_incident_closed(holding: Sandbox) -> None:  # noqa: F811
-    base = load_event("intake/alarm.json")
+    base = load_event("remediation/intake/alarm.json")
     opened = intake(holding, {**base, "id": "first"})["incident_id"]
     assert intake(holding, {**base, "id": "second"})["status"] == "joined"
     store(holding).settle(opened, "resolved", "state machine", "recovered")
@@ -143,7 +143,7 @@ def test_a_replay_of_an_event_that_joined_is_a_duplicate_even_after_the_incident
 def test_an_alarm_never_joins_a_closed_incident_that_still_holds_the_lock(holding: Sandbox) -> None:  # noqa: F811
     """Between settling and releasing, the lock still names a closed incident: the join's condition fails, nothing
     is written, and the event's retry opens a new incident once the lock is free."""
-    base = load_event("intake/alarm.json")
+    base = load_event("remediation/intake/alarm.json")
     opened = intake(holding, {**base, "id": "first"})["incident_id"]
     store(holding).settle(opened, "resolved", "state machine", "recovered")
 

@@ -72,16 +72,16 @@ def test_a_granted_call_succeeds(sb: Sandbox) -> None:
 
 
 def test_a_call_on_a_resource_outside_the_grant_is_denied(sb: Sandbox) -> None:
-    """act may PutItem on the audit table only; on the incidents table AWS answers AccessDeniedException, HTTP 400
+    """Verify may PutItem on the audit table only; on the incidents table AWS answers AccessDeniedException, HTTP 400
     ("Error handling with DynamoDB"), with the role, the action and the resource in the message."""
     ddb = sb.client("dynamodb")
     item = {"incident_id": {"S": "outside"}}
-    with sb.acting_as("rollguard-remediation"):
+    with sb.acting_as("rollguard-verify"):
         denied = error(lambda: ddb.put_item(TableName=TABLES["IncidentsTable"], Item=item))
 
     assert denied["Code"] == "AccessDeniedException" and denied["status"] == 400
     assert denied["Message"] == (
-        f"User: {role('rollguard-remediation', 'RemediationFunction')} is not authorized to perform: dynamodb:PutItem "
+        f"User: {role('rollguard-verify', 'VerifyFunction')} is not authorized to perform: dynamodb:PutItem "
         "on resource: "
         f"{TABLE_ARN}{TABLES['IncidentsTable']} because no identity-based policy allows the dynamodb:PutItem action"
     )
@@ -106,7 +106,7 @@ def test_a_call_on_a_resource_outside_the_grant_is_denied(sb: Sandbox) -> None:
         ("rollguard-close", "cloudwatch", lambda c: c.describe_alarms(AlarmNames=["a"]), "AccessDenied", 403),
         # CodeDeploy and Step Functions: AccessDeniedException, 400 (their API references, Common Errors).
         (
-            "rollguard-intake",
+            "rollguard-verify",
             "codedeploy",
             lambda c: c.get_deployment_group(applicationName="checkout", deploymentGroupName="checkout-prod"),
             "AccessDeniedException",
@@ -129,7 +129,7 @@ def test_a_call_on_a_resource_outside_the_grant_is_denied(sb: Sandbox) -> None:
             "AccessDeniedException",
             403,
         ),
-        ("rollguard-intake", "appconfig", lambda c: c.list_applications(), "AccessDeniedException", 403),
+        ("rollguard-verify", "appconfig", lambda c: c.list_applications(), "AccessDeniedException", 403),
     ],
 )
 def test_an_ungranted_action_is_denied_with_the_services_error(

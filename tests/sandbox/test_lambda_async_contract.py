@@ -150,5 +150,7 @@ def test_each_functions_retries_and_queues_come_from_the_template() -> None:
 
     assert configs["rollguard-journal"] == AsyncConfig(dead_letter_queue=urls["JournalDeadLetterQueue"])
     assert configs["rollguard-watchdog"] == AsyncConfig(dead_letter_queue=urls["FailedInvocationsQueue"])
-    assert configs["rollguard-intake"] == AsyncConfig(on_failure_queue=urls["IntakeDeadLetterQueue"])
-    assert configs["rollguard-remediation"] == AsyncConfig(), "invoked synchronously by the state machine: none"
+    # The alarm rule's invocations are asynchronous; the state machine's (Assess, Act) synchronous, which no
+    # asynchronous configuration touches.
+    assert configs["rollguard-remediation"] == AsyncConfig(on_failure_queue=urls["IntakeDeadLetterQueue"])
+    assert configs["rollguard-verify"] == AsyncConfig(), "invoked synchronously by the state machine: none"

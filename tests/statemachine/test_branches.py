@@ -212,7 +212,7 @@ def test_an_alarm_for_a_deleted_deployment_group_escalates_with_the_reason(sandb
     )
     cw.set_alarm_state(AlarmName="checkout-5xx-rate", StateValue="ALARM", StateReason="test")
 
-    opened = sandbox.handlers["rollguard-intake"](load_event("intake/alarm.json"), context())
+    opened = sandbox.handlers["rollguard-remediation"](load_event("remediation/intake/alarm.json"), context())
     execution = sandbox.wait_for_execution(opened["incident_id"])
 
     assert execution["status"] == "SUCCEEDED"

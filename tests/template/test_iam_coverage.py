@@ -16,7 +16,6 @@ from tests.template.iam import allowed_actions, load_template, resources_of_type
 pytestmark = pytest.mark.slow
 
 FUNCTIONS = {
-    "rollguard-intake": "IntakeFunction",
     "rollguard-remediation": "RemediationFunction",
     "rollguard-verify": "VerifyFunction",
     "rollguard-close": "CloseFunction",
@@ -31,14 +30,12 @@ NOT_DRILLED = {
 }
 # Granted but not exercised by a drill, and why.
 EXPLAINED = {
-    "IntakeFunction": {
-        "dynamodb:GetItem": "joining reads the lock when a cancelled transaction comes back without the failed "
-        "item, and a starting incident when none came back (tests/functional/test_intake_replay.py)",
-        "dynamodb:ConditionCheckItem": "joining an open incident checks the lock still names it, in the join's "
-        "transaction; no drill raises a second alarm (tests/functional/test_intake_replay.py)",
-        "sqs:SendMessage": "the Lambda service sends failed async invocations to the DLQ with the function's role",
-    },
     "RemediationFunction": {
+        "dynamodb:GetItem": "the intake's join reads the lock when a cancelled transaction comes back without the "
+        "failed item, and a starting incident when none came back (tests/functional/test_intake_replay.py)",
+        "dynamodb:ConditionCheckItem": "the intake joining an open incident checks the lock still names it, in the "
+        "join's transaction; no drill raises a second alarm (tests/functional/test_intake_replay.py)",
+        "sqs:SendMessage": "the Lambda service sends failed async invocations to the DLQ with the function's role",
         "appconfig:StopDeployment": "config_revert of a deployment still in progress (tests/unit, tests/functional)",
         "codedeploy:GetDeploymentConfig": "CreateDeployment checks the deployment config with the caller's rights",
         "codedeploy:GetApplicationRevision": "CreateDeployment reads the revision with the caller's rights",

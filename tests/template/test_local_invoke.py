@@ -6,6 +6,7 @@ local/fill_env.py fills from the stack's own outputs and parameters."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,16 +26,19 @@ EVENTS = REPO_ROOT / "events"
 ENV_JSON = REPO_ROOT / "local" / "env.json"
 FILL = REPO_ROOT / "local" / "fill_env.py"
 SET_BY_LAMBDA = {"AWS_REGION"}  # sam local invoke sets it from --region / the profile, as Lambda does
-SETTINGS = {function: model for model in MODELS for function in model.functions}  # MODELS: every function's
+# MODELS: every function's; the Remediation function reads two (its intake's, its Assess and Act tasks').
+SETTINGS = {
+    function: [m for m in MODELS if function in m.functions] for model in MODELS for function in model.functions
+}
 
 # Events kept to show what a handler refuses or ignores: not EventBridge deliveries (an alarm's Lambda and SNS
 # actions), EventBridge events without what an alarm state change must carry, and a CodeDeploy event that is no change.
 REFUSED_ON_PURPOSE = {
     "journal/codedeploy-instance-state-change.json",
-    "intake/aws-samples/lambda-alarm-action-single-metric.json",
-    "intake/aws-samples/sns-alarm-single-metric.json",
-    "intake/missing-alarm-name.json",
-    "intake/truncated-no-state.json",
+    "remediation/intake/aws-samples/lambda-alarm-action-single-metric.json",
+    "remediation/intake/aws-samples/sns-alarm-single-metric.json",
+    "remediation/intake/missing-alarm-name.json",
+    "remediation/intake/truncated-no-state.json",
 }
 
 
@@ -48,10 +52,14 @@ def _journal(event: dict[str, Any]) -> None:
     assert scope_of(event) is not None, "the journal ignores this event"
 
 
+def _remediation(event: dict[str, Any]) -> object:
+    """The state machine's tasks carry ``task``; the alarm rule's events are the intake's (functions/remediation)."""
+    return RemediationTask.model_validate(event) if "task" in event else AlarmStateChange.model_validate(event)
+
+
 # What each handler (functions/<folder>/app.py) validates its event with.
 INPUT_MODELS: dict[str, Callable[[dict[str, Any]], object]] = {
-    "intake": AlarmStateChange.model_validate,
-    "remediation": RemediationTask.model_validate,
+    "remediation": _remediation,
     "verify": ExecutionState.model_validate,
     "close": CloseRequest.model_validate,
     "approval": ApprovalRequest.model_validate,
@@ -97,7 +105,7 @@ def test_remediation_and_verify_events_carry_what_the_state_machine_has_set_by_t
     the next step ($.progress); Verify after Act ($.progress): remediation.asl.json."""
     tasks = {
         path.name: RemediationTask.model_validate_json(path.read_text())
-        for path in (EVENTS / "remediation").glob("*.json")
+        for path in (EVENTS / "remediation").glob("*.json")  # not intake/: the alarm rule's events
     }
     assert {name: task.task for name, task in tasks.items()} == {
         "assess-incident.json": "assess",
@@ -127,9 +135,9 @@ def test_env_json_has_an_entry_for_every_function(template: dict[str, Any]) -> N
 
 @pytest.mark.parametrize("logical_id", sorted(SETTINGS))
 def test_env_json_names_exactly_what_the_functions_settings_read(template: dict[str, Any], logical_id: str) -> None:
-    model = SETTINGS[logical_id]
-    required = {str(f.alias) for f in model.model_fields.values() if f.is_required()} - SET_BY_LAMBDA
-    every = {str(f.alias) for f in model.model_fields.values()} - SET_BY_LAMBDA
+    fields = [f for model in SETTINGS[logical_id] for f in model.model_fields.values()]
+    required = {str(f.alias) for f in fields if f.is_required()} - SET_BY_LAMBDA
+    every = {str(f.alias) for f in fields} - SET_BY_LAMBDA
     named = set(env_json()[logical_id])
     assert required <= named <= every, (sorted(required - named), sorted(named - every))
     # sam local invoke overrides only variables the template declares for the function.
@@ -142,7 +150,11 @@ def test_env_json_names_exactly_what_the_functions_settings_read(template: dict[
 def _placeholder_for(template: dict[str, Any], value: Any) -> str:
     """What env.json must say for a template value: the output that exposes the resource, or the parameter."""
     if "Fn::Sub" in value:
-        return str(value["Fn::Sub"]).replace("${", "<Parameter:").replace("}", ">")
+        named = _named_resource(template, str(value["Fn::Sub"]))
+        if named is not None:  # an ARN built from a resource's Name: the output that exposes that resource
+            value = {"Ref": named}
+        else:
+            return str(value["Fn::Sub"]).replace("${", "<Parameter:").replace("}", ">")
     ref = value["Ref"]
     if ref == "AWS::StackName":
         return "<StackName>"
@@ -150,6 +162,13 @@ def _placeholder_for(template: dict[str, Any], value: Any) -> str:
         return f"<Parameter:{ref}>"
     [output] = [k for k, o in template["Outputs"].items() if o["Value"] == {"Ref": ref}]
     return f"<Output:{output}>"
+
+
+def _named_resource(template: dict[str, Any], arn: str) -> str | None:
+    """The resource whose ``Name`` is the last part of ``arn`` (an ARN that !Ref could not give, see template.yaml)."""
+    name = re.split(r":(?![^{]*\})", arn)[-1]  # the colons of ${AWS::StackName} do not separate
+    found = [k for k, r in template["Resources"].items() if r.get("Properties", {}).get("Name") == {"Fn::Sub": name}]
+    return found[0] if arn.startswith("arn:") and found else None
 
 
 @pytest.mark.parametrize("logical_id", sorted(SETTINGS))
@@ -189,8 +208,8 @@ def test_fill_env_resolves_every_placeholder_from_the_stack(template: dict[str, 
 
     assert filled.returncode == 0, filled.stderr
     env = json.loads(filled.stdout)
-    assert env["IntakeFunction"]["INCIDENTS_TABLE"] == "value-of-IncidentsTableName"
-    assert env["IntakeFunction"]["POLICY_FILE"] == "/opt/policy.yaml"
+    assert env["RemediationFunction"]["INCIDENTS_TABLE"] == "value-of-IncidentsTableName"
+    assert env["RemediationFunction"]["POLICY_FILE"] == "/opt/policy.yaml"
     assert env["ApprovalFunction"]["STACK_NAME"] == "rollguard"
     assert env["RemediationFunction"]["APPCONFIG_STRATEGY"] == "Rollguard-Immediate"
     assert not [v for variables in env.values() for v in variables.values() if "<" in v]

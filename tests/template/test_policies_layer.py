@@ -24,7 +24,7 @@ def test_the_layer_is_built_from_the_folder_the_operator_fills(template: dict[st
     assert layer["Properties"]["ContentUri"] == "policies/deploy/"
     assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
     assert (DEPLOY / "Makefile").is_file()
-    intake = template["Resources"]["IntakeFunction"]["Properties"]
+    intake = template["Resources"]["RemediationFunction"]["Properties"]  # its intake reads the policy
     assert intake["Environment"]["Variables"]["POLICY_FILE"] == {"Fn::Sub": "/opt/${PolicyFileName}"}
 
 

@@ -16,8 +16,12 @@ from iam import REPO_ROOT, TEMPLATE_PATH, allowed_actions, policy_entries, resou
 from rollguard_cli.sandbox.iam import SAM_POLICY_TEMPLATES, resource_types
 
 REMEDIATION_FUNCTIONS = ["RemediationFunction", "VerifyFunction", "CloseFunction", "ApprovalFunction"]
-FUNCTIONS = ["IntakeFunction", *REMEDIATION_FUNCTIONS, "JournalFunction", "FlagReportFunction", "WatchdogFunction"]
+FUNCTIONS = [*REMEDIATION_FUNCTIONS, "JournalFunction", "FlagReportFunction", "WatchdogFunction"]
 STATE_MACHINE = "RemediationStateMachine"
+# By name, as the function that both starts it and serves its tasks must hold it (template.yaml says why).
+STATE_MACHINE_ARN = (
+    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-remediation"
+)
 ROLE_OWNERS = [*FUNCTIONS, STATE_MACHINE]
 
 _ACCOUNT = "${AWS::Region}:${AWS::AccountId}"
@@ -70,16 +74,11 @@ LEAVE_TARGET = {
     "ecs:DescribeServices": ECS_SERVICES,
 }
 EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
-    "IntakeFunction": {
-        "dynamodb:PutItem": {INCIDENTS, LOCKS, AUDIT},
-        "dynamodb:GetItem": {INCIDENTS, LOCKS},
-        "dynamodb:ConditionCheckItem": {LOCKS},  # the join's check that the lock still names the incident
-        "dynamodb:UpdateItem": {INCIDENTS},
-        "states:StartExecution": {"statemachine:RemediationStateMachine"},
-        "sqs:SendMessage": {"queue:IntakeDeadLetterQueue"},
-    },
-    # Assess's reads and Act's changes: one function serves both tasks (template.yaml says why).
+    # The intake's writes, Assess's reads and Act's changes: one function serves the three (template.yaml says why).
     "RemediationFunction": {
+        "states:StartExecution": {STATE_MACHINE_ARN},
+        "sqs:SendMessage": {"queue:IntakeDeadLetterQueue"},
+        "dynamodb:ConditionCheckItem": {LOCKS},  # the join's check that the lock still names the incident
         "codedeploy:CreateDeployment": {DEPLOYMENT_GROUPS},
         "codedeploy:ListDeployments": {DEPLOYMENT_GROUPS},
         "codedeploy:BatchGetDeployments": {DEPLOYMENT_GROUPS},
@@ -127,8 +126,8 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
             )
         },
         "cloudwatch:DescribeAlarms": {ALARMS},
-        "dynamodb:GetItem": {LOCKS},
-        "dynamodb:PutItem": {AUDIT},
+        "dynamodb:GetItem": {INCIDENTS, LOCKS},
+        "dynamodb:PutItem": {INCIDENTS, LOCKS, AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS, LOCKS},
     },
     "VerifyFunction": {
@@ -200,7 +199,7 @@ EXPECTED_OUTPUTS = [
     "AuditTableName",
     "LocksTableName",
     "EscalationTopicArn",
-    "IntakeFunctionName",
+    "RemediationFunctionName",
     "IntakeDeadLetterQueueUrl",
     "JournalDeadLetterQueueUrl",
     "FailedInvocationsQueueUrl",
@@ -464,7 +463,7 @@ def test_only_intake_gets_the_policies_layer(template: dict[str, Any]) -> None:
         # SAM appends a function's Layers to the global ones.
         layers = global_layers + template["Resources"][logical_id]["Properties"].get("Layers", [])
         assert layers.count({"Ref": "RollguardLayer"}) == 1, logical_id
-        assert ({"Ref": "PoliciesLayer"} in layers) == (logical_id == "IntakeFunction"), logical_id
+        assert ({"Ref": "PoliciesLayer"} in layers) == (logical_id == "RemediationFunction"), logical_id
 
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)
@@ -492,7 +491,7 @@ def test_queues_are_encrypted(template: dict[str, Any]) -> None:
 
 
 def test_intake_rule_matches_alarms_and_dead_letters(template: dict[str, Any]) -> None:
-    props = template["Resources"]["IntakeFunction"]["Properties"]
+    props = template["Resources"]["RemediationFunction"]["Properties"]
     (event,) = props["Events"].values()
     assert event["Type"] == "EventBridgeRule"
     rule = event["Properties"]
@@ -501,6 +500,9 @@ def test_intake_rule_matches_alarms_and_dead_letters(template: dict[str, Any]) -
         "detail-type": ["CloudWatch Alarm State Change"],
         "detail": {"state": {"value": ["ALARM"]}},
     }
+    # The event arrives as EventBridge's envelope, which has no "task": the handler tells it from the state
+    # machine's tasks by that (functions/remediation/app.py), so the rule must not reshape it.
+    assert not {"Input", "InputPath", "InputTransformer"} & set(rule)
     dlq = {"Fn::GetAtt": ["IntakeDeadLetterQueue", "Arn"]}
     assert rule["DeadLetterConfig"] == {"Arn": dlq}
     assert props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"] == dlq
@@ -525,7 +527,7 @@ def test_asynchronously_invoked_functions_keep_what_fails(template: dict[str, An
         for logical_id, function in functions.items()
         if any(e["Type"] in {"EventBridgeRule", "Schedule"} for e in function["Properties"].get("Events", {}).values())
     }
-    assert asynchronous == {"IntakeFunction", "WatchdogFunction", "JournalFunction", "FlagReportFunction"}
+    assert asynchronous == {"RemediationFunction", "WatchdogFunction", "JournalFunction", "FlagReportFunction"}
     queues = resources_of_type(template, "AWS::SQS::Queue")
     for logical_id in asynchronous:
         props = functions[logical_id]["Properties"]
@@ -618,7 +620,7 @@ def test_only_the_alarm_rule_may_dead_letter(template: dict[str, Any]) -> None:
     assert statement["Action"] == "sqs:SendMessage"
     # SAM names the rule it generates <Function><EventName>.
     assert statement["Condition"] == {
-        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["IntakeFunctionAlarmStateChange", "Arn"]}}
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["RemediationFunctionAlarmStateChange", "Arn"]}}
     }
 
 

@@ -14,7 +14,7 @@ HERE = Origin(account="123456789012", region="us-east-1")
 
 
 def alarm(**envelope: Any) -> dict[str, Any]:
-    return {**load_event("intake/alarm.json"), **envelope}
+    return {**load_event("remediation/intake/alarm.json"), **envelope}
 
 
 def with_detail(**detail: Any) -> dict[str, Any]:
@@ -226,7 +226,7 @@ def test_a_rejection_quotes_a_huge_event_id_briefly() -> None:
         {"detail-type": ["CloudWatch Alarm State Change"]},
         {"detail-type": "CloudWatch Alarm State Change"},
         {"detail-type": "CloudWatch Alarm State Change", "detail": {"state": []}},
-        {**load_event("intake/alarm.json"), "detail": {"alarmName": {"nested": 1}, "state": "ALARM"}},
+        {**load_event("remediation/intake/alarm.json"), "detail": {"alarmName": {"nested": 1}, "state": "ALARM"}},
     ],
 )
 def test_garbage_is_rejected_or_ignored_never_raised(garbage: Any) -> None:

@@ -121,9 +121,9 @@ class CallLog:
         return getattr(self.current, "function", "") or ""
 
     def caller_task(self) -> str:
-        """The caller, and the state machine task it runs when one function serves several (the Remediation
-        function's ``assess`` and ``act``): ``rollguard-remediation/act``. Calls are recorded, and faults aimed,
-        by it, so a task's calls are told apart from the other task's."""
+        """The caller, and the task it runs when one function serves several (the Remediation function's ``intake``,
+        ``assess`` and ``act``): ``rollguard-remediation/act``. Calls are recorded, and faults aimed, by it, so one
+        task's calls are told apart from another's."""
         task = getattr(self.current, "task", None)
         return f"{self.caller()}/{task}" if task else self.caller()
 
@@ -137,6 +137,11 @@ class CallLog:
             yield
         finally:
             self.current.function, self.current.task, self.current.budget = saved
+
+
+# The task a function serving several runs when its event names none, as its handler dispatches: the Remediation
+# function's events from the alarm rule are its intake's (functions/remediation/app.py).
+UNTASKED = {"rollguard-remediation": "intake"}
 
 
 class MotoExtensions:
@@ -513,7 +518,9 @@ class MotoExtensions:
         request_id = request_id or f"sandbox-{self._requests:06d}"
         context = LambdaContext(function_name=name, aws_request_id=request_id, budget=budget)
         outer = (self.log.caller(), getattr(self.log.current, "task", None), getattr(self.log.current, "budget", None))
-        task = event.get("task") if isinstance(event, dict) and isinstance(event.get("task"), str) else None
+        task = (
+            event.get("task") if isinstance(event, dict) and isinstance(event.get("task"), str) else UNTASKED.get(name)
+        )
         self.log.current.function, self.log.current.task, self.log.current.budget = name, task, budget
         record: dict[str, Any] = {"function": name, "at": self.clock.now().isoformat(), "error": None}
         self.log.invocations.append(record)

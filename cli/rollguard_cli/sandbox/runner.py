@@ -51,7 +51,6 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 FUNCTIONS = {
     "journal": "JournalFunction",
-    "intake": "IntakeFunction",
     "remediation": "RemediationFunction",
     "verify": "VerifyFunction",
     "close": "CloseFunction",

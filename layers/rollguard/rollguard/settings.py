@@ -54,7 +54,7 @@ class Region(FunctionSettings):
 
 
 class IntakeSettings(Tables, Region):
-    functions = ("IntakeFunction",)
+    functions = ("RemediationFunction",)  # its intake: the alarm rule's events
 
     state_machine_arn: Required = Field(alias="STATE_MACHINE_ARN")
     policy_file: Required = Field(alias="POLICY_FILE")
