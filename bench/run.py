@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import cold  # noqa: E402
 import state_size  # noqa: E402
 
-HANDLERS = ["intake", "remediation", "verify", "close"]
+HANDLERS = ["remediation", "verify", "close"]  # the intake is the Remediation function's since 1eabbdc
 ALARM = "checkout-5xx-rate"  # claimed by policies/sandbox.yaml
 TRANSITION_PRICE_USD = 0.025 / 1000  # Step Functions Standard, per state transition
 
@@ -238,7 +238,7 @@ def import_ms(handler: str | None) -> float:
 
 
 def bench_imports(sizes: Sizes) -> dict[str, Any]:
-    """Interleaved: boto3, intake, boto3, assess, ... repeated; medians per module and for the baseline."""
+    """Interleaved: boto3, remediation, boto3, verify, ... repeated; medians per module and for the baseline."""
     for handler in [None, *HANDLERS]:  # untimed: bytecode caches written, files in the page cache
         import_ms(handler)
     baseline: list[float] = []
@@ -539,7 +539,7 @@ def render(results: dict[str, Any]) -> str:
             f"    Model: {cold.MODEL_NOTE}",
             *[f"    assumed: {key} = {ms:g} ms: {why}" for key, (ms, why) in cold.ASSUMED_MS.items()],
             "[b] each import measured in a fresh interpreter (perf_counter around the imports, interpreter start",
-            "    excluded), with bytecode caches already written; runs interleaved boto3, intake, boto3, assess, ...",
+            "    excluded), with bytecode caches already written; runs interleaved (boto3, a handler, ...).",
             "",
             f"machine: Python {machine['python']} ({machine['implementation']}), {machine['cpu_count']} CPUs, "
             f"{machine['platform']}",
