@@ -21,6 +21,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ReadTimeoutError
 from moto import mock_aws
 from moto.awslambda.exceptions import UnknownAliasException, UnknownFunctionException
+from moto.core.config import DefaultConfig, default_user_config
 from rollguard import clock as domain_clock
 from rollguard import runtime
 from rollguard.adapters.dynamo import from_item
@@ -252,15 +253,29 @@ class Sandbox:
         self._warnings.__enter__()
         self._stack.append(lambda: self._warnings.__exit__(None, None, None))
         warnings.filterwarnings("ignore", message="No application metrics to publish")
-        mocked = mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
+        # moto would set boto3's default session to None while it runs ("Configuration", moto docs:
+        # core.reset_boto3_session), and a moto worker thread making a client then would give boto3 a session of
+        # its own, without the hooks below, which every later client would use (boto3 fills a None default session
+        # on first use, unlocked). The sandbox swaps the session itself, in one assignment.
+        config: DefaultConfig = {
+            "core": {**default_user_config["core"], "reset_boto3_session": False},
+            "stepfunctions": {"execute_state_machine": True},
+            "lambda": {"use_docker": False},
+        }
+        mocked = mock_aws(config=config)
         mocked.start()
         self._stack.append(mocked.stop)
-        boto3.setup_default_session(region_name=REGION)
+        session = boto3.session.Session(region_name=REGION)
         # A before-call handler that returns (response, parsed) answers in place of AWS: fault injection.
-        boto3.DEFAULT_SESSION.events.register("before-parameter-build", self._keep_params)  # type: ignore[union-attr]
-        boto3.DEFAULT_SESSION.events.register("before-call", self._record_call)  # type: ignore[union-attr,arg-type]
-        boto3.DEFAULT_SESSION.events.register("after-call", self._audit_written)  # type: ignore[union-attr]
-        boto3.DEFAULT_SESSION.events.register("after-call", self._lose_response)  # type: ignore[union-attr]
+        session.events.register("before-parameter-build", self._keep_params)
+        session.events.register("before-call", self._record_call)  # type: ignore[arg-type]
+        session.events.register("after-call", self._audit_written)
+        session.events.register("after-call", self._lose_response)
+        # The previous session back when it stops, or a plain one: never None, which a worker thread outliving the
+        # sandbox would fill with a session of its own just as the next sandbox sets its own.
+        previous_session = boto3.DEFAULT_SESSION or boto3.session.Session()
+        self._stack.append(lambda: setattr(boto3, "DEFAULT_SESSION", previous_session))
+        boto3.DEFAULT_SESSION = session  # hooked before any thread can make a client from it
         self._stack.append(domain_clock.reset)
         runtime.reset()
         self._stack.append(runtime.reset)
