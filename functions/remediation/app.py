@@ -27,8 +27,10 @@ at_init(remediation_deps)
 
 @metrics.log_metrics
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    """A state machine task carries ``task``; anything else is the alarm rule's event, which the intake judges (an
-    EventBridge event's top-level fields are its envelope's, so none is a task)."""
+    """A state machine task carries ``task``; anything else is the alarm rule's event, which the intake judges. An
+    EventBridge event's top-level fields are its envelope's (version, id, detail-type, source, account, time, region,
+    resources, detail: "Amazon EventBridge event structure reference", EventBridge User Guide), and a rule without an
+    input transformer delivers the event as matched, so none is a task."""
     if isinstance(event, dict) and "task" in event:
         return remediation_task(event, context)
     return intake(event, context)
