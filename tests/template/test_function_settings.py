@@ -56,9 +56,17 @@ def test_a_missing_variable_fails_in_one_line_naming_it_and_the_function() -> No
     )
 
 
-def test_only_the_stack_name_is_optional() -> None:
-    optional = {model.__name__: variables(model, required=False) for model in MODELS}
-    assert {name: names for name, names in optional.items() if names} == {"ApprovalSettings": {"STACK_NAME"}}
+# Optional where a model reads them, each defaulting to "this account only": the member accounts (template parameters
+# MemberRoleName, MemberAccountIds, OrganizationId; docs/organizations.md).
+MEMBER_ACCOUNT_VARIABLES = {"MEMBER_ROLE_NAME", "MEMBER_ACCOUNTS", "ORGANIZATION_ID"}
+
+
+def test_only_the_stack_name_and_the_member_accounts_are_optional() -> None:
+    for model in MODELS:
+        expected = MEMBER_ACCOUNT_VARIABLES & variables(model)
+        if model is settings.ApprovalSettings:
+            expected.add("STACK_NAME")
+        assert variables(model, required=False) == expected, model.__name__
 
 
 def test_the_intake_refuses_to_run_without_a_deployed_policy_saying_what_to_do(tmp_path: Path) -> None:

@@ -48,15 +48,21 @@ EXPLAINED = {
         "(tests/functional/test_traffic_actions.py)",
         "ecs:StopServiceDeployment": "ECS's own rollback of a suspect still rolling out; the drills' suspects have "
         "completed (tests/functional/test_ecs_actions.py stops one in progress)",
+        "sts:AssumeRole": "assuming a member account's execution role for a target in another account (issue 15): "
+        "tests/functional/test_cross_account.py",
     },
     "VerifyFunction": {
         "ecs:DescribeServiceDeployments": "judging ECS's own rollback of the suspect (StopServiceDeployment or the "
         "circuit breaker) by its status (tests/functional/test_ecs_actions.py)",
+        "sts:AssumeRole": "assuming a member account's execution role for a target in another account (issue 15): "
+        "tests/functional/test_cross_account.py",
     },
     "CloseFunction": {
         "elasticloadbalancing:ModifyRule": "moving an unverified slice back on a listener rule (tests/functional)",
         "elasticloadbalancing:DescribeRules": "reading a rule's weights before moving them back (tests/functional)",
         "arc-zonal-shift:CancelZonalShift": "cancelling an unverified zonal shift on escalation (tests/functional)",
+        "sts:AssumeRole": "assuming a member account's execution role for a target in another account (issue 15): "
+        "tests/functional/test_cross_account.py",
     },
 }
 

@@ -48,6 +48,9 @@ _ECS = f"arn:${{AWS::Partition}}:ecs:{_ACCOUNT}"
 ECS_SERVICES = {f"{_ECS}:service/${{EcsServicePattern}}"}
 ECS_DEPLOYMENTS = {f"{_ECS}:service-deployment/${{EcsServicePattern}}/*"}
 ECS_HISTORY = ECS_SERVICES | ECS_DEPLOYMENTS | {f"{_ECS}:service-revision/${{EcsServicePattern}}/*"}
+# A target in a member account is reached through its execution role (member-account.yaml); "*" for the account, as
+# the organization's accounts are not known to the template (template.yaml's AssumeMemberRole says why).
+ASSUME_MEMBER_ROLE = {"sts:AssumeRole": {"arn:${AWS::Partition}:iam::*:role/${MemberRoleName}"}}
 READ_ECS_DEPLOYMENTS = {
     f"ecs:{action}": ECS_HISTORY
     for action in (
@@ -72,6 +75,7 @@ LEAVE_TARGET = {
     "arc-zonal-shift:CancelZonalShift": LOAD_BALANCERS,
     "arc-zonal-shift:ListZonalShifts": {"*"},
     "ecs:DescribeServices": ECS_SERVICES,
+    **ASSUME_MEMBER_ROLE,
 }
 EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
     # The intake's writes, Assess's reads and Act's changes: one function serves the three (template.yaml says why).
@@ -129,6 +133,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "dynamodb:GetItem": {INCIDENTS, LOCKS},
         "dynamodb:PutItem": {INCIDENTS, LOCKS, AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS, LOCKS},
+        **ASSUME_MEMBER_ROLE,
     },
     "VerifyFunction": {
         "cloudwatch:DescribeAlarms": {ALARMS},
@@ -139,6 +144,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "elasticloadbalancing:DescribeTargetGroups": {"*"},
         "dynamodb:PutItem": {AUDIT},
         "dynamodb:UpdateItem": {INCIDENTS, LOCKS},
+        **ASSUME_MEMBER_ROLE,
     },
     "CloseFunction": {
         **LEAVE_TARGET,
@@ -204,6 +210,11 @@ EXPECTED_OUTPUTS = [
     "JournalDeadLetterQueueUrl",
     "FailedInvocationsQueueUrl",
     "StepFunctionsConsoleUrl",
+    # What member-account.yaml's parameters and a StackSets command need (docs/organizations.md).
+    "CentralEventBusArn",
+    "MemberTrustedRoleArnPattern",
+    "MemberAssumingRoleArns",
+    "MemberRoleName",
 ]
 
 
@@ -506,6 +517,66 @@ def test_intake_rule_matches_alarms_and_dead_letters(template: dict[str, Any]) -
     dlq = {"Fn::GetAtt": ["IntakeDeadLetterQueue", "Arn"]}
     assert rule["DeadLetterConfig"] == {"Arn": dlq}
     assert props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"] == dlq
+
+
+# The functions that read or change a target: they reach one in a member account through its execution role.
+TARGET_FUNCTIONS = ["RemediationFunction", "VerifyFunction", "CloseFunction", "WatchdogFunction"]
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_the_functions_on_targets_know_the_member_accounts(template: dict[str, Any], logical_id: str) -> None:
+    variables = template["Resources"][logical_id]["Properties"].get("Environment", {}).get("Variables", {})
+    members = {
+        name: variables[name]
+        for name in ("MEMBER_ROLE_NAME", "MEMBER_ACCOUNTS", "ORGANIZATION_ID")
+        if name in variables
+    }
+    if logical_id in TARGET_FUNCTIONS:
+        assert members == {
+            "MEMBER_ROLE_NAME": {"Ref": "MemberRoleName"},
+            "MEMBER_ACCOUNTS": {"Ref": "MemberAccountIds"},
+            "ORGANIZATION_ID": {"Ref": "OrganizationId"},
+        }
+    else:
+        assert members == {}, f"{logical_id} acts on no target"
+    assert ("sts:AssumeRole" in allowed_actions(template, logical_id)) == (logical_id in TARGET_FUNCTIONS), logical_id
+
+
+def test_the_single_account_defaults_add_no_bus_policy(template: dict[str, Any]) -> None:
+    """At the new parameters' defaults the stack is the one-account stack it was: both bus policies are conditional on
+    a parameter that defaults to empty, and the role name defaults to member-account.yaml's."""
+    parameters = template["Parameters"]
+    assert (parameters["MemberAccountIds"]["Default"], parameters["OrganizationId"]["Default"]) == ("", "")
+    assert parameters["MemberRoleName"]["Default"] == "rollguard-execution"
+    conditions = template["Conditions"]
+    assert conditions["HasMemberAccounts"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "MemberAccountIds"}, ""]}]}
+    assert conditions["HasOrganization"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "OrganizationId"}, ""]}]}
+    policies = resources_of_type(template, "AWS::Events::EventBusPolicy")
+    assert {logical_id: p["Condition"] for logical_id, p in policies.items()} == {
+        "MemberAccountsSendEvents": "HasMemberAccounts",
+        "OrganizationSendsEvents": "HasOrganization",
+    }
+
+
+def test_bus_policies_let_members_put_events_on_the_default_bus_only(template: dict[str, Any]) -> None:
+    default_bus = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}
+    policies = resources_of_type(template, "AWS::Events::EventBusPolicy")
+    for logical_id, policy in policies.items():
+        props = policy["Properties"]
+        assert props["EventBusName"] == "default", logical_id
+        statement = props["Statement"]
+        assert (statement["Effect"], statement["Action"], statement["Resource"]) == (
+            "Allow",
+            "events:PutEvents",
+            default_bus,
+        ), logical_id
+    accounts = policies["MemberAccountsSendEvents"]["Properties"]["Statement"]
+    assert accounts["Principal"] == {"AWS": {"Fn::Split": [",", {"Ref": "MemberAccountIds"}]}}
+    assert "Condition" not in accounts
+    organization = policies["OrganizationSendsEvents"]["Properties"]["Statement"]
+    # "*" only with the organization condition: never every AWS account.
+    assert organization["Principal"] == "*"
+    assert organization["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}}
 
 
 def test_flag_report_runs_weekly_on_the_flag_profiles_parameter(template: dict[str, Any]) -> None:
