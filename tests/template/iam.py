@@ -21,6 +21,8 @@ from rollguard_cli.sandbox.iam import PolicyNotModelled, policy_statements
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+# The member-account template (plain CloudFormation): forwarding rules and the execution role (docs/organizations.md).
+MEMBER_TEMPLATE_PATH = REPO_ROOT / "member-account.yaml"
 
 # Short names used when a resource of this type is referenced from a policy.
 _KIND_BY_TYPE = {

@@ -1,4 +1,4 @@
-"""A mainstream IaC security scanner (checkov, pinned in the Makefile) over template.yaml.
+"""A mainstream IaC security scanner (checkov, pinned in the Makefile) over template.yaml and member-account.yaml.
 
 checkov reads the SAM template as CloudFormation: it has checks for AWS::Serverless::Function, but it does not
 expand the transform, so it never sees the roles, rules and the AWS::StepFunctions::StateMachine SAM generates,
@@ -16,6 +16,9 @@ Every finding is fixed in the template or suppressed there with checkov's own me
 
 A copy of both documents with those suppressions removed is scanned in the same run, so a suppression whose
 check would pass anyway fails the test: exceptions do not outlive their reason.
+
+member-account.yaml (plain CloudFormation: nothing to transform) is scanned in the same run under the same rules, and
+so is its own unsuppressed copy.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from iam import REPO_ROOT, TEMPLATE_PATH, load_template
+from iam import MEMBER_TEMPLATE_PATH, REPO_ROOT, TEMPLATE_PATH, load_template
 
 pytestmark = pytest.mark.slow  # runs checkov and the SAM transform, from their own environments
 
@@ -77,7 +80,7 @@ def _resource_id(check: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    """One checkov run over the four documents; results by document name."""
+    """One checkov run over the six documents; results by document name."""
     checkov, python = _checkov_bin(), _tools_python()
     work = tmp_path_factory.mktemp("iac-scan")
     transformed_text = subprocess.run(
@@ -93,6 +96,8 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
         "transformed": work / "transformed.json",
         "template.yaml, unsuppressed": work / "template-unsuppressed.json",
         "transformed, unsuppressed": work / "transformed-unsuppressed.json",
+        "member-account.yaml": MEMBER_TEMPLATE_PATH,
+        "member-account.yaml, unsuppressed": work / "member-account-unsuppressed.json",
     }
     documents["transformed"].write_text(json.dumps(transformed), encoding="utf-8")
     documents["template.yaml, unsuppressed"].write_text(
@@ -100,6 +105,9 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     )
     documents["transformed, unsuppressed"].write_text(
         json.dumps(_without_checkov_suppressions(transformed)), encoding="utf-8"
+    )
+    documents["member-account.yaml, unsuppressed"].write_text(
+        json.dumps(_without_checkov_suppressions(load_template(MEMBER_TEMPLATE_PATH))), encoding="utf-8"
     )
     args = [str(checkov), "--framework", "cloudformation", "--output", "json", "--skip-download"]
     for path in documents.values():
@@ -124,7 +132,11 @@ def test_checkov_is_the_pinned_version(scan: dict[str, Any]) -> None:
     assert scan["summary"]["parsing_errors"] == 0
 
 
-@pytest.mark.parametrize("document", ["template.yaml", "transformed"])
+# The documents as deployed; each also has an unsuppressed copy in the scan.
+SCANNED = ["template.yaml", "transformed", "member-account.yaml"]
+
+
+@pytest.mark.parametrize("document", SCANNED)
 def test_no_failed_checks(scan: dict[str, Any], document: str) -> None:
     failed = [f"{c['check_id']} {c['resource']}: {c['check_name']}" for c in scan[document]["failed"]]
     assert not failed, (
@@ -156,16 +168,19 @@ def test_every_resource_is_scanned(scan: dict[str, Any]) -> None:
             assert expected <= scanned, sorted(expected - scanned)
     transformed_roles = {_resource_id(c) for c in scan["transformed"]["passed"] if "AWS::IAM::Role" in c["resource"]}
     assert "RemediationFunctionRole" in transformed_roles and "RemediationStateMachineRole" in transformed_roles
+    member = scan["member-account.yaml"]
+    member_roles = {_resource_id(c) for c in member["failed"] + member["skipped"] + member["passed"]}
+    assert {"ForwardingRole", "ExecutionRole"} <= member_roles
 
 
-@pytest.mark.parametrize("document", ["template.yaml", "transformed"])
+@pytest.mark.parametrize("document", SCANNED)
 def test_every_suppression_has_a_reason(scan: dict[str, Any], document: str) -> None:
     for check in scan[document]["skipped"]:
         comment = (check.get("check_result") or {}).get("suppress_comment") or ""
         assert len(comment.strip()) >= MIN_REASON, f"{check['check_id']} on {check['resource']}: no written reason"
 
 
-@pytest.mark.parametrize("document", ["template.yaml", "transformed"])
+@pytest.mark.parametrize("document", SCANNED)
 def test_no_suppression_is_stale(scan: dict[str, Any], document: str) -> None:
     would_fail = {(c["check_id"], _resource_id(c)) for c in scan[f"{document}, unsuppressed"]["failed"]}
     stale = sorted(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from iam import REPO_ROOT, TEMPLATE_PATH, allowed_actions, policy_entries, resources_of_type
+from iam import MEMBER_TEMPLATE_PATH, REPO_ROOT, TEMPLATE_PATH, allowed_actions, policy_entries, resources_of_type
 from rollguard_cli.sandbox.iam import SAM_POLICY_TEMPLATES, resource_types
 
 REMEDIATION_FUNCTIONS = ["RemediationFunction", "VerifyFunction", "CloseFunction", "ApprovalFunction"]
@@ -244,17 +244,24 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(a) for a in args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+# Both templates: the central stack (SAM) and the member-account template (plain CloudFormation, which sam validate
+# accepts as well: it reports "is a valid SAM Template" for a template without the transform).
+TEMPLATES = pytest.mark.parametrize("path", [TEMPLATE_PATH, MEMBER_TEMPLATE_PATH], ids=lambda path: path.name)
+
+
 @pytest.mark.slow  # runs sam, from the tools environment
-def test_sam_validate_lint() -> None:
-    result = _run(_tool("sam"), "validate", "--lint", "--template-file", TEMPLATE_PATH)
+@TEMPLATES
+def test_sam_validate_lint(path: Path) -> None:
+    result = _run(_tool("sam"), "validate", "--lint", "--template-file", path)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "is a valid SAM Template" in output, output
 
 
 @pytest.mark.slow  # runs cfn-lint, from the tools environment
-def test_cfn_lint_has_no_findings() -> None:
-    result = _run(_tool("cfn-lint"), TEMPLATE_PATH)
+@TEMPLATES
+def test_cfn_lint_has_no_findings(path: Path) -> None:
+    result = _run(_tool("cfn-lint"), path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "", result.stdout
 
