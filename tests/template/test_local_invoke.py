@@ -238,8 +238,13 @@ def test_the_readme_tells_how_to_invoke_every_function_locally(template: dict[st
     assert "local/fill_env.py" in section and "--env-vars" in section and "QEMU" in section
 
 
+# The organization shape's parameters (MemberAccountIds, OrganizationId, MemberRoleName) are documented with the
+# member template, in the parameter table of docs/organizations.md.
+ORGANIZATIONS = REPO_ROOT / "docs" / "organizations.md"
+
+
 def test_the_readme_lists_every_deploy_parameter(template: dict[str, Any]) -> None:
-    section = readme_section("## Deploying")
+    section = readme_section("## Deploying") + ORGANIZATIONS.read_text()
     assert not [name for name in template["Parameters"] if f"| `{name}` |" not in section]
     checklist = readme_section("### Before your first deploy")
     musts = ("policies/deploy/", "rollguard policy check", "mode: shadow", "EscalationTopicArn", "AlarmNamePattern")

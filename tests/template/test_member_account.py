@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from iam import (
     MEMBER_TEMPLATE_PATH,
+    REPO_ROOT,
     UnsupportedPolicyError,
     allowed_actions,
     load_template,
@@ -104,6 +105,12 @@ def test_member_parameters_match_the_central_ones(template: dict[str, Any], memb
     assert not {"CentralAccountId", "CentralRegion", "CentralStackName"} & {
         k for k, p in here.items() if "Default" in p
     }
+
+
+def test_the_organization_doc_lists_every_member_parameter(member: dict[str, Any]) -> None:
+    doc = (REPO_ROOT / "docs" / "organizations.md").read_text()
+    section = doc[doc.index("\n## Deploying the member template\n") : doc.index("\n### Across an organizational unit")]
+    assert not [name for name in member["Parameters"] if f"`{name}`" not in section]
 
 
 def test_the_member_account_has_the_central_strategy_for_flags_and_configs(
