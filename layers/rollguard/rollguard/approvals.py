@@ -79,6 +79,7 @@ def request_approval(
             result="waiting",
             summary=summary,
             parameters={"step": gate.step, "deadline": deadline, "on_timeout": gate.on_timeout},
+            **state.where(),
         )
     )
     if notifier is not None:

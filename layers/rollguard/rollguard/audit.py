@@ -28,6 +28,11 @@ class AuditEvent(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     at: str = Field(default_factory=clock.iso)
     event_key: str = ""
+    # Where it happened, for a target away from the stack's account and region (rollguard.accounts): the account,
+    # the region and the role assumed there. Absent at home.
+    account: str | None = None
+    region: str | None = None
+    role_arn: str | None = None
 
     def model_post_init(self, _context: Any) -> None:
         if not self.event_key:

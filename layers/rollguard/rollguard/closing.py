@@ -173,6 +173,7 @@ def close(
                 "closed_by": settled.get("closed_by"),
                 "target_state": target.text,
             },
+            **state.where(),
         )
     )
     notified = bool(settled.get("notified_at"))

@@ -68,5 +68,6 @@ def record(
             reason=reason,
             parameters=parameters,
             event_key=event_key,
+            **state.where(),
         )
     )

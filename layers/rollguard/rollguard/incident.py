@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rollguard.accounts import Location
 from rollguard.journal import Change
 from rollguard.policy import Policy
 
@@ -40,6 +41,15 @@ class IncidentInput(_Model):
     # How long the target's lock outlives the incident's last sign of life (the policy file's defaults.lock_ttl);
     # every step renews it for the time it will wait, so it never expires under a live incident.
     lock_ttl: int = 7200
+    # Where the target lives when it is not in the stack's own account and region (rollguard.accounts.locate).
+    location: Location | None = None
+
+    def where(self) -> dict[str, str | None]:
+        """The audit fields that say where a step acted: the target's account, region and assumed role, when it is
+        away from home (AuditEvent.account); none at home."""
+        if self.location is None:
+            return {}
+        return {"account": self.location.account, "region": self.location.region, "role_arn": self.location.role_arn}
 
 
 class DeploymentRef(_Model):

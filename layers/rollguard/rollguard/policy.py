@@ -288,6 +288,11 @@ class LoadBalancerTarget(_Strict):
 
 
 class Target(_Strict):
+    """What a policy protects, and where: ``account`` and ``region`` default to the stack's own (README, "One
+    Rollguard for many accounts"); a target elsewhere is reached through that account's execution role."""
+
+    account: str | None = Field(default=None, pattern=r"^[0-9]{12}$")  # an AWS account id is 12 digits
+    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")  # us-east-1, ap-southeast-2
     codedeploy: CodeDeployTarget | None = None
     ecs: EcsServiceTarget | None = None
     appconfig: AppConfigScope | None = None
@@ -553,8 +558,22 @@ class PolicyFile(_Strict):
     defaults: Defaults = Defaults()
     policies: list[Policy] = Field(min_length=1)
 
-    def match(self, alarm_name: str) -> Policy | None:
-        policy = next((p for p in self.policies if p.matches(alarm_name)), None)
+    def match(
+        self, alarm_name: str, account: str | None = None, region: str | None = None, home: Any = None
+    ) -> Policy | None:
+        """The first policy that claims ``alarm_name``, with the file's defaults. Given where the alarm is (its
+        ``account`` and ``region``) and the stack's ``home`` (an Origin), only a policy whose target is there claims
+        it: the same alarm name in two accounts belongs to two policies."""
+
+        def there(p: Policy) -> bool:
+            if home is None:
+                return True
+            return (p.target.account or home.account, p.target.region or home.region) == (
+                account or home.account,
+                region or home.region,
+            )
+
+        policy = next((p for p in self.policies if p.matches(alarm_name) and there(p)), None)
         return policy.with_defaults(self.defaults) if policy else None
 
 
