@@ -25,7 +25,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         incident_store(s),
         notifier(s),
         stakeholders(s),
-        adapters=target_adapters(),
+        adapters=target_adapters(request.state),
         control=control(s),
     )
     telemetry.emit(metrics, telemetry.after_close(request.state, result))

@@ -16,7 +16,7 @@ from rollguard.assess import assess
 from rollguard.errors import RollguardError
 from rollguard.incident import RemediationTask
 from rollguard.intake import handle_alarm_event
-from rollguard.runtime import at_init, intake_deps_for, intake_wiring, remediation_deps, remediation_deps_for
+from rollguard.runtime import at_init, deps_for, intake_deps_for, intake_wiring, remediation_deps, remediation_deps_for
 
 logger = Logger()
 metrics = Metrics()
@@ -49,13 +49,13 @@ def remediation_task(event: dict[str, Any], context: LambdaContext) -> dict[str,
     request = RemediationTask.model_validate(event)
     state = request.state
     if request.task == "assess":
-        assessment = assess(state, remediation_deps())
+        assessment = assess(state, deps_for(state))
         metrics.add_dimension(name="decision", value=str(assessment.decision))
         metrics.add_metric(name="Assessments", unit=MetricUnit.Count, value=1)
         return assessment.model_dump(mode="json")
     try:
         # AppConfig waits end before the function's timeout, so a step that runs out of time still records why.
-        progress = act(state, remediation_deps_for(context))
+        progress = act(state, remediation_deps_for(context, state))
     except RollguardError as exc:  # counted as a failed action, then raised on for the state machine
         telemetry.emit(metrics, telemetry.failed_action(state, exc))
         raise

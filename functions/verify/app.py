@@ -6,7 +6,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from rollguard.incident import ExecutionState
-from rollguard.runtime import remediation_deps
+from rollguard.runtime import deps_for
 from rollguard.verify import verify
 
 logger = Logger()
@@ -16,7 +16,8 @@ metrics = Metrics()
 @logger.inject_lambda_context(correlation_id_path="incident_id")
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = verify(ExecutionState.model_validate(event), remediation_deps())
+    state = ExecutionState.model_validate(event)
+    result = verify(state, deps_for(state))
     metrics.add_dimension(name="verdict", value=str(result.verdict))
     metrics.add_metric(name="Verifications", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

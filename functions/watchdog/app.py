@@ -17,7 +17,7 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     s = settings_for(WatchdogSettings)
-    result = on_execution_ended(event, incident_store(s), audit_log(s), notifier(s), target_adapters(), control(s))
+    result = on_execution_ended(event, incident_store(s), audit_log(s), notifier(s), target_adapters, control(s))
     logger.info(result.reason, extra={"status": result.status})
     metrics.add_metric(name=f"Watchdog{result.status.title()}", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rollguard import clients, clock, settings
+from rollguard.accounts import Location, session_name
 from rollguard.errors import RollguardError
 from rollguard.settings import (
     ChangeJournal,
@@ -48,14 +49,12 @@ class HasFunctionArn(Protocol):
 if TYPE_CHECKING:
     from rollguard.actions import Adapters
     from rollguard.adapters.codedeploy import CodeDeploy
-    from rollguard.adapters.ecs import EcsServices
-    from rollguard.adapters.elb import LoadBalancers
     from rollguard.adapters.notify import Notifier
-    from rollguard.adapters.zonal_shift import ZonalShifts
     from rollguard.audit import AuditLog
     from rollguard.control import Control
     from rollguard.deps import Deps
     from rollguard.flag_report import FlagReportDeps
+    from rollguard.incident import IncidentInput
     from rollguard.intake import IntakeDeps
     from rollguard.journal import Journal
     from rollguard.policy import PolicyFile
@@ -118,6 +117,7 @@ def intake_deps(function_arn: str) -> IntakeDeps:
         stepfunctions=clients.client("stepfunctions"),
         state_machine_arn=s.state_machine_arn,
         origin=Origin.of_function(function_arn, s.region),
+        members=s.members,
     )
 
 
@@ -128,25 +128,76 @@ def intake_deps_for(context: HasFunctionArn) -> IntakeDeps:
 
 @cache
 def remediation_deps() -> Deps:
-    from rollguard.adapters.appconfig import AppConfig
-    from rollguard.adapters.cloudwatch import CloudWatch
+    """Assess, Act and Verify's wiring at home (the stack's own account and region), cached per container."""
     from rollguard.deps import Deps
 
     s = settings_for(RemediationSettings)  # Assess, Act and Verify
     return Deps(
-        codedeploy=codedeploy(),
-        cloudwatch=CloudWatch(clients.client("cloudwatch")),
         audit=audit_log(s),
         store=incident_store(s),
-        appconfig=AppConfig(lambda region: clients.client("appconfig", region)),
         journal=journal(s),
         appconfig_strategy=s.appconfig_strategy,
         region=s.region,
         control=control(s),
-        elb=load_balancers(),
-        zonal_shift=zonal_shifts(),
-        ecs=ecs_services(),
+        **_on_target(clients.HOME),
     )
+
+
+def _on_target(source: TargetClients) -> dict[str, Any]:
+    """The adapters that read and change the target, made from ``source``'s clients (home, or a member account's)."""
+    from rollguard.adapters.appconfig import AppConfig
+    from rollguard.adapters.cloudwatch import CloudWatch
+    from rollguard.adapters.codedeploy import CodeDeploy
+    from rollguard.adapters.ecs import EcsServices
+    from rollguard.adapters.elb import LoadBalancers
+    from rollguard.adapters.zonal_shift import ZonalShifts
+
+    return {
+        "codedeploy": CodeDeploy(source.client("codedeploy")),
+        "cloudwatch": CloudWatch(source.client("cloudwatch")),
+        "appconfig": AppConfig(lambda region: source.client("appconfig", region)),
+        "elb": LoadBalancers(source.on_first_use("elbv2")),
+        # creating EC2's client alone takes some 150 ms of CPU (clients.OnFirstUse)
+        "zonal_shift": ZonalShifts(source.on_first_use("arc-zonal-shift"), source.on_first_use("ec2")),
+        "ecs": EcsServices(source.on_first_use("ecs")),
+    }
+
+
+class TargetClients(Protocol):
+    def client(self, service: str, region: str | None = None) -> Any: ...
+
+    def on_first_use(self, service: str, region: str | None = None) -> Any: ...
+
+
+# A member account's clients, per role, session (incident) and region: kept for the container's later invocations
+# of the same incident, a few incidents at most.
+_ASSUMED: dict[tuple[str, str, str], clients.AssumedRole] = {}
+_ASSUMED_KEPT = 16
+
+
+def clients_for(location: Location | None, incident_id: str) -> TargetClients:
+    """The clients that reach the target: the function's own (home, or the stack's own account in another region),
+    or those of the member account's execution role, assumed for this incident."""
+    if location is None:
+        return clients.HOME
+    if location.role_arn is None:
+        return clients.InRegion(location.region)
+    key = (location.role_arn, session_name(incident_id), location.region)
+    if key not in _ASSUMED:
+        while len(_ASSUMED) >= _ASSUMED_KEPT:
+            _ASSUMED.pop(next(iter(_ASSUMED)))
+        _ASSUMED[key] = clients.AssumedRole(*key)
+    return _ASSUMED[key]
+
+
+def deps_for(state: IncidentInput) -> Deps:
+    """The wiring for one incident's step: at home the cached one; for a target away from home the same, with the
+    target's adapters made from the clients that reach it (clients_for)."""
+    deps = remediation_deps()
+    if state.location is None:
+        return deps
+    on_target = _on_target(clients_for(state.location, state.incident_id))
+    return replace(deps, region=state.location.region, **on_target)
 
 
 def codedeploy() -> CodeDeploy:
@@ -155,29 +206,12 @@ def codedeploy() -> CodeDeploy:
     return CodeDeploy(clients.client("codedeploy"))
 
 
-def load_balancers() -> LoadBalancers:
-    from rollguard.adapters.elb import LoadBalancers
-
-    return LoadBalancers(clients.OnFirstUse("elbv2"))
-
-
-def ecs_services() -> EcsServices:
-    from rollguard.adapters.ecs import EcsServices
-
-    return EcsServices(clients.OnFirstUse("ecs"))
-
-
-def zonal_shifts() -> ZonalShifts:
-    from rollguard.adapters.zonal_shift import ZonalShifts
-
-    return ZonalShifts(clients.OnFirstUse("arc-zonal-shift"), clients.OnFirstUse("ec2"))
-
-
-def target_adapters() -> Adapters:
+def target_adapters(state: IncidentInput | None = None) -> Adapters:
     """What Close and the watchdog may read and undo on the target when an incident closes."""
     from rollguard.actions import Adapters
 
-    return Adapters(codedeploy=codedeploy(), elb=load_balancers(), zonal_shift=zonal_shifts(), ecs=ecs_services())
+    on_target = _on_target(clients_for(state.location if state else None, state.incident_id if state else ""))
+    return Adapters(**{k: on_target[k] for k in ("codedeploy", "elb", "zonal_shift", "ecs")})
 
 
 def invocation_deadline(context: HasRemainingTime, reserve_s: float = AFTER_THE_ACTION_S) -> datetime:
@@ -185,9 +219,9 @@ def invocation_deadline(context: HasRemainingTime, reserve_s: float = AFTER_THE_
     return clock.now() + timedelta(milliseconds=context.get_remaining_time_in_millis()) - timedelta(seconds=reserve_s)
 
 
-def remediation_deps_for(context: HasRemainingTime) -> Deps:
-    """The cached wiring, with the AppConfig waits bounded by this invocation's deadline."""
-    deps = remediation_deps()
+def remediation_deps_for(context: HasRemainingTime, state: IncidentInput) -> Deps:
+    """The incident's wiring (deps_for), with the AppConfig waits bounded by this invocation's deadline."""
+    deps = deps_for(state)
     if deps.appconfig is None:
         return deps
     return replace(deps, appconfig=deps.appconfig.until(invocation_deadline(context)))
@@ -242,4 +276,5 @@ def reset() -> None:
     """Forget cached wiring and settings (tests and the sandbox change the environment between runs)."""
     for cached in (policies, intake_deps, remediation_deps, clients.client):
         cached.cache_clear()
+    _ASSUMED.clear()
     settings.forget()

@@ -2,6 +2,7 @@
 nothing dies silently (EventBridge "Step Functions Execution Status Change")."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -28,9 +29,11 @@ def on_execution_ended(
     store: IncidentStore,
     audit: AuditLog,
     notifier: Notifier | None,
-    adapters: Adapters | None = None,
+    adapters_for: Callable[[ExecutionState], Adapters] | None = None,
     control: Control | None = None,
 ) -> WatchdogResult:
+    """``adapters_for`` makes what closing may read and undo on the incident's target (where it lives is in the
+    execution's input)."""
     detail = event.get("detail") or {}
     status = str(detail.get("status", ""))
     if status not in DEAD:
@@ -58,7 +61,7 @@ def on_execution_ended(
         store,
         notifier,
         closed_by="watchdog",
-        adapters=adapters,
+        adapters=adapters_for(state) if adapters_for else None,
         control=control,
     )
     if result.closed_by != "watchdog":
