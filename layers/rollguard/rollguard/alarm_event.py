@@ -189,26 +189,39 @@ class Origin:
 
     account: str
     region: str
+    partition: str = "aws"
 
     @classmethod
     def of_function(cls, function_arn: str, region: str) -> "Origin":
         """From the Lambda context's ``invoked_function_arn``: arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME."""
-        return cls(account=function_arn.split(":")[4], region=region)
+        parts = function_arn.split(":")
+        return cls(account=parts[4], region=region, partition=parts[1])
 
 
-def foreign(event: AlarmStateChange, origin: Origin) -> str | None:
-    """Why ``event`` is not this stack's to act on, in one line naming the field and both values; None if it is."""
-    for field, got, expected in (
-        ("source", event.source, SOURCE),
-        ("account", event.account, origin.account),
-        ("region", event.region, origin.region),
-    ):
-        if got != expected:
-            return f"event {shown(event.id)}: {field} {shown(got)} is not this stack's {shown(expected)}"
+def foreign(
+    event: AlarmStateChange, origin: Origin, elsewhere: Callable[[str, str], str | None] | None = None
+) -> str | None:
+    """Why ``event`` is not this stack's to act on, in one line naming the field and both values; None if it is.
+
+    An alarm of another account or region is this stack's only when ``elsewhere(account, region)`` answers None (a
+    member account a policy names: rollguard.accounts.refused); its answer otherwise says why not. EventBridge keeps
+    the ``account`` and ``region`` of the event's origin when a rule forwards it to another account's bus ("Sending
+    and receiving events between AWS accounts in Amazon EventBridge")."""
+    if event.source != SOURCE:
+        return f"event {shown(event.id)}: source {shown(event.source)} is not this stack's {shown(SOURCE)}"
+    if (event.account, event.region) != (origin.account, origin.region):
+        why = "no member accounts" if elsewhere is None else elsewhere(event.account, event.region)
+        if why is not None:
+            field, got, expected = (
+                ("account", event.account, origin.account)
+                if event.account != origin.account
+                else ("region", event.region, origin.region)
+            )
+            return f"event {shown(event.id)}: {field} {shown(got)} is not this stack's {shown(expected)}: {why}"
     name = event.detail.alarmName
     for i, arn in enumerate(event.resources):
         # arn:PARTITION:cloudwatch:REGION:ACCOUNT:alarm:NAME (the name may itself contain ':').
         parts = arn.split(":", 6)
-        if parts[:1] != ["arn"] or parts[2:] != ["cloudwatch", origin.region, origin.account, "alarm", name]:
+        if parts[:1] != ["arn"] or parts[2:] != ["cloudwatch", event.region, event.account, "alarm", name]:
             return f"event {shown(event.id)}: resources[{i}] {shown(arn)} is not alarm {shown(name)} of this stack"
     return None

@@ -8,20 +8,25 @@ the same target are recorded on the open incident.
 import hashlib
 import json
 import logging
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from rollguard import clock
+from rollguard.accounts import Members, locate, refused, target_key
 from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
-from rollguard.alarm_event import STATE_CHANGE, AlarmStateChange, Origin, foreign, shown
+from rollguard.alarm_event import STATE_CHANGE, AlarmStateChange, Origin, correlation_id, foreign, shown
 from rollguard.audit import AuditEvent, AuditLog
 from rollguard.incident import CLOSED, AlarmRef, IncidentInput, IncidentItem
 from rollguard.policy import PolicyFile
 from rollguard.store import IncidentStore
 
 logger = logging.getLogger(__name__)
+_ACCOUNT = re.compile(r"[0-9]{12}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 
 
 class IntakeResult(BaseModel):
@@ -38,7 +43,8 @@ class IntakeDeps:
     audit: AuditLog
     stepfunctions: Any
     state_machine_arn: str
-    origin: Origin  # the stack's account and region: events from elsewhere are rejected
+    origin: Origin  # the stack's account and region: events from elsewhere are rejected, unless
+    members: Members = Members()  # a policy names their account and region (rollguard.accounts)
 
 
 def incident_id_for(policy_name: str, event_id: str, at: str) -> str:
@@ -54,8 +60,11 @@ def _describe_validation(exc: ValidationError) -> str:
     return f"{where}: {str(first['msg']).removeprefix('Value error, ')}{more}"
 
 
-def read_alarm_event(raw: Any, origin: Origin) -> AlarmStateChange | IntakeResult:
-    """The event if this stack may act on it, else why not (rejected or ignored): never an exception."""
+def read_alarm_event(
+    raw: Any, origin: Origin, elsewhere: Callable[[str, str], str | None] | None = None
+) -> AlarmStateChange | IntakeResult:
+    """The event if this stack may act on it, else why not (rejected or ignored): never an exception. ``elsewhere``
+    judges an event of another account or region (alarm_event.foreign)."""
     if not isinstance(raw, dict):
         return _rejected(f"event is a {type(raw).__name__}, not a JSON object")
     detail_type = raw.get("detail-type")
@@ -65,25 +74,32 @@ def read_alarm_event(raw: Any, origin: Origin) -> AlarmStateChange | IntakeResul
         event = AlarmStateChange.model_validate(raw)
     except ValidationError as exc:
         return _rejected(f"malformed alarm state change event {shown(raw.get('id', '?'))}: {_describe_validation(exc)}")
-    problem = foreign(event, origin)
+    problem = foreign(event, origin, elsewhere)
     return _rejected(problem) if problem else event
 
 
 def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
-    event = read_alarm_event(raw, deps.origin)
+    def elsewhere(account: str, region: str) -> str | None:
+        return refused(account, region, deps.policies, deps.origin, deps.members)
+
+    event = read_alarm_event(raw, deps.origin, elsewhere)
     if isinstance(event, IntakeResult):
+        if event.status == "rejected" and isinstance(raw, dict):
+            _record_refusal(raw, event, deps)
         return event
 
     alarm = event.detail
     if alarm.state.value != "ALARM":
         return _ignored(f"alarm {alarm.alarmName} moved to {alarm.state.value}; only ALARM is acted on")
-    policy = deps.policies.match(alarm.alarmName)
+    policy = deps.policies.match(alarm.alarmName, event.account, event.region, deps.origin)
     if policy is None:
-        return _ignored(f"no policy claims alarm {alarm.alarmName}")
+        where = "" if event.account == deps.origin.account else f" in account {event.account}"
+        return _ignored(f"no policy claims alarm {alarm.alarmName}{where}")
 
     now = clock.iso()
     incident_id = incident_id_for(policy.name, event.id, now)
-    target_key = policy.target.key
+    location = locate(policy.target, deps.origin, deps.members)
+    key = target_key(policy.target, location)
     alarm_ref = AlarmRef(
         name=alarm.alarmName,
         arn=event.alarm_arn,
@@ -97,23 +113,25 @@ def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
     )
     received = AuditEvent(
         incident_id=incident_id,
-        target_key=target_key,
+        target_key=key,
         kind="alarm_received",
         summary=f"{alarm.alarmName} → ALARM: {alarm.state.reason}"[:500],
         parameters={"alarm": alarm.alarmName, "event_id": event.id, "state_timestamp": alarm.state.timestamp},
         event_key=f"alarm#{event.id}",  # stable: a redelivered event is recognised, not counted twice
+        **({} if location is None else location.model_dump()),
     )
     execution_input = IncidentInput(
         incident_id=incident_id,
         opened_at=now,
-        target_key=target_key,
+        target_key=key,
         policy=policy,
         alarm=alarm_ref,
         lock_ttl=deps.policies.defaults.lock_ttl,
-    ).model_dump(mode="json")
+        location=location,
+    ).model_dump(mode="json", exclude_none=False)
     incident = IncidentItem(
         incident_id=incident_id,
-        target_key=target_key,
+        target_key=key,
         policy=policy.name,
         status="starting",
         opened_at=now,
@@ -126,10 +144,10 @@ def handle_alarm_event(raw: Any, deps: IntakeDeps) -> IntakeResult:
 
     if opened.opened:
         started = _start(deps, incident_id, execution_input)
-        logger.info("opened incident %s for %s (policy %s)", incident_id, target_key, policy.name)
+        logger.info("opened incident %s for %s (policy %s)", incident_id, key, policy.name)
         return IntakeResult(
             status="opened",
-            reason=f"{alarm.alarmName} opened an incident on {target_key}",
+            reason=f"{alarm.alarmName} opened an incident on {key}",
             incident_id=incident_id,
             execution_arn=started,
         )
@@ -186,6 +204,36 @@ def _start(deps: IntakeDeps, incident_id: str, execution_input: dict[str, Any]) 
         arn = f"{deps.state_machine_arn.replace(':stateMachine:', ':execution:')}:{incident_id}"
     deps.store.update(incident_id, status="open", execution_arn=arn, current_step="assessing")
     return arn
+
+
+def _record_refusal(raw: dict[str, Any], result: IntakeResult, deps: IntakeDeps) -> None:
+    """An alarm of an account or region this stack does not act for is kept on the audit trail, under the sender:
+    query the audit table's by_target index for ``account:<id>/<region>``. Only a CloudWatch alarm event with a well
+    formed envelope is recorded (anything else was never an alarm), once per event id (a redelivery finds it)."""
+    account, region, event_id = raw.get("account"), raw.get("region"), correlation_id(raw)
+    if raw.get("source") != "aws.cloudwatch" or event_id is None:
+        return
+    if not (isinstance(account, str) and _ACCOUNT.fullmatch(account) and isinstance(region, str)):
+        return
+    if not _REGION.fullmatch(region):
+        return
+    if (account, region) == (deps.origin.account, deps.origin.region):
+        return  # a malformed event of this stack's own: logged and counted, as always
+    detail: dict[str, Any] = raw["detail"] if isinstance(raw.get("detail"), dict) else {}
+    deps.audit.append(
+        AuditEvent(
+            incident_id=f"refused#{account}",
+            target_key=f"account:{account}/{region}",
+            kind="alarm_refused",
+            result="rejected",
+            reason=result.reason[:1000],
+            summary=f"alarm {shown(detail.get('alarmName'))} from account {shown(account)}: not acted on"[:500],
+            parameters={"event_id": event_id, "alarm": shown(detail.get("alarmName"), 255)},
+            event_key=f"alarm#{event_id}",
+            account=account,
+            region=region,
+        )
+    )
 
 
 def _rejected(reason: str) -> IntakeResult:

@@ -14,6 +14,7 @@ from typing import Annotated, ClassVar, cast
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
+from rollguard.accounts import Members
 from rollguard.errors import FunctionMisconfigured
 
 Required = Annotated[str, StringConstraints(min_length=1)]
@@ -50,10 +51,23 @@ class Region(FunctionSettings):
     region: Required = Field(alias="AWS_REGION")  # set by the Lambda runtime
 
 
+class MemberAccounts(FunctionSettings):
+    """The member accounts the stack acts in (template parameters MemberAccountIds, OrganizationId, MemberRoleName).
+    Optional: a stack deployed for one account has none, and a target at home needs none (rollguard.accounts)."""
+
+    member_role_name: str = Field(default="rollguard-execution", alias="MEMBER_ROLE_NAME")
+    member_accounts: str = Field(default="", alias="MEMBER_ACCOUNTS")  # comma-separated account ids
+    organization_id: str = Field(default="", alias="ORGANIZATION_ID")
+
+    @property
+    def members(self) -> Members:
+        return Members.parse(self.member_role_name or "rollguard-execution", self.member_accounts, self.organization_id)
+
+
 # ---------------------------------------------------------------- one model per function
 
 
-class IntakeSettings(Tables, Region):
+class IntakeSettings(Tables, Region, MemberAccounts):
     functions = ("RemediationFunction",)  # its intake: the alarm rule's events
 
     state_machine_arn: Required = Field(alias="STATE_MACHINE_ARN")
