@@ -670,28 +670,33 @@ def _duplicate_names(doc: PolicyFile, file: str) -> list[PolicyProblem]:
 
 
 def _shared_alarms(doc: PolicyFile, file: str) -> list[PolicyProblem]:
-    """Every alarm pattern that could claim an alarm an earlier policy claims (exact for fnmatch globs: globs.py)."""
-    where = [(i, field) for i, policy in enumerate(doc.policies) for field, _ in policy.claims]
-    entries = [(i, pattern) for i, policy in enumerate(doc.policies) for _, pattern in policy.claims]
-    stopped = []
-    try:
-        found = globs.clashes(entries)
-    except globs.TooManyComparisons as exc:  # the clashes found so far, and why the rest went unchecked
-        found = exc.found
-        stopped = [PolicyProblem(file, "policies", f"cannot check that each alarm has one policy: {exc}")]
-    problems = []
-    for clash in found:
-        (i, field), pattern = where[clash.later], entries[clash.later][1]
-        other = doc.policies[entries[clash.earlier][0]].name
-        example = f" (both claim {clash.name!r})" if clash.name != pattern else ""
-        problems.append(
-            PolicyProblem(
-                file,
-                f"policies[{i}].{field}",
-                f"alarm {pattern!r} is also claimed by policy {other!r}{example}: one alarm, one policy",
-            )
-        )
-    return problems + stopped
+    """Every alarm pattern that could claim an alarm an earlier policy claims (exact for fnmatch globs: globs.py), in
+    the same place: alarms of two accounts (or regions) are two alarms, whatever their name, and PolicyFile.match gives
+    each to the policy whose target is where the alarm is. A policy's place is its target's account and region as
+    written (None: the stack's own); the stack's own account is not known here, so a policy naming it is a place of
+    its own, and match gives an alarm there to the first policy of the file that claims it."""
+    places: dict[tuple[str | None, str | None], list[int]] = {}
+    for i, policy in enumerate(doc.policies):
+        places.setdefault((policy.target.account, policy.target.region), []).append(i)
+    problems: list[tuple[int, PolicyProblem]] = []
+    stopped: list[PolicyProblem] = []
+    for owners in places.values():
+        where = [(i, field) for i in owners for field, _ in doc.policies[i].claims]
+        entries = [(i, pattern) for i in owners for _, pattern in doc.policies[i].claims]
+        try:
+            found = globs.clashes(entries)
+        except globs.TooManyComparisons as exc:  # the clashes found so far, and why the rest went unchecked
+            found = exc.found
+            stopped = stopped or [
+                PolicyProblem(file, "policies", f"cannot check that each alarm has one policy: {exc}")
+            ]
+        for clash in found:
+            (i, field), pattern = where[clash.later], entries[clash.later][1]
+            other = doc.policies[entries[clash.earlier][0]].name
+            example = f" (both claim {clash.name!r})" if clash.name != pattern else ""
+            reason = f"alarm {pattern!r} is also claimed by policy {other!r}{example}: one alarm, one policy"
+            problems.append((i, PolicyProblem(file, f"policies[{i}].{field}", reason)))
+    return [problem for _, problem in sorted(problems, key=lambda p: p[0])] + stopped
 
 
 # Rollguard's AppConfig deployment strategy (template.yaml) deploys at once with no bake time.
