@@ -144,7 +144,12 @@ def remediation_deps() -> Deps:
 
 
 def _on_target(source: TargetClients) -> dict[str, Any]:
-    """The adapters that read and change the target, made from ``source``'s clients (home, or a member account's)."""
+    """The adapters that read and change the target, made from ``source``'s clients (home, or a member account's).
+
+    At home CodeDeploy's and CloudWatch's clients are made now (during Init, ``at_init``); a member account's at
+    their first use, so that wiring a step assumes no role: an AssumeRole that STS refuses fails the step that reads
+    the target (Act records the failure), never the wiring of Close or the watchdog, which still settle the incident,
+    release its lock and notify, saying what they could not read (target_state.leave_target)."""
     from rollguard.adapters.appconfig import AppConfig
     from rollguard.adapters.cloudwatch import CloudWatch
     from rollguard.adapters.codedeploy import CodeDeploy
@@ -152,9 +157,10 @@ def _on_target(source: TargetClients) -> dict[str, Any]:
     from rollguard.adapters.elb import LoadBalancers
     from rollguard.adapters.zonal_shift import ZonalShifts
 
+    made = source.on_first_use if isinstance(source, clients.AssumedRole) else source.client
     return {
-        "codedeploy": CodeDeploy(source.client("codedeploy")),
-        "cloudwatch": CloudWatch(source.client("cloudwatch")),
+        "codedeploy": CodeDeploy(made("codedeploy")),
+        "cloudwatch": CloudWatch(made("cloudwatch")),
         "appconfig": AppConfig(lambda region: source.client("appconfig", region)),
         "elb": LoadBalancers(source.on_first_use("elbv2")),
         # creating EC2's client alone takes some 150 ms of CPU (clients.OnFirstUse)
