@@ -263,7 +263,7 @@ class Deployments:
             now = self.now()
             deployment.status = "InProgress"
             deployment.create_time = deployment.start_time = moto_time(now)
-            self._enqueue(_event(deployment, "START", now))
+            self._enqueue(_event(self.codedeploy, deployment, "START", now))
             self._start(deployment, TrafficRouting.from_config(config), now)
 
     def _start(self, deployment: Any, routing: TrafficRouting, now: datetime) -> None:
@@ -305,7 +305,7 @@ class Deployments:
             self._runs.pop(deployment.deployment_id)
             deployment.status = "Succeeded"
             deployment.complete_time = moto_time(self.now())
-            self._enqueue(_event(deployment, "SUCCESS", self.now()))
+            self._enqueue(_event(self.codedeploy, deployment, "SUCCESS", self.now()))
 
     def _fail(self, deployment: Any, code: str, message: str) -> None:
         deployment.status = "Failed"
@@ -314,7 +314,7 @@ class Deployments:
         run = self._runs.get(deployment.deployment_id)
         for timer in run.timers if run else []:
             self._cancel(timer)
-        self._enqueue(_event(deployment, "FAILURE", self.now()))
+        self._enqueue(_event(self.codedeploy, deployment, "FAILURE", self.now()))
         if self._group_rolls_back(deployment, "DEPLOYMENT_FAILURE"):
             self._roll_back(deployment)
         else:
@@ -344,7 +344,7 @@ class Deployments:
             deployment.complete_time = moto_time(self.now())
             if code:
                 deployment.error_information = {"code": code, "message": message}
-            self._enqueue(_event(deployment, "STOP", self.now()))
+            self._enqueue(_event(self.codedeploy, deployment, "STOP", self.now()))
             if auto_rollback:
                 self._roll_back(deployment)
             else:
@@ -549,24 +549,26 @@ class LambdaDeployments(Deployments):
         return spec.reversed().revision()
 
 
-def _event(deployment: Any, state: str, at: datetime) -> dict[str, Any]:
-    """CodeDeploy's "Deployment State-change Notification" as EventBridge delivers it."""
+def _event(backend: Any, deployment: Any, state: str, at: datetime) -> dict[str, Any]:
+    """CodeDeploy's "Deployment State-change Notification" as EventBridge delivers it, in the account and region of
+    the backend (moto's, per account and region) the deployment runs in."""
     app, group = deployment.application_name, deployment.deployment_group_name
+    account, region = backend.account_id, backend.region_name
     return {
-        "account": "123456789012",
-        "region": "us-east-1",
+        "account": account,
+        "region": region,
         "detail-type": "CodeDeploy Deployment State-change Notification",
         "source": "aws.codedeploy",
         "version": "0",
         "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "id": f"cd-{deployment.deployment_id}-{state}",
         "resources": [
-            f"arn:aws:codedeploy:us-east-1:123456789012:application:{app}",
-            f"arn:aws:codedeploy:us-east-1:123456789012:deploymentgroup:{app}/{group}",
+            f"arn:aws:codedeploy:{region}:{account}:application:{app}",
+            f"arn:aws:codedeploy:{region}:{account}:deploymentgroup:{app}/{group}",
         ],
         "detail": {
             "instanceGroupId": deployment.deployment_group.deployment_group_id,
-            "region": "us-east-1",
+            "region": region,
             "application": app,
             "deploymentId": deployment.deployment_id,
             "state": state,

@@ -28,7 +28,8 @@ access-denied error, as it would in AWS. The pieces, each with its source:
   identity-based policy allows the <action> action`` ("Troubleshoot access denied error messages", IAM user guide).
 
 Not modelled: service control and resource control policies, permission boundaries, session policies, resource-based
-policies (topic, queue, key and function policies), condition keys, and the state machine's own role (its direct
+policies (topic, queue, key and function policies; the member role's trust and the central bus's policy are, in
+sandbox/organization.py), condition keys in identity policies, and the state machine's own role (its direct
 integrations run inside moto's interpreter with no function attributed). docs/sandbox-iam.md has the table.
 """
 
@@ -90,6 +91,10 @@ ACCESS_DENIED: dict[str, tuple[str, int]] = {
     "ec2": ("UnauthorizedOperation", 403),
     # ECS API reference (e.g. StopServiceDeployment, "Errors"): AccessDeniedException, HTTP 400.
     "ecs": ("AccessDeniedException", 400),
+    # STS answers AccessDenied with HTTP 403 (query protocol), as seen in real responses: "StatusCode: 403 … api error
+    # AccessDenied: User: arn:aws:sts::…:assumed-role/… is not authorized to perform: sts:AssumeRole on resource:
+    # arn:aws:iam::…:role/…" (cloudposse/terraform-aws-components release 1.231.0).
+    "sts": ("AccessDenied", 403),
 }
 
 # Permissions an operation needs beyond its own action, documented by the service but absent from the SAR's
@@ -431,6 +436,7 @@ class Decision:
     authorized: tuple[tuple[str, str], ...]
     denied: tuple[str, str] | None = None
     explicit: bool = False
+    trust: bool = False  # refused by the assumed role's trust policy, not the caller's statements
 
     @property
     def allowed(self) -> bool:
@@ -446,6 +452,8 @@ class Decision:
             return ""
         action, resource = self.denied
         on = "" if resource == "*" else f" on resource: {resource}"
+        if self.trust:  # STS says no more, whether the role exists or not (sandbox/organization.py)
+            return f"User: {self.principal} is not authorized to perform: {action}{on}"
         why = (
             "with an explicit deny in an identity-based policy"
             if self.explicit
@@ -457,7 +465,7 @@ class Decision:
         """(status, parsed response) of the service's access-denied error, for a botocore before-call answer."""
         code, status = ACCESS_DENIED[self.service]
         error: dict[str, Any] = {"Code": code, "Message": self.message}
-        if self.service in {"sns", "cloudwatch", "elasticloadbalancing"}:
+        if self.service in {"sns", "cloudwatch", "elasticloadbalancing", "sts"}:
             error["Type"] = "Sender"  # the query protocol's error shape
         return status, {"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}
 
@@ -518,6 +526,8 @@ def policy_statements(template: Mapping[str, Any], logical_id: str) -> list[dict
     templates expanded; anything this module cannot evaluate exactly raises :class:`PolicyNotModelled`."""
     resource = template["Resources"][logical_id]
     props = resource.get("Properties", {})
+    if resource.get("Type") == "AWS::IAM::Role":
+        return _role_statements(logical_id, props)
     section = "StateMachine" if resource.get("Type") == "AWS::Serverless::StateMachine" else "Function"
     shared = template.get("Globals", {}).get(section, {})
     for key in ("Policies", "Role", "PermissionsBoundary"):
@@ -550,6 +560,21 @@ def policy_statements(template: Mapping[str, Any], logical_id: str) -> list[dict
             raise PolicyNotModelled(f"{where}: needs exactly one of Action and NotAction")
         if ("Resource" in statement) == ("NotResource" in statement):
             raise PolicyNotModelled(f"{where}: needs exactly one of Resource and NotResource")
+    return result
+
+
+def _role_statements(logical_id: str, props: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An AWS::IAM::Role's inline policies (member-account.yaml's execution role); managed policies and permission
+    boundaries are not modelled."""
+    for key in ("ManagedPolicyArns", "PermissionsBoundary"):
+        if key in props:
+            raise PolicyNotModelled(f"{logical_id}.{key}: not modelled by the sandbox's IAM")
+    result: list[dict[str, Any]] = []
+    for entry in _as_list(props.get("Policies", [])):
+        result.extend(_as_list(entry["PolicyDocument"]["Statement"]))
+    for statement in result:
+        if "Condition" in statement:
+            raise PolicyNotModelled(f"{logical_id} statement {statement.get('Sid', '?')}: Condition not modelled")
     return result
 
 
@@ -691,11 +716,17 @@ class Enforcer:
         stack: Stack,
         functions: Mapping[str, str],
         lookups: Mapping[tuple[str, str], Lookup] | None = None,
+        lookups_for: Callable[[str], Mapping[tuple[str, str], Lookup]] | None = None,
     ):
         self.template, self.stack = template, stack
         self.functions = dict(functions)  # function name (the caller) -> logical id in template.yaml
         self.lookups = dict(lookups or {})
+        self._lookups_for = lookups_for
         self._policies: dict[str, Policy] = {}
+
+    def lookups_in(self, account: str) -> Mapping[tuple[str, str], Lookup]:
+        """The lookups for resources of another account (a member role's calls), or this stack's own."""
+        return self._lookups_for(account) if self._lookups_for is not None else self.lookups
 
     def role_session(self, function: str) -> str:
         """The ARN a Lambda function's calls are made as: its execution role's session, named after the function.
@@ -767,15 +798,18 @@ def sandbox_enforcer(
         **{logical: f"rollguard-{name}" for name, logical in FUNCTIONS.items()},
     }
 
-    def deployment_group(deployment_id: str, region: str) -> dict[str, str] | None:
-        """CodeDeploy authorizes a deployment's calls on its deployment group, which the request does not name."""
-        deployment = codedeploy_backends[ACCOUNT][region].deployments.get(deployment_id)
-        if deployment is None:
-            return None
-        return {
-            "ApplicationName": deployment.application_name,
-            "DeploymentGroupName": deployment.deployment_group_name,
-        }
+    def deployment_group_in(account: str) -> Lookup:
+        def deployment_group(deployment_id: str, region: str) -> dict[str, str] | None:
+            """CodeDeploy authorizes a deployment's calls on its deployment group, which the request does not name."""
+            deployment = codedeploy_backends[account][region].deployments.get(deployment_id)
+            if deployment is None:
+                return None
+            return {
+                "ApplicationName": deployment.application_name,
+                "DeploymentGroupName": deployment.deployment_group_name,
+            }
+
+        return deployment_group
 
     def zonal_shift_resource(zonal_shift_id: str, region: str) -> dict[str, str] | None:
         """ARC authorizes UpdateZonalShift/CancelZonalShift on the shift's load balancer, which the request does not
@@ -783,16 +817,20 @@ def sandbox_enforcer(
         shift = next((s for s in sandbox.zonal_shifts.shifts if s.zonal_shift_id == zonal_shift_id), None)
         return None if shift is None else {"ResourceIdentifier": shift.resource}
 
+    def lookups_in(account: str) -> dict[tuple[str, str], Lookup]:
+        return {
+            ("codedeploy", "deploymentid"): deployment_group_in(account),
+            ("sqs", "queueurl"): queue_name,
+            ("arc-zonal-shift", "zonalshiftid"): zonal_shift_resource,
+            **ECS_LOOKUPS,
+        }
+
     return Enforcer(
         template if template is not None else load_template(),
         Stack(physical=physical, parameters=dict(parameters or {}), account=ACCOUNT, region=REGION),
         functions={f"rollguard-{name}": logical for name, logical in FUNCTIONS.items()},
-        lookups={
-            ("codedeploy", "deploymentid"): deployment_group,
-            ("sqs", "queueurl"): queue_name,
-            ("arc-zonal-shift", "zonalshiftid"): zonal_shift_resource,
-            **ECS_LOOKUPS,
-        },
+        lookups=lookups_in(ACCOUNT),
+        lookups_for=lookups_in,
     )
 
 

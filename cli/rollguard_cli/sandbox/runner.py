@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -44,7 +45,8 @@ from rollguard_cli.sandbox.load_balancer import (
     weight_errors,
 )
 from rollguard_cli.sandbox.moto_ext import CallLog, MotoExtensions
-from rollguard_cli.sandbox.world import ErrorModel, ServiceSpec, World
+from rollguard_cli.sandbox.organization import Organization
+from rollguard_cli.sandbox.world import ErrorModel, ServiceSpec, World, transition
 from rollguard_cli.sandbox.zonal_shift import ManagedResource, ZonalShifts, zonal_shift_enabled
 
 REPO = Path(__file__).resolve().parents[3]
@@ -186,7 +188,10 @@ class Sandbox:
         log_stream: io.TextIOBase | None = None,
         load_balancer: LoadBalancerSpec | None = None,
         ecs: EcsServiceSpec | None = None,
+        organization: Organization | None = None,
     ):
+        """``organization``: a central stack and member accounts (sandbox/organization.py); the World's service then
+        runs in its ``service_account``, and the drill's own calls there are ``service_client``'s."""
         if ecs is not None and load_balancer is None:
             raise ValueError("an ECS service registers its tasks in a target group: give load_balancer= too")
         self.clock = VirtualClock()
@@ -194,6 +199,11 @@ class Sandbox:
         self.world = World(clock=self.clock, service=self.service, error_rate=error_model)
         self.log = CallLog()
         self.policy_file = policy_file
+        self.organization = organization
+        self.service_account = organization.service_account if organization else ACCOUNT
+        # Access keys of the member roles' sessions (AssumeRole's answers): the session's ARN and its account.
+        self.sessions: dict[str, tuple[str, str]] = {}
+        self._service_clients: dict[tuple[str, str], Any] = {}
         self.log_stream = log_stream or io.StringIO()
         self.handlers: dict[str, Any] = {}
         self.faults: list[Fault] = []
@@ -246,6 +256,7 @@ class Sandbox:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_DEV": None,
                 "LOG_LEVEL": "INFO",
+                **self._member_environment(),
             }
         )
         # Powertools warns when a handler that raised flushed no metric; the sandbox reports the error instead.
@@ -270,6 +281,7 @@ class Sandbox:
         session.events.register("before-parameter-build", self._keep_params)
         session.events.register("before-call", self._record_call)  # type: ignore[arg-type]
         session.events.register("after-call", self._audit_written)
+        session.events.register("after-call", self._remember_session)
         session.events.register("after-call", self._lose_response)
         # The previous session back when it stops, or a plain one: never None, which a worker thread outliving the
         # sandbox would fill with a session of its own just as the next sandbox sets its own.
@@ -290,7 +302,8 @@ class Sandbox:
         patches.__enter__()
         self._stack.append(lambda: patches.__exit__(None, None, None))
         self._provision()
-        self.iam = sandbox_enforcer(self)
+        shape = self.organization.central_parameters if self.organization else None
+        self.iam = sandbox_enforcer(self, parameters=shape)
         ext.asynchronous = self.asynchronous = AsyncInvocations(
             configs=async_configs(load_template()["Resources"], self._function_ids(), self.queue_urls),
             run=ext.run_async,
@@ -344,7 +357,9 @@ class Sandbox:
         caller, task = self.log.caller(), self.log.caller_task()
         self.ext.check_deadline()  # a function past its Timeout makes no more calls
         self.log.aws_calls.append((task, service, model.name))
-        denied = self._authorize(caller, model, context.get("sandbox_params", {}), region)
+        credentials = getattr(request_signer, "_credentials", None)
+        session = self.sessions.get(getattr(credentials, "access_key", ""))
+        denied = self._authorize(caller, model, context.get("sandbox_params", {}), region, session)
         if denied is not None:
             return denied
         if service == "sns" and model.name == "Publish":
@@ -401,21 +416,85 @@ class Sandbox:
             raise ReadTimeoutError(endpoint_url="https://sandbox.invalid (response lost)")
 
     def _authorize(
-        self, caller: str, model: Any, params: dict[str, Any], region: str
+        self, caller: str, model: Any, params: dict[str, Any], region: str, session: tuple[str, str] | None = None
     ) -> tuple[AWSResponse, dict[str, Any]] | None:
         """IAM first, as in AWS: a Rollguard function's call that its statements do not grant gets the service's
-        access-denied error (sandbox/iam.py). Calls with no function caller are not evaluated."""
+        access-denied error (sandbox/iam.py). A call made with a member role's credentials (``session``: the
+        session's ARN and account) is judged by that role's statements instead, and an AssumeRole also by the role's
+        trust (sandbox/organization.py). Calls with no function caller are not evaluated."""
         if self.iam is None or caller not in self.iam.functions:
             return None
         service = iam_prefix(model.service_model.endpoint_prefix, model.service_model.service_id)
-        decision = self.iam.check(caller, service, model.name, params, region)
+        if session is not None and self.organization is not None:
+            session_arn, account = session
+            enforcer = self.organization.role_enforcer(account, self.iam.lookups_in(account))
+            decision = enforcer.check(session_arn, service, model.name, params, region)
+        else:
+            decision = self.iam.check(caller, service, model.name, params, region)
         if decision is None:
             return None
+        if decision.allowed and service == "sts" and model.name == "AssumeRole":
+            decision = self._trusted(decision, params)
         self.log.iam_authorized.extend((caller, action, resource) for action, resource in decision.authorized)
         if decision.allowed:
             return None
         self.log.iam_denied.append(decision.record())
         return _answer(*decision.error_response())
+
+    def _trusted(self, decision: Any, params: dict[str, Any]) -> Any:
+        """An AssumeRole the caller's own statements allow still needs the role's trust (sandbox/organization.py)."""
+        role_arn, session_name = str(params.get("RoleArn", "")), str(params.get("RoleSessionName", ""))
+        caller_role = re.sub(r":sts::(\d+):assumed-role/([^/]+)/.*", r":iam::\1:role/\2", decision.principal)
+        if self.organization is not None and not self.organization.trust_refuses(caller_role, role_arn, session_name):
+            return decision
+        return replace(decision, denied=("sts:AssumeRole", role_arn), trust=True)
+
+    def _remember_session(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        """The access key of each member role session a function assumed: its later calls are that role's."""
+        if model.name == "AssumeRole" and "Credentials" in parsed and self.log.caller():
+            arn = parsed["AssumedRoleUser"]["Arn"]
+            self.sessions[parsed["Credentials"]["AccessKeyId"]] = (arn, arn.split(":")[4])
+
+    def _member_environment(self) -> dict[str, str | None]:
+        """The Remediation function's member-account variables, from the central stack's parameters."""
+        names = {"MemberRoleName": "MEMBER_ROLE_NAME", "MemberAccountIds": "MEMBER_ACCOUNTS"}
+        names["OrganizationId"] = "ORGANIZATION_ID"
+        if self.organization is None:
+            return dict.fromkeys(names.values())
+        return {names[k]: v for k, v in self.organization.central_parameters.items()}
+
+    def service_client(self, service: str) -> Any:
+        """A client of the service team in the account the World's service runs in (no Rollguard function's role):
+        the drill's deployments, alarms and functions. At home, ``client``."""
+        return self.client_in(self.service_account, service)
+
+    def client_in(self, account: str, service: str) -> Any:
+        """A client of that account's own people (a role there that no Rollguard function has); ``client`` at home."""
+        if account == ACCOUNT:
+            return self.client(service)
+        if (account, service) not in self._service_clients:
+            credentials = self.client("sts").assume_role(
+                RoleArn=f"arn:aws:iam::{account}:role/service-team", RoleSessionName="service-team"
+            )["Credentials"]
+            self._service_clients[(account, service)] = boto3.client(  # type: ignore[call-overload]
+                service,
+                region_name=REGION,
+                aws_access_key_id=credentials["AccessKeyId"],
+                aws_secret_access_key=credentials["SecretAccessKey"],
+                aws_session_token=credentials["SessionToken"],
+            )
+        return self._service_clients[(account, service)]
+
+    def alarm_elsewhere(self, account: str, alarm: dict[str, Any]) -> None:
+        """An alarm of ``account`` (PutMetricAlarm's arguments) goes into ALARM now, and CloudWatch's state change event
+        is published on that account's default bus. The World evaluates the service's account's alarms only; this
+        one is set as SetAlarmState would, with the event CloudWatch emits for it (world.transition)."""
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        self.client_in(account, "cloudwatch").put_metric_alarm(**alarm)
+        found = cloudwatch_backends[account][REGION].alarms[alarm["AlarmName"]]
+        reason = "Threshold Crossed: set by the drill in another account"
+        self.publish_event(transition(found, "ALARM", reason, "{}", self.clock.now()))
 
     @staticmethod
     def _function_ids() -> dict[str, str]:
@@ -539,14 +618,32 @@ class Sandbox:
         )["stateMachineArn"]
         self.set_env(STATE_MACHINE_ARN=self.state_machine_arn)
 
-        self.world.cloudwatch = self.client("cloudwatch")
+        self.service_role_arn = self.role_arn  # the service's function's role, in the service's account
+        if self.service_account != ACCOUNT:
+            self.service_role_arn = self.service_client("iam").create_role(
+                RoleName="checkout-function",
+                AssumeRolePolicyDocument=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "lambda.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    }
+                ),
+            )["Role"]["Arn"]
+        self.world.cloudwatch = self.service_client("cloudwatch")
         from moto.awslambda_simple.models import lambda_simple_backends
         from moto.cloudwatch.models import cloudwatch_backends
         from moto.codedeploy.models import codedeploy_backends
 
-        self.world.cloudwatch_backend = self.codedeploy.cloudwatch = cloudwatch_backends[ACCOUNT][REGION]
-        self.codedeploy.codedeploy = codedeploy_backends[ACCOUNT][REGION]
-        self.codedeploy.lambda_ = lambda_simple_backends[ACCOUNT][REGION]
+        where = self.service_account  # the World's service, in the central account or a member's
+        self.world.cloudwatch_backend = self.codedeploy.cloudwatch = cloudwatch_backends[where][REGION]
+        self.codedeploy.codedeploy = codedeploy_backends[where][REGION]
+        self.codedeploy.lambda_ = lambda_simple_backends[where][REGION]
         self.world.after_alarms = self.codedeploy.alarms_evaluated
         self.world.read_routing = lambda: self.routing()
         self.world.publish = self.publish_event
@@ -700,7 +797,11 @@ class Sandbox:
             return {}
 
     def publish_event(self, event: dict[str, Any]) -> None:
-        """EventBridge: every rule in template.yaml whose pattern matches invokes its function (async)."""
+        """EventBridge: every rule in template.yaml whose pattern matches invokes its function (async). A member
+        account's event reaches them only through its forwarding rules and the bus's policy (organization.py)."""
+        forwarded = self.organization is not None and self.organization.forward(event)
+        if event.get("account", ACCOUNT) != ACCOUNT and not forwarded:
+            return
         for pattern, function in self.rules:
             if matches_pattern(pattern, event):
                 self.client("lambda").invoke(

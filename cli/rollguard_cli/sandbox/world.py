@@ -315,22 +315,7 @@ class World:
                     "recentDatapoints": [v for v in values if v is not None],
                 }
             )
-            old = {
-                "value": previous,
-                "reason": alarm.state_reason,
-                "reasonData": alarm.state_reason_data or "{}",
-                "timestamp": aws_time(alarm.state_updated_timestamp),
-            }
-            alarm.update_state(reason, reason_data, state)
-            alarm.state_updated_timestamp = moto_time(at)
-            self.outbox.append(
-                _state_change_event(
-                    alarm,
-                    old,
-                    {"value": state, "reason": reason, "reasonData": reason_data, "timestamp": aws_time(at)},
-                    at,
-                )
-            )
+            self.outbox.append(transition(alarm, state, reason, reason_data, at))
 
     def samples(self, query: MetricQuery) -> list[tuple[datetime, float]]:
         """The raw datapoints of the one metric a query names (its namespace, name and exact dimensions)."""
@@ -357,6 +342,21 @@ class World:
                 self.publish(event)
             if call is not None:
                 call()
+
+
+def transition(alarm: Any, state: str, reason: str, reason_data: str, at: datetime) -> dict[str, Any]:
+    """Move moto's ``alarm`` to ``state`` at ``at``; the "CloudWatch Alarm State Change" event CloudWatch emits for it
+    on the default bus of the alarm's own account and region."""
+    old = {
+        "value": alarm.state_value,
+        "reason": alarm.state_reason,
+        "reasonData": alarm.state_reason_data or "{}",
+        "timestamp": aws_time(alarm.state_updated_timestamp),
+    }
+    alarm.update_state(reason, reason_data, state)
+    alarm.state_updated_timestamp = moto_time(at)
+    new = {"value": state, "reason": reason, "reasonData": reason_data, "timestamp": aws_time(at)}
+    return _state_change_event(alarm, old, new, at)
 
 
 def _state_change_event(alarm: Any, previous: dict[str, Any], state: dict[str, Any], at: datetime) -> dict[str, Any]:
