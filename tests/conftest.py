@@ -106,6 +106,8 @@ EXPECTED_OUTCOMES = {
     "ecs-not-the-deploy": "escalated",
     "ecs-rolling-bad-deploy": "resolved",
     "baseline-deploy": "resolved",
+    "member-bad-deploy": "resolved",
+    "member-not-allowed": "resolved",
 }
 DRILLS = tuple(EXPECTED_OUTCOMES)
 

@@ -18,6 +18,7 @@ from rollguard.adapters.dynamo import from_item
 from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import AuditLog
 from rollguard.clock import iso as domain_iso
+from rollguard.incident import IncidentItem
 
 from rollguard_cli.review import (
     INCIDENT_FILE,
@@ -33,6 +34,7 @@ from rollguard_cli.sandbox.codedeploy_ecs import provision_ecs_deployment_group
 from rollguard_cli.sandbox.ecs import EcsServiceSpec
 from rollguard_cli.sandbox.iam import summary as iam_summary
 from rollguard_cli.sandbox.load_balancer import LoadBalancerSpec, TargetGroupSpec
+from rollguard_cli.sandbox.organization import MemberAccount, Organization
 from rollguard_cli.sandbox.runner import REPO, TABLES, Sandbox
 from rollguard_cli.sandbox.world import ServiceSpec, SliceMetricSpec
 
@@ -66,6 +68,11 @@ class Scenario:
     alarm_from_policy: bool = False
     # The simulated service, when it is not the default checkout one (e.g. publishing per-revision metrics).
     service: ServiceSpec | None = None
+    # A central stack and member accounts (sandbox/organization.py), made fresh for each run; the service runs in
+    # the organization's service_account.
+    organization: Callable[[], Organization] | None = None
+    # More of what must hold once the incident is over: {what: held}, each in the result and required to pass.
+    expectations: Callable[[Sandbox, str], dict[str, bool]] | None = None
 
 
 class Live:
@@ -128,16 +135,16 @@ class Stage:
         self.rates: list[tuple[datetime, Callable[[str, Live], float | None]]] = []
         self.traffic_rates: list[tuple[datetime, Callable[[str, str], float | None]]] = []
         self.handled: set[str] = set()  # incidents a scenario ran to their end before the one it is about
-        cd = sandbox.client("codedeploy")
+        cd = sandbox.service_client("codedeploy")  # the service team's, in the service's account
         cd.create_application(applicationName=svc.application, computePlatform="Lambda")
         cd.create_deployment_group(
             applicationName=svc.application,
             deploymentGroupName=svc.deployment_group,
-            serviceRoleArn="arn:aws:iam::123456789012:role/codedeploy",
+            serviceRoleArn=f"arn:aws:iam::{sandbox.service_account}:role/codedeploy",
             deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
             **(group or {}),
         )
-        cloudwatch = sandbox.client("cloudwatch")
+        cloudwatch = sandbox.service_client("cloudwatch")
         if alarm_from_policy:
             from rollguard.policy import load_policy_file
 
@@ -148,11 +155,11 @@ class Stage:
         else:
             cloudwatch.put_metric_alarm(**(alarm or CHECKOUT_ALARM))
         # The service's function whose alias CodeDeploy shifts (SAM's AutoPublishAlias: live).
-        self.lam = sandbox.client("lambda")
+        self.lam = sandbox.service_client("lambda")
         self.lam.create_function(
             FunctionName=svc.function,
             Runtime="python3.13",
-            Role=sandbox.role_arn,
+            Role=sandbox.service_role_arn,
             Handler="app.handler",
             Code={"ZipFile": b"the simulated service"},
         )
@@ -196,7 +203,7 @@ class Stage:
             ],
         }
         key = "appSpecContent" if revision_type == "AppSpecContent" else "string"
-        deployment_id = self.sb.client("codedeploy").create_deployment(
+        deployment_id = self.sb.service_client("codedeploy").create_deployment(
             applicationName=self.svc.application,
             deploymentGroupName=self.svc.deployment_group,
             deploymentConfigName=config,
@@ -355,6 +362,74 @@ def _bad_deploy(stage: Stage) -> None:
     stage.sb.advance(20 * 60)
     stage.behave(lambda v, live: 0.20 if v == "7" else None)
     stage.deploy("7")
+
+
+# The drills across accounts: the central stack (123456789012) acts for member account B through its execution role.
+# Member account A runs the same service and alarm names, and no policy names it; the outsider is not in the
+# organization but forwards its events anyway (a stray StackSet instance, a copied template).
+MEMBER_A, MEMBER_B, OUTSIDER = "111111111111", "222222222222", "999999999999"
+
+
+def _organization() -> Organization:
+    return Organization(
+        members=(MemberAccount(MEMBER_A), MemberAccount(MEMBER_B), MemberAccount(OUTSIDER, in_organization=False)),
+        service_account=MEMBER_B,
+    )
+
+
+def _acted_through_member_b(sb: Sandbox, incident_id: str) -> dict[str, bool]:
+    """The incident's target is in B, every call on it was made with B's execution role in the incident's session,
+    and the audit trail says so."""
+    from rollguard.accounts import session_name
+
+    ddb = sb.client("dynamodb")
+    key = {"incident_id": {"S": incident_id}}
+    incident = IncidentItem.model_validate(from_item(ddb.get_item(TableName=TABLES["IncidentsTable"], Key=key)["Item"]))
+    location = (incident.execution_input or {}).get("location")
+    role = f"arn:aws:iam::{MEMBER_B}:role/rollguard-execution"
+    session = f"arn:aws:sts::{MEMBER_B}:assumed-role/rollguard-execution/{session_name(incident_id)}"
+    audit = AuditLog(ddb, TABLES["AuditTable"]).for_incident(incident_id)
+    return {
+        f"the incident's target is in {MEMBER_B} through {role}": location
+        == {"account": MEMBER_B, "region": "us-east-1", "role_arn": role},
+        f"its lock and brakes are keyed {MEMBER_B}/us-east-1/…": incident.target_key.startswith(
+            f"{MEMBER_B}/us-east-1/"
+        ),
+        "Rollguard's calls in B were made in the incident's session": session
+        in {arn for arn, _ in sb.sessions.values()},
+        f"every audit event names {MEMBER_B} and the role, two actions among them": [e["kind"] for e in audit].count(
+            "action"
+        )
+        == 2
+        and all(e.get("account") == MEMBER_B and e.get("role_arn") == role for e in audit),
+    }
+
+
+def _alarms_from_elsewhere(stage: Stage) -> None:
+    """The same alarm fires in member account A (named by no policy) and in the outsider, then B's bad deploy."""
+    stage.sb.alarm_elsewhere(MEMBER_A, CHECKOUT_ALARM)
+    stage.sb.alarm_elsewhere(OUTSIDER, CHECKOUT_ALARM)
+    stage.sb.advance(10)
+    _bad_deploy(stage)
+
+
+def _refused_and_recorded(sb: Sandbox, incident_id: str) -> dict[str, bool]:
+    ddb = sb.client("dynamodb")
+    refused = AuditLog(ddb, TABLES["AuditTable"]).for_target(f"account:{MEMBER_A}/us-east-1")
+    incidents = [from_item(i) for i in ddb.scan(TableName=TABLES["IncidentsTable"])["Items"]]
+    assert sb.organization is not None
+    return {
+        f"{MEMBER_A}'s alarm is refused and recorded under account:{MEMBER_A}/us-east-1": [
+            (e["kind"], e["result"]) for e in refused
+        ]
+        == [("alarm_refused", "rejected")],
+        f"the central bus refused the outsider {OUTSIDER}'s forwarded alarm": [
+            u.account for u in sb.organization.undelivered
+        ]
+        == [OUTSIDER],
+        f"only {MEMBER_B}'s incident was opened": [i["incident_id"] for i in incidents] == [incident_id],
+        **_acted_through_member_b(sb, incident_id),
+    }
 
 
 def _not_the_deploy(stage: Stage) -> None:
@@ -907,6 +982,39 @@ SCENARIOS["baseline-deploy"] = Scenario(
 )
 
 
+# Across accounts (sandbox/organization.py): the central stack and the organization's member accounts.
+SCENARIOS.update(
+    {
+        s.name: s
+        for s in [
+            Scenario(
+                "member-bad-deploy",
+                "Revision 7 fails in member account 222222222222; the central stack assumes that account's execution "
+                "role for the incident, rolls back the canary, widens it to a full rollback, and the alarm recovers.",
+                "resolved",
+                _bad_deploy,
+                policy="sandbox-organization.yaml",
+                expected_alias={"6": 1.0},
+                organization=_organization,
+                expectations=_acted_through_member_b,
+            ),
+            Scenario(
+                "member-not-allowed",
+                "The same alarm fires in member account 111111111111, which no policy names, and in 999999999999, "
+                "outside the organization: the first is refused and recorded, the bus refuses the second, and only "
+                "account 222222222222's bad deploy is rolled back.",
+                "resolved",
+                _alarms_from_elsewhere,
+                policy="sandbox-organization.yaml",
+                expected_alias={"6": 1.0},
+                organization=_organization,
+                expectations=_refused_and_recorded,
+            ),
+        ]
+    }
+)
+
+
 def _seconds_between(start: datetime, end_iso: str) -> float:
     return round((parse_aws_time(end_iso) - start).total_seconds(), 1)
 
@@ -946,6 +1054,7 @@ def scenario_sandbox(
         policy_file=policy_file or REPO / "policies" / scenario.policy,
         load_balancer=load_balancer,
         ecs=ecs,
+        organization=scenario.organization() if scenario.organization else None,
     )
     return sandbox, stages
 
@@ -989,7 +1098,7 @@ def run_scenario(
         # The report charts the alarm's metric: read it from CloudWatch before the sandbox (and its data) goes.
         onset = alarm_onset(audit) or sb.clock.now()
         metric = read_alarm_metric(
-            sb.client("cloudwatch"), from_item(incident)["alarm"], onset - LEAD_IN, sb.clock.now()
+            sb.service_client("cloudwatch"), from_item(incident)["alarm"], onset - LEAD_IN, sb.clock.now()
         )
         result = summarise(
             scenario,
@@ -1010,6 +1119,9 @@ def run_scenario(
             alias=[{"at": domain_iso(at), "routing": routing} for at, routing in sb.world.history],
         )
         result["alias_name"] = f"{sb.service.function}:{sb.service.alias}"
+        if scenario.expectations is not None:
+            result["expectations"] = scenario.expectations(sb, incident_id)
+            result["passed"] = result["passed"] and all(result["expectations"].values())
         result["observed"] = observe(sb) if observe is not None else None
         result["expected_traffic"] = scenario.expected_traffic
         if sb.load_balancer is not None:
@@ -1273,6 +1385,7 @@ def render_timeline(result: dict[str, Any], streamed: bool = False) -> str:
         f"State transitions: {result['state_transitions']}   Lambda invocations: {result['lambda_invocations']}"
         f"   lock released: {'yes' if result['lock_released'] else 'NO'}   wall time: {result['wall_time_s']} s",
     ]
+    lines += [f"{'held' if held else 'FAILED'}: {what}" for what, held in (result.get("expectations") or {}).items()]
     lines += [f"IAM denied ({d['code']}): {d['message']}" for d in result.get("iam", {}).get("denied", [])]
     return "\n".join(lines)
 

@@ -33,9 +33,11 @@ from rollguard_cli.drills import SCENARIOS, NoIncident, run_scenario
 from rollguard_cli.sandbox.runner import REGION, Sandbox
 
 # The mutating paths: a completed deployment canaried back and widened, an in-flight one stopped with rollback, a flag
-# turned off, a listener's weights shifted in two steps, a zonal shift started.
+# turned off, a listener's weights shifted in two steps, a zonal shift started; and the canary rollback in a member
+# account, through its assumed execution role (AssumeRole's faults included).
 DRILLS = (
     "bad-deploy",
+    "member-bad-deploy",
     "in-flight-canary",
     "flag-kill-switch",
     "bad-target-group",
@@ -133,7 +135,7 @@ class Report:
 
 def _observe(sb: Sandbox) -> dict[str, Any]:
     """The targets' state after the incident, and what Rollguard did to them (from AWS's side, not the audit)."""
-    cd = sb.client("codedeploy")
+    cd = sb.service_client("codedeploy")  # where the service's deployments are (a member account's, across accounts)
     ids = [
         deployment
         for app in cd.list_applications()["applications"]

@@ -102,6 +102,9 @@ TARGETS = {
     "ecs-bad-deploy": "codedeploy:payments/payments-prod",
     "ecs-not-the-deploy": "codedeploy:payments/payments-prod",
     "ecs-rolling-bad-deploy": "ecs:prod/payments",
+    # A target in a member account: its account and region lead its key (rollguard.accounts.target_key).
+    "member-bad-deploy": "222222222222/us-east-1/codedeploy:checkout/checkout-prod",
+    "member-not-allowed": "222222222222/us-east-1/codedeploy:checkout/checkout-prod",
 }
 
 
