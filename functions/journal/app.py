@@ -16,7 +16,10 @@ metrics = Metrics()
 @logger.inject_lambda_context(correlation_id_path="id")
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = record_event(event, journal(settings_for(JournalSettings)), journal_profile_type())
+    function_arn = context.invoked_function_arn  # arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME
+    home_account = function_arn.split(":")[4]
+    profile_type = journal_profile_type(function_arn)
+    result = record_event(event, journal(settings_for(JournalSettings)), profile_type, home_account)
     logger.info(result.reason, extra={"status": result.status})
     metrics.add_metric(name=f"Changes{result.status.title()}", unit=MetricUnit.Count, value=1)
     return result.model_dump(mode="json")

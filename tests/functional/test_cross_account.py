@@ -35,6 +35,7 @@ from rollguard.errors import PermissionDenied, TargetNotFound
 from rollguard.incident import ActionRecord, Assessment, DeploymentRef, ExecutionState, Progress
 from rollguard.intake import IntakeDeps, IntakeResult, handle_alarm_event, incident_id_for
 from rollguard.policy import Policy, PolicyFile, PolicyFileInvalid, load_policy_file
+from rollguard.settings import JournalSettings, settings_for
 from rollguard.store import IncidentStore
 from rollguard.verify import verify
 from rollguard_cli.sandbox.runner import TABLES, load_handler, load_template
@@ -707,3 +708,52 @@ def test_a_target_in_the_stacks_own_account_in_another_region_uses_its_own_role_
     assert target_key(target, location) == f"{HOME}/eu-west-1/{TARGET}"
     assert isinstance(source, clients.InRegion) and source.region == "eu-west-1"
     assert locate(PolicyFile.model_validate(document(HOME_POLICY)).policies[0].target, ORIGIN, Members()) is None
+
+
+# ---------------------------------------------------------------- the change journal across accounts
+
+
+def appconfig_event(account: str, app: dict[str, str], env: dict[str, str], profile: dict[str, str]) -> dict[str, Any]:
+    """events/journal/appconfig-deployment-complete.json (AppConfig's own sample) as sent from ``account``, naming
+    that account's application, environment and profile."""
+    event = load_event("journal/appconfig-deployment-complete.json")
+    event.update(account=account, id=f"appconfig-{account}", time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    event["detail"].update(Application=app, Environment=env, ConfigurationProfile=profile)
+    return event
+
+
+def appconfig_in(client: Any, profile_type: str) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """checkout and its profile of ``profile_type``, made with ``client`` (in its account); the environment prod is
+    only named by the event (the journal reads the profile alone, and moto has no CreateEnvironment)."""
+    app = client.create_application(Name="checkout")
+    profile = client.create_configuration_profile(
+        ApplicationId=app["Id"], Name="checkout-flags", LocationUri="hosted", Type=profile_type
+    )
+    return (
+        {"Id": app["Id"], "Name": "checkout"},
+        {"Id": "pgil2o7", "Name": "prod"},
+        {"Id": profile["Id"], "Name": "checkout-flags"},
+    )
+
+
+def test_a_member_accounts_appconfig_change_is_journalled_under_its_account_read_with_its_role(aws: None) -> None:
+    """The journal tells a flag change from a configuration change by the profile's type, which only the member
+    account can read (GetConfigurationProfile with its execution role, in a rollguard-journal session: the
+    JournalFunction's sts:AssumeRole); the change is kept under ``<account>/appconfig:…``, apart from the same names
+    at home."""
+    journal_handler = load_handler("journal").lambda_handler
+    member = appconfig_in(member_client("appconfig"), "AWS.AppConfig.FeatureFlags")
+    home = appconfig_in(boto3.client("appconfig", region_name=REGION), "AWS.Freeform")
+
+    in_member = journal_handler(appconfig_event(MEMBER, *member), context("rollguard-journal"))
+    at_home = journal_handler(appconfig_event(HOME, *home), context("rollguard-journal"))
+
+    assert (in_member["status"], in_member["change"]["kind"]) == ("recorded", "flag")
+    assert in_member["change"]["scope_key"] == f"{MEMBER}/appconfig:checkout/prod"
+    assert (at_home["change"]["kind"], at_home["change"]["scope_key"]) == ("config", "appconfig:checkout/prod")
+    assert any(session == "rollguard-journal" and role == ROLE for role, session, _ in runtime._ASSUMED)
+    # Assess of a member target asks for the member's scope (accounts.journal_scope) and finds only its change.
+    since = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    until = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    found = runtime.journal(settings_for(JournalSettings)).changes([f"{MEMBER}/appconfig:checkout/prod"], since, until)
+    assert [(c.kind, c.detail["application_id"]) for c in found] == [("flag", member[0]["Id"])]

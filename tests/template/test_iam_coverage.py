@@ -57,6 +57,10 @@ EXPLAINED = {
         "sts:AssumeRole": "assuming a member account's execution role for a target in another account (issue 15): "
         "tests/functional/test_cross_account.py",
     },
+    "JournalFunction": {
+        "sts:AssumeRole": "reading a member account's AppConfig profile type (issue 15): "
+        "tests/functional/test_cross_account.py",
+    },
     "CloseFunction": {
         "elasticloadbalancing:ModifyRule": "moving an unverified slice back on a listener rule (tests/functional)",
         "elasticloadbalancing:DescribeRules": "reading a rule's weights before moving them back (tests/functional)",

@@ -25,7 +25,8 @@ from iam import (
 from iam_lint import ExampleValues, lint, suppressions
 
 # The central functions that read or change a target (template.yaml gives each sts:AssumeRole on the member role).
-TARGET_FUNCTIONS = ["RemediationFunction", "VerifyFunction", "CloseFunction", "WatchdogFunction"]
+# The journal reads a member account's AppConfig profiles there (rollguard.journal).
+TARGET_FUNCTIONS = ["RemediationFunction", "VerifyFunction", "CloseFunction", "WatchdogFunction", "JournalFunction"]
 # Services of Rollguard's own state (tables, queues, topics, the state machine), of the hop (STS) and of the event bus:
 # the execution role grants nothing on them.
 CENTRAL_SERVICES = {"dynamodb", "sqs", "sns", "states", "sts", "events", "lambda", "logs", "kms"}

@@ -173,6 +173,7 @@ EXPECTED_FUNCTION_IAM: dict[str, dict[str, set[str]]] = {
         "dynamodb:PutItem": {CHANGES},
         "sqs:SendMessage": {"queue:JournalDeadLetterQueue"},
         "appconfig:GetConfigurationProfile": {APPCONFIG_APPS},
+        **ASSUME_MEMBER_ROLE,  # a member account's profile is read there (rollguard.journal)
     },
     "FlagReportFunction": {
         "appconfig:ListApplications": {"*"},
@@ -527,7 +528,7 @@ def test_intake_rule_matches_alarms_and_dead_letters(template: dict[str, Any]) -
 
 
 # The functions that read or change a target: they reach one in a member account through its execution role.
-TARGET_FUNCTIONS = ["RemediationFunction", "VerifyFunction", "CloseFunction", "WatchdogFunction"]
+TARGET_FUNCTIONS = ["RemediationFunction", "VerifyFunction", "CloseFunction", "WatchdogFunction", "JournalFunction"]
 
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)
@@ -540,7 +541,8 @@ def test_only_the_intake_reads_the_member_accounts_and_the_functions_on_targets_
         for name in ("MEMBER_ROLE_NAME", "MEMBER_ACCOUNTS", "ORGANIZATION_ID")
         if name in variables
     }
-    if logical_id == "RemediationFunction":  # the intake locates a policy's target; the incident carries its role
+    # The intake locates a policy's target (the incident carries its role); the journal reads a member's profiles.
+    if logical_id in ("RemediationFunction", "JournalFunction"):
         assert members == {
             "MEMBER_ROLE_NAME": {"Ref": "MemberRoleName"},
             "MEMBER_ACCOUNTS": {"Ref": "MemberAccountIds"},

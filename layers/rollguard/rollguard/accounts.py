@@ -46,6 +46,11 @@ class Location(BaseModel):
     def describe(self) -> str:
         return f"account {self.account} in {self.region}" + (f" as {self.role_arn}" if self.role_arn else "")
 
+    @property
+    def member_account(self) -> str | None:
+        """The account when it is not the stack's own (a role is assumed there), else None."""
+        return self.account if self.role_arn else None
+
 
 @dataclass(frozen=True)
 class Members:
@@ -83,6 +88,13 @@ def locate(target: Target, home: Origin, members: Members) -> Location | None:
 def target_key(target: Target, location: Location | None) -> str:
     """The key of the target's lock, open incident and brakes: per (account, region, target)."""
     return target.key if location is None else f"{location.account}/{location.region}/{target.key}"
+
+
+def journal_scope(scope: str, member_account: str | None) -> str:
+    """The change journal's scope of a change: ``<account>/<scope>`` in a member account, so that two accounts'
+    ``checkout`` applications are two scopes; the stack's own account (any region) keeps the plain scope, and every
+    change keeps its region (journal.Change.region)."""
+    return scope if member_account is None else f"{member_account}/{scope}"
 
 
 def refused(account: str, region: str, policies: PolicyFile, home: Origin, members: Members) -> str | None:

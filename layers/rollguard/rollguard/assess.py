@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rollguard import clock
+from rollguard.accounts import journal_scope
 from rollguard.actions.rollback import ROLLGUARD_MARK
 from rollguard.adapters.codedeploy import IN_FLIGHT, ROLLBACK_CREATORS
 from rollguard.adapters.ecs import ROLLBACK_CREATOR as ECS_ROLLBACK_CREATOR
@@ -199,7 +200,8 @@ def assess(state: ExecutionState, deps: Deps) -> Assessment:
         services.service(ecs.cluster, ecs.service)  # a missing service fails here, with its name
         history = services.deployments(ecs.cluster, ecs.service, since=onset - LOOKBACK)
     if (ac := policy.target.appconfig) is not None:
-        scopes.append(appconfig_scope(ac.application, ac.environment))
+        member_account = state.location.member_account if state.location else None
+        scopes.append(journal_scope(appconfig_scope(ac.application, ac.environment), member_account))
     since = onset - timedelta(seconds=policy.trigger.require_change_within)
     window = deps.journal.window(scopes, clock.iso(since), clock.iso(onset)) if scopes and deps.journal else None
     changes = window.changes if window else []

@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError
 from pydantic import BaseModel, Field
 
 from rollguard import clock
+from rollguard.accounts import journal_scope
 from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
 from rollguard.adapters.dynamo import from_item, to_item
 from rollguard.clock import parse_aws_time
@@ -81,26 +82,48 @@ def ecs_scope(service_arn: str) -> str:
     return f"ecs:{parts[0]}/{parts[1]}" if len(parts) == 2 else f"ecs:?/{parts[-1]}"
 
 
-def scope_of(event: dict[str, Any]) -> tuple[str, str] | None:
+def scope_of(event: dict[str, Any], home_account: str | None = None) -> tuple[str, str] | None:
     """(scope, region) of an event the journal keeps, read from the event alone so that a gap can be marked
-    whatever fails later; None for events the journal does not keep."""
+    whatever fails later; None for events the journal does not keep. An event of another account than
+    ``home_account`` (a member account's, forwarded) has that account in its scope (accounts.journal_scope)."""
     detail, kind_of_event = event.get("detail") or {}, event.get("detail-type")
+    found: tuple[str, str] | None = None
     if event.get("source") == "aws.codedeploy" and kind_of_event == CODEDEPLOY_EVENT:
-        return codedeploy_scope(detail["application"], detail["deploymentGroup"]), detail.get("region") or event[
-            "region"
-        ]
-    if event.get("source") == "aws.appconfig" and kind_of_event in APPCONFIG_EVENTS:
-        return appconfig_scope(detail["Application"]["Name"], detail["Environment"]["Name"]), event["region"]
-    if event.get("source") == "aws.ecs" and kind_of_event == ECS_EVENT:
-        return ecs_scope(event["resources"][0]), event["region"]
-    return None
+        found = (
+            codedeploy_scope(detail["application"], detail["deploymentGroup"]),
+            detail.get("region") or event["region"],
+        )
+    elif event.get("source") == "aws.appconfig" and kind_of_event in APPCONFIG_EVENTS:
+        found = appconfig_scope(detail["Application"]["Name"], detail["Environment"]["Name"]), event["region"]
+    elif event.get("source") == "aws.ecs" and kind_of_event == ECS_EVENT:
+        found = ecs_scope(event["resources"][0]), event["region"]
+    if found is None:
+        return None
+    return journal_scope(found[0], member_account_of(event, home_account)), found[1]
 
 
-def change_from_event(event: dict[str, Any], profile_type: Any) -> Change | None:
+def member_account_of(event: dict[str, Any], home_account: str | None) -> str | None:
+    """The event's account when it is not the stack's own (None when the stack's account is not known)."""
+    account = event.get("account")
+    return str(account) if home_account is not None and account and account != home_account else None
+
+
+def change_from_event(event: dict[str, Any], profile_type: Any, home_account: str | None = None) -> Change | None:
     """The change an EventBridge event reports, or None for events the journal does not keep.
 
-    ``profile_type(region, application_id, profile_id)`` tells a flag profile from a freeform one.
+    ``profile_type(region, application_id, profile_id)`` tells a flag profile from a freeform one; for a member
+    account's profile it is asked with ``account=`` (only that account can read it). The change's scope is
+    scope_of's.
     """
+    change = _change(event, profile_type, member_account_of(event, home_account))
+    if change is None:
+        return None
+    scope = scope_of(event, home_account)
+    assert scope is not None  # scope_of and _change keep the same events
+    return change.model_copy(update={"scope_key": scope[0]})
+
+
+def _change(event: dict[str, Any], profile_type: Any, member_account: str | None) -> Change | None:
     detail, kind_of_event = event.get("detail") or {}, event.get("detail-type")
     at = clock.iso(parse_aws_time(event["time"]))
     if event.get("source") == "aws.codedeploy" and kind_of_event == CODEDEPLOY_EVENT:
@@ -128,7 +151,10 @@ def change_from_event(event: dict[str, Any], profile_type: Any) -> Change | None
     if event.get("source") == "aws.appconfig" and kind_of_event in APPCONFIG_EVENTS:
         app, env, profile = detail["Application"], detail["Environment"], detail["ConfigurationProfile"]
         region = event["region"]
-        kind: ChangeKind = "flag" if profile_type(region, app["Id"], profile["Id"]) == FEATURE_FLAGS else "config"
+        where = {} if member_account is None else {"account": member_account}
+        kind: ChangeKind = (
+            "flag" if profile_type(region, app["Id"], profile["Id"], **where) == FEATURE_FLAGS else "config"
+        )
         return Change(
             scope_key=appconfig_scope(app["Name"], env["Name"]),
             change_id=f"{region}:{env['Id']}:{detail['DeploymentNumber']}",
@@ -372,11 +398,12 @@ class Journal:
 
 
 def profile_type_from(appconfig_client_for: Any) -> Any:
-    """A ``profile_type(region, application_id, profile_id)`` reading GetConfigurationProfile."""
+    """A ``profile_type(region, application_id, profile_id, account=None)`` reading GetConfigurationProfile with
+    ``appconfig_client_for(region, account)``'s client (account None: the stack's own)."""
 
-    def profile_type(region: str, application_id: str, profile_id: str) -> str:
+    def profile_type(region: str, application_id: str, profile_id: str, account: str | None = None) -> str:
         try:
-            profile = appconfig_client_for(region).get_configuration_profile(
+            profile = appconfig_client_for(region, account).get_configuration_profile(
                 ApplicationId=application_id, ConfigurationProfileId=profile_id
             )
         except AWS_FAILURES as exc:
@@ -394,13 +421,14 @@ class JournalResult(BaseModel):
     change: Change | None = None
 
 
-def record_event(event: Any, journal: Journal, profile_type: Any) -> JournalResult:
+def record_event(event: Any, journal: Journal, profile_type: Any, home_account: str | None = None) -> JournalResult:
     """One EventBridge event in: the change recorded, or why the event was ignored. An event that cannot be
-    recorded raises ChangeNotRecorded after leaving its marker, so that Lambda retries it."""
+    recorded raises ChangeNotRecorded after leaving its marker, so that Lambda retries it. ``home_account``: the
+    stack's (the handler's function ARN says it); a member account's changes are journalled under that account."""
     if not isinstance(event, dict) or "detail" not in event or "time" not in event:
         return JournalResult(status="ignored", reason="not an EventBridge event with a time and a detail")
     try:
-        scope = scope_of(event)
+        scope = scope_of(event, home_account)
     except KeyError as exc:
         return _lacks(event, exc)
     if scope is None:
@@ -408,7 +436,7 @@ def record_event(event: Any, journal: Journal, profile_type: Any) -> JournalResu
             status="ignored", reason=f"{event.get('source')} / {event.get('detail-type')} is not a change"
         )
     try:
-        change = change_from_event(event, profile_type)
+        change = change_from_event(event, profile_type, home_account)
         assert change is not None  # scope_of and change_from_event keep the same events
         journal.record(change)
         journal.resolve_gap(change.scope_key, gap_id(event))

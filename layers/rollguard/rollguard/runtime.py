@@ -259,10 +259,22 @@ def stakeholders(s: CloseSettings) -> Notifier:
     return Notifier(clients.client("sns"), s.stakeholder_topic_arn)
 
 
-def journal_profile_type() -> object:
+def journal_profile_type(function_arn: str = "") -> object:
+    """The journal's reading of a profile's type: with its own role at home, with a member account's execution
+    role (a ``rollguard-journal`` session) for that account's profile."""
     from rollguard.journal import profile_type_from
+    from rollguard.settings import JournalSettings
 
-    return profile_type_from(lambda region: clients.client("appconfig", region))
+    partition = function_arn.split(":")[1] if function_arn.count(":") >= 4 else "aws"
+    members = settings_for(JournalSettings).members
+
+    def appconfig_in(region: str, account: str | None = None) -> object:
+        if account is None:
+            return clients.client("appconfig", region)
+        location = Location(account=account, region=region, role_arn=members.role_arn(account, partition))
+        return clients_for(location, "journal").client("appconfig")
+
+    return profile_type_from(appconfig_in)
 
 
 def flag_report_deps() -> FlagReportDeps:

@@ -121,7 +121,7 @@ class FlagReportSettings(Escalation):
     flag_profiles: Required = Field(alias="FLAG_PROFILES")  # JSON: [{"application", "profile"}]
 
 
-class JournalSettings(ChangeJournal):
+class JournalSettings(ChangeJournal, MemberAccounts):
     functions = ("JournalFunction",)
 
 
