@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rollguard import console
+from rollguard.accounts import plain_key
 from rollguard.actions import ACTIONS
 from rollguard.alarm_event import parse_aws_time
 from rollguard.durations import format_duration
@@ -171,12 +172,19 @@ def _console_links(review: Review) -> list[Block]:
         return [Para("No links: the incident records no region (no alarm in its input, no execution ARN).")]
     record = review.record
     links = []
-    if record.execution_arn:
+    # A member account's pages are in its own console, which a URL cannot name: the label says which account.
+    member = review.member_account
+    where = f" (account {member})" if member else ""
+    if record.execution_arn:  # the central stack's, in its own region
         name = record.execution_arn.rsplit(":", 1)[-1]
-        links.append(Link("Step Functions execution", name, console.execution_url(region, record.execution_arn)))
+        execution_region = record.execution_arn.split(":")[3]
+        links.append(
+            Link("Step Functions execution", name, console.execution_url(execution_region, record.execution_arn))
+        )
     if record.alarm:
-        links.append(Link("CloudWatch alarm", record.alarm, console.alarm_url(region, record.alarm)))
-    if record.target_key.startswith("codedeploy:"):  # an ECS or AppConfig id is not a CodeDeploy deployment
+        links.append(Link(f"CloudWatch alarm{where}", record.alarm, console.alarm_url(region, record.alarm)))
+    # An ECS or AppConfig id is not a CodeDeploy deployment (a member account's key leads with its account/region).
+    if plain_key(record.target_key).startswith("codedeploy:"):
         assessed = (review.assessment or {}).get("parameters", {})
         roles: dict[str, str] = {}
         if assessed.get("suspect"):
@@ -186,7 +194,7 @@ def _console_links(review: Review) -> list[Block]:
         for step in review.steps:
             for deployment in step.action.get("parameters", {}).get("deployment_ids", []):
                 roles.setdefault(str(deployment), f"Rollguard's deployment ({step.title})")
-        links += [Link(role, d, console.deployment_url(region, d)) for d, role in roles.items()]
+        links += [Link(role + where, d, console.deployment_url(region, d)) for d, role in roles.items()]
     return [Links(links)] if links else [Para("No links: the incident names no execution, alarm or deployment.")]
 
 

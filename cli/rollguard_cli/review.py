@@ -25,6 +25,7 @@ from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import AuditLog
 from rollguard.clock import iso
 from rollguard.durations import format_duration
+from rollguard.errors import RollguardError
 from rollguard.incident import IncidentItem
 
 from rollguard_cli.boundary import OperatorError
@@ -39,6 +40,16 @@ METRIC_FILE = "metric.json"
 
 class ReviewError(OperatorError):
     """Something the operator must fix (a wrong id, folder or stack); one ``error:`` line, exit 2 (boundary.py)."""
+
+
+class MetricElsewhere(RollguardError):
+    """The alarm's metric is in another account than the one the report reads (the review goes on without it)."""
+
+
+def member_account_of(record: IncidentItem) -> str | None:
+    """The member account an incident's target is in (its execution input's location, rollguard.accounts)."""
+    location = (record.execution_input or {}).get("location") or {}
+    return str(location["account"]) if location.get("role_arn") else None
 
 
 class MetricSeries(BaseModel):
@@ -316,6 +327,11 @@ class Review:
         return gates
 
     @property
+    def member_account(self) -> str | None:
+        """The member account the target is in (the execution input's location), or None at home."""
+        return member_account_of(self.record)
+
+    @property
     def region(self) -> str | None:
         """The incident's region: the alarm's (in the execution input), else the execution ARN's."""
         alarm = (self.record.execution_input or {}).get("alarm") or {}
@@ -566,8 +582,17 @@ class StackSource:
         return AuditLog(self._client("dynamodb"), self.outputs["AuditTableName"]).for_incident(incident_id)
 
     def metric(self, record: IncidentItem, events: list[dict[str, Any]]) -> MetricSeries | None:
+        """The alarm's metric, read with the operator's credentials in the alarm's region. An alarm of a member
+        account is not read: it is not in this account, and an alarm of the same name here would be another's."""
         onset = alarm_onset(events) or (parse_aws_time(record.opened_at) if record.opened_at else None)
         if not record.alarm or onset is None:
             return None
+        member = member_account_of(record)
+        if member is not None:
+            raise MetricElsewhere(
+                f"alarm {record.alarm} is in member account {member}; the report reads metrics in this account only"
+            )
         end = parse_aws_time(record.closed_at) if record.closed_at else datetime.now(UTC)
-        return read_alarm_metric(self._client("cloudwatch"), record.alarm, onset - LEAD_IN, end)
+        region = ((record.execution_input or {}).get("location") or {}).get("region")
+        cloudwatch = self._session.client("cloudwatch", region_name=region) if region else self._client("cloudwatch")
+        return read_alarm_metric(cloudwatch, record.alarm, onset - LEAD_IN, end)

@@ -98,8 +98,14 @@ def positive_int(text: str) -> int:
 
 
 # The forms of Target.key (rollguard.policy): what the Incidents table's by_target index is keyed by.
-TARGET_FORMS = "codedeploy:APPLICATION/GROUP, ecs:CLUSTER/SERVICE, appconfig:APPLICATION/ENVIRONMENT or elb:NAME"
-_TARGET_KEY = re.compile(r"(?:(?:codedeploy|ecs|appconfig):[^/\s]+/[^/\s]+|elb:[^/\s]+)")
+TARGET_FORMS = (
+    "codedeploy:APPLICATION/GROUP, ecs:CLUSTER/SERVICE, appconfig:APPLICATION/ENVIRONMENT or elb:NAME, "
+    "each optionally after ACCOUNT/REGION/ for a target in another account or region"
+)
+# A target away from home is keyed ACCOUNT/REGION/KEY (rollguard.accounts.target_key).
+_TARGET_KEY = re.compile(
+    r"(?:[0-9]{12}/[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}/)?(?:(?:codedeploy|ecs|appconfig):[^/\s]+/[^/\s]+|elb:[^/\s]+)"
+)
 
 
 def target_key(text: str) -> str:

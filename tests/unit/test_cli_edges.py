@@ -313,19 +313,30 @@ def test_limit_must_be_a_positive_whole_number(tmp_path: Path, capsys: pytest.Ca
     )
 
 
-@pytest.mark.parametrize("target", ["checkout", "codedeploy:checkout", "lambda:checkout/live", "ecs:a/b/c", "elb:"])
+@pytest.mark.parametrize(
+    "target",
+    ["checkout", "codedeploy:checkout", "lambda:checkout/live", "ecs:a/b/c", "elb:", "2222/us-east-1/elb:x"],
+)
 def test_a_malformed_target_is_refused_with_the_expected_forms(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str
 ) -> None:
     source = write_drill_folder(tmp_path / "drill")
     assert usage_error(capsys, "incidents", "--from", str(source), "--target", target) == (
         f"rollguard incidents: error: argument --target: {target!r} is not a target; expected "
-        "codedeploy:APPLICATION/GROUP, ecs:CLUSTER/SERVICE, appconfig:APPLICATION/ENVIRONMENT or elb:NAME"
+        "codedeploy:APPLICATION/GROUP, ecs:CLUSTER/SERVICE, appconfig:APPLICATION/ENVIRONMENT or elb:NAME, "
+        "each optionally after ACCOUNT/REGION/ for a target in another account or region"
     )
 
 
 @pytest.mark.parametrize(
-    "target", ["codedeploy:checkout/checkout-prod", "ecs:prod/payments", "appconfig:checkout/prod", "elb:checkout"]
+    "target",
+    [
+        "codedeploy:checkout/checkout-prod",
+        "ecs:prod/payments",
+        "appconfig:checkout/prod",
+        "elb:checkout",
+        "222222222222/eu-west-1/codedeploy:checkout/checkout-prod",  # a member account's target
+    ],
 )
 def test_every_target_form_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str) -> None:
     source = write_drill_folder(tmp_path / "drill")

@@ -217,3 +217,27 @@ def test_an_ecs_rolling_suspect_links_the_services_deployments_not_a_codedeploy_
 
     assert "https://eu-west-1.console.aws.amazon.com/ecs/v2/clusters/prod/services/payments/deployments" in message
     assert "codedeploy/deployments" not in message
+
+
+def test_a_member_accounts_links_say_its_account_and_the_execution_is_the_central_regions(
+    make_state: MakeState,
+) -> None:
+    """A console URL cannot name an account: the alarm's link says which one to sign in to; the execution is the
+    central stack's, in the region its ARN names, not the alarm's."""
+    state = make_state(
+        assessment=ASSESSMENT,
+        progress=progress(),
+        target_key="222222222222/eu-west-1/codedeploy:checkout/checkout-prod",
+        location={
+            "account": "222222222222",
+            "region": "eu-west-1",
+            "role_arn": "arn:aws:iam::222222222222:role/rollguard-execution",
+        },
+    )
+    execution = f"arn:aws:states:us-east-1:123456789012:execution:rollguard-remediation:{state.incident_id}"
+
+    lines = compose_message(state, "resolved", "recovered", execution_arn=execution).splitlines()
+
+    links = [line.strip() for line in lines[lines.index("Links:") + 1 :][:2]]
+    assert links[0].startswith("Alarm (222222222222) https://eu-west-1.console.aws.amazon.com/cloudwatch/")
+    assert links[1].startswith("Execution   https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1")

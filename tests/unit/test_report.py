@@ -530,3 +530,33 @@ def test_the_alarms_unit_travels_into_the_metric_series_and_onto_the_axis() -> N
     series = read_alarm_metric(FakeCloudWatch(), "checkout-5xx-rate", ONSET - timedelta(minutes=15), ONSET)
     assert series is not None and series.unit == "Percent"
     assert axis_label(series) == "Average of ErrorRate (percent)"
+
+
+def test_a_member_accounts_links_name_the_account_and_its_metric_is_not_read_here() -> None:
+    """The alarm and the deployments are in the member account's console (a URL cannot name it); the execution is
+    the central stack's; and StackSource reads no metric for it, which would be another account's alarm of that name."""
+    from rollguard_cli.review import MetricElsewhere, StackSource
+
+    review = resolved_review()
+    member = "222222222222"
+    review.record.execution_arn = f"arn:aws:states:us-east-1:123456789012:execution:rollguard-remediation:{INCIDENT}"
+    review.record.target_key = f"{member}/{REGION}/{TARGET}"
+    review.record.execution_input["alarm"] = {"name": "checkout-5xx-rate", "region": REGION}  # type: ignore[index]
+    role = f"arn:aws:iam::{member}:role/rollguard-execution"
+    review.record.execution_input["location"] = {"account": member, "region": REGION, "role_arn": role}  # type: ignore[index]
+
+    (links,) = section(build_report(review), "links").blocks
+    assert isinstance(links, Links)
+    labels = {link.label: link.url for link in links.items}
+    assert labels["Step Functions execution"] == console.execution_url("us-east-1", review.record.execution_arn)
+    assert labels[f"CloudWatch alarm (account {member})"] == console.alarm_url(REGION, "checkout-5xx-rate")
+    assert labels[f"Suspect deployment (account {member})"] == console.deployment_url(REGION, "d-7")
+
+    class NoClients:
+        def client(self, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("no metric may be read for a member account's alarm")
+
+    source = StackSource.__new__(StackSource)  # its tables are not needed to decide where the metric is
+    source._session, source._clients = NoClients(), {}
+    with pytest.raises(MetricElsewhere, match=f"is in member account {member}"):
+        source.metric(review.record, review.events)

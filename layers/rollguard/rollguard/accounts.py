@@ -90,6 +90,14 @@ def target_key(target: Target, location: Location | None) -> str:
     return target.key if location is None else f"{location.account}/{location.region}/{target.key}"
 
 
+_AWAY_PREFIX = re.compile(r"^[0-9]{12}/[a-z0-9-]+/")
+
+
+def plain_key(key: str) -> str:
+    """A target key without its ``<account>/<region>/`` prefix (target_key): what kind of target it is."""
+    return _AWAY_PREFIX.sub("", key)
+
+
 def journal_scope(scope: str, member_account: str | None) -> str:
     """The change journal's scope of a change: ``<account>/<scope>`` in a member account, so that two accounts'
     ``checkout`` applications are two scopes; the stack's own account (any region) keeps the plain scope, and every

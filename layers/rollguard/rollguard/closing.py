@@ -38,16 +38,20 @@ def closing_reason(state: ExecutionState, outcome: Outcome) -> str:
 
 
 def _links(state: ExecutionState, execution_arn: str | None) -> list[tuple[str, str]]:
+    """The console pages of the incident: the target's in its own region (and, in a member account, a console URL
+    cannot name the account: the link says which to sign in to), the execution's in the stack's region."""
     region = state.alarm.region
-    links = [("Alarm", console.alarm_url(region, state.alarm.name))]
+    member = state.location.member_account if state.location else None
+    where = f" ({member})" if member else ""
+    links = [(f"Alarm{where}", console.alarm_url(region, state.alarm.name))]
     if execution_arn:
-        links.append(("Execution", console.execution_url(region, execution_arn)))
+        links.append(("Execution", console.execution_url(execution_arn.split(":")[3], execution_arn)))
     bad = state.assessment.bad if state.assessment else None
     ecs = state.policy.target.ecs_rolling
     if bad is not None and ecs is not None:  # ECS's own deployment: no CodeDeploy page, the service's instead
-        links.append(("Deployments", console.ecs_deployments_url(region, ecs.cluster, ecs.service)))
+        links.append((f"Deployments{where}", console.ecs_deployments_url(region, ecs.cluster, ecs.service)))
     elif bad is not None:
-        links.append(("Deployment", console.deployment_url(region, bad.deployment_id)))
+        links.append((f"Deployment{where}", console.deployment_url(region, bad.deployment_id)))
     return links
 
 
