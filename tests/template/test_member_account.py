@@ -114,6 +114,15 @@ def test_the_organization_doc_lists_every_member_parameter(member: dict[str, Any
     assert not [name for name in member["Parameters"] if f"`{name}`" not in section]
 
 
+def test_the_organization_doc_says_why_the_execution_role_has_each_permission(member: dict[str, Any]) -> None:
+    """Every action of the execution role has its row in the doc's table: the resource and the step that needs it."""
+    doc = (REPO_ROOT / "docs" / "organizations.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in doc.splitlines() if line.startswith("| `")}
+    granted = allowed_actions(member, "ExecutionRole")
+    assert granted and not [action for action in granted if action not in rows]
+    assert not [action for action in granted if len(rows[action].split("|")[3].strip()) < 10]  # a reason, not a stub
+
+
 def test_the_member_account_has_the_central_strategy_for_flags_and_configs(
     template: dict[str, Any], member: dict[str, Any]
 ) -> None:
