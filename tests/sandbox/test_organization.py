@@ -72,7 +72,7 @@ def test_an_assume_role_the_trust_does_not_admit_is_refused_as_sts_refuses_it(
 
 @pytest.mark.parametrize(
     ("function", "role_arn"),
-    [("rollguard-journal", ROLE_B), ("rollguard-remediation", f"arn:aws:iam::{MEMBER_B}:role/admin")],
+    [("rollguard-approval", ROLE_B), ("rollguard-remediation", f"arn:aws:iam::{MEMBER_B}:role/admin")],
     ids=["a-function-without-the-grant", "a-role-that-is-not-the-execution-role"],
 )
 def test_an_assume_role_the_functions_statements_do_not_grant_is_refused_by_them(

@@ -67,6 +67,7 @@ class Organization:
     role_name: str = "rollguard-execution"
     region: str = "us-east-1"
     undelivered: list[Undelivered] = field(default_factory=list)
+    _enforcers: dict[str, Enforcer] = field(default_factory=dict, repr=False)
 
     @property
     def central_parameters(self) -> dict[str, str]:
@@ -186,7 +187,12 @@ class Organization:
 
     def role_enforcer(self, account: str, lookups: Mapping[tuple[str, str], Any]) -> Enforcer:
         """The execution role's statements in ``account`` (member-account.yaml), enforced on calls made with its
-        assumed credentials: the "function" of each check is the role session's ARN."""
+        assumed credentials: the "function" of each check is the role session's ARN. One per account."""
+        if account not in self._enforcers:
+            self._enforcers[account] = self._role_enforcer(account, lookups)
+        return self._enforcers[account]
+
+    def _role_enforcer(self, account: str, lookups: Mapping[tuple[str, str], Any]) -> Enforcer:
         return AssumedRoleEnforcer(
             self.member_template,
             Stack(
@@ -254,7 +260,10 @@ def _parameter(template: Mapping[str, Any], value: Any, parameters: Mapping[str,
 
 
 def _value(
-    resolver: _Resolver, value: Any, template: Mapping[str, Any] | None = None, parameters: Mapping[str, str] = {}
+    resolver: _Resolver,
+    value: Any,
+    template: Mapping[str, Any] | None = None,
+    parameters: Mapping[str, str] | None = None,
 ) -> Any:
     """A policy fragment with its intrinsics resolved: Fn::If (with ``template``'s conditions), Fn::Split, and what
     the IAM resolver takes (Ref, Sub, GetAtt, Join)."""
@@ -267,7 +276,7 @@ def _value(
             if short == "If":
                 if template is None:
                     raise PolicyNotModelled("Fn::If needs the template's conditions")
-                chosen = arg[1] if holds(template, arg[0], parameters) else arg[2]
+                chosen = arg[1] if holds(template, arg[0], parameters or {}) else arg[2]
                 return _value(resolver, chosen, template, parameters)
             if short == "Split":
                 separator, text = arg
