@@ -318,10 +318,17 @@ def test_a_transition_to_ok_or_insufficient_data_is_ignored(event: dict[str, Any
 @examples(2_500)
 @given(event=corrupted())
 def test_an_event_whose_acted_on_field_is_invalid_is_rejected(event: dict[str, Any]) -> None:
+    """Nothing is started; only a well-formed alarm of another account or region leaves a trace, one
+    ``alarm_refused`` record under its sender (rollguard.intake._record_refusal)."""
     deps = fresh_deps()
     result = intake(event, deps)
     assert result.status == "rejected", result
-    assert deps.stepfunctions.started == [] and deps.audit.events == {}  # type: ignore[attr-defined]
+    assert deps.stepfunctions.started == []
+    recorded = list(deps.audit.events.values())  # type: ignore[attr-defined]
+    assert all(e.kind == "alarm_refused" for e in recorded) and len(recorded) <= 1
+    for refusal in recorded:
+        assert (refusal.account, refusal.region) != (HERE.account, HERE.region)  # never the stack's own
+        assert refusal.target_key == f"account:{refusal.account}/{refusal.region}"
 
 
 @examples(3_000)
