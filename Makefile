@@ -51,8 +51,8 @@ drills: $(BIN)/.installed
 	$(BIN)/rollguard drill --all
 
 # The whole fault matrix (rollguard_cli/faults.py): every AWS call the drills' functions make, failed every way, once
-# and persistently; 1420 cases over five drills (about 27 minutes on 2 cores: 940 in ~17 min before the traffic
-# drills, their 480 in ~10 min). make test runs a fixed sample of it (tests/faults/).
+# and persistently; 2360 cases over eight drills (about 36 minutes on 2 cores: 2040 in 1796 s on 7d6c7ee, and
+# member-bad-deploy's 320 in 379 s). make test runs a fixed sample of it (tests/faults/).
 faults: $(BIN)/.installed
 	$(BIN)/python -m rollguard_cli.faults --jobs 2
 
