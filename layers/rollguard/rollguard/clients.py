@@ -40,6 +40,10 @@ class Home:
     def on_first_use(self, service: str, region: str | None = None) -> Any:
         return OnFirstUse(service, region)
 
+    def wired(self, service: str) -> Any:
+        """A client the wiring holds from Init on (rollguard.runtime): made now, with the function's own role."""
+        return self.client(service)
+
 
 HOME = Home()
 
@@ -111,6 +115,11 @@ class AssumedRole:
 
     def on_first_use(self, service: str, region: str | None = None) -> Any:
         return _Deferred(self, service, region)
+
+    def wired(self, service: str) -> Any:
+        """Made at first use: wiring a step assumes no role, so a refused AssumeRole fails the step that reads the
+        target, not the wiring of Close or the watchdog (rollguard.runtime._on_target)."""
+        return self.on_first_use(service)
 
 
 class _Deferred:

@@ -48,7 +48,6 @@ class HasFunctionArn(Protocol):
 
 if TYPE_CHECKING:
     from rollguard.actions import Adapters
-    from rollguard.adapters.codedeploy import CodeDeploy
     from rollguard.adapters.notify import Notifier
     from rollguard.audit import AuditLog
     from rollguard.control import Control
@@ -157,10 +156,9 @@ def _on_target(source: TargetClients) -> dict[str, Any]:
     from rollguard.adapters.elb import LoadBalancers
     from rollguard.adapters.zonal_shift import ZonalShifts
 
-    made = source.on_first_use if isinstance(source, clients.AssumedRole) else source.client
     return {
-        "codedeploy": CodeDeploy(made("codedeploy")),
-        "cloudwatch": CloudWatch(made("cloudwatch")),
+        "codedeploy": CodeDeploy(source.wired("codedeploy")),
+        "cloudwatch": CloudWatch(source.wired("cloudwatch")),
         "appconfig": AppConfig(lambda region: source.client("appconfig", region)),
         "elb": LoadBalancers(source.on_first_use("elbv2")),
         # creating EC2's client alone takes some 150 ms of CPU (clients.OnFirstUse)
@@ -173,6 +171,8 @@ class TargetClients(Protocol):
     def client(self, service: str, region: str | None = None) -> Any: ...
 
     def on_first_use(self, service: str, region: str | None = None) -> Any: ...
+
+    def wired(self, service: str) -> Any: ...
 
 
 # A member account's clients, per role, session (incident) and region: kept for the container's later invocations
@@ -204,12 +204,6 @@ def deps_for(state: IncidentInput) -> Deps:
         return deps
     on_target = _on_target(clients_for(state.location, state.incident_id))
     return replace(deps, region=state.location.region, **on_target)
-
-
-def codedeploy() -> CodeDeploy:
-    from rollguard.adapters.codedeploy import CodeDeploy
-
-    return CodeDeploy(clients.client("codedeploy"))
 
 
 def target_adapters(state: IncidentInput | None = None) -> Adapters:
