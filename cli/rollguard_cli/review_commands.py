@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rollguard.accounts import ACCOUNT_ID, REGION
 from rollguard.alarm_event import parse_aws_time
 from rollguard.audit import AUTOMATION
 from rollguard.durations import parse_duration
@@ -103,9 +104,7 @@ TARGET_FORMS = (
     "each optionally after ACCOUNT/REGION/ for a target in another account or region"
 )
 # A target away from home is keyed ACCOUNT/REGION/KEY (rollguard.accounts.target_key).
-_TARGET_KEY = re.compile(
-    r"(?:[0-9]{12}/[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}/)?(?:(?:codedeploy|ecs|appconfig):[^/\s]+/[^/\s]+|elb:[^/\s]+)"
-)
+_TARGET_KEY = re.compile(rf"(?:{ACCOUNT_ID}/{REGION}/)?(?:(?:codedeploy|ecs|appconfig):[^/\s]+/[^/\s]+|elb:[^/\s]+)")
 
 
 def target_key(text: str) -> str:

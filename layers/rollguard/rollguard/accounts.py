@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 # RoleSessionName: 2 to 64 characters of [\w+=,.@-] ("AssumeRole", AWS STS API Reference). The member role's trust
 # policy admits only sessions whose name starts with this prefix (member-account.yaml, sts:RoleSessionName).
+# An AWS account id is 12 digits; a region code is like us-east-1 or ap-southeast-2. Policies, the intake and the
+# CLI check ids and regions against these (fullmatch).
+ACCOUNT_ID = r"[0-9]{12}"
+REGION = r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}"
 SESSION_PREFIX = "rollguard-"
 SESSION_NAME_MAX = 64
 _SESSION_CHARS = re.compile(r"[^\w+=,.@-]")
@@ -90,7 +94,7 @@ def target_key(target: Target, location: Location | None) -> str:
     return target.key if location is None else f"{location.account}/{location.region}/{target.key}"
 
 
-_AWAY_PREFIX = re.compile(r"^[0-9]{12}/[a-z0-9-]+/")
+_AWAY_PREFIX = re.compile(rf"^{ACCOUNT_ID}/{REGION}/")
 
 
 def plain_key(key: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from rollguard import clock
-from rollguard.accounts import Members, locate, refused, target_key
+from rollguard.accounts import ACCOUNT_ID, REGION, Members, locate, refused, target_key
 from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
 from rollguard.alarm_event import STATE_CHANGE, AlarmStateChange, Origin, correlation_id, foreign, shown
 from rollguard.audit import AuditEvent, AuditLog
@@ -25,8 +25,8 @@ from rollguard.policy import PolicyFile
 from rollguard.store import IncidentStore
 
 logger = logging.getLogger(__name__)
-_ACCOUNT = re.compile(r"[0-9]{12}")
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
+_ACCOUNT = re.compile(ACCOUNT_ID)
+_REGION = re.compile(REGION)
 
 
 class IntakeResult(BaseModel):

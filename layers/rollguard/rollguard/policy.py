@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from rollguard import globs
+from rollguard.accounts import ACCOUNT_ID, REGION
 from rollguard.durations import parse_duration
 from rollguard.errors import PolicyInvalid
 
@@ -291,8 +292,8 @@ class Target(_Strict):
     """What a policy protects, and where: ``account`` and ``region`` default to the stack's own (README, "One
     Rollguard for many accounts"); a target elsewhere is reached through that account's execution role."""
 
-    account: str | None = Field(default=None, pattern=r"^[0-9]{12}$")  # an AWS account id is 12 digits
-    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")  # us-east-1, ap-southeast-2
+    account: str | None = Field(default=None, pattern=f"^{ACCOUNT_ID}$")
+    region: str | None = Field(default=None, pattern=f"^{REGION}$")
     codedeploy: CodeDeployTarget | None = None
     ecs: EcsServiceTarget | None = None
     appconfig: AppConfigScope | None = None
