@@ -115,20 +115,12 @@ def change_from_event(event: dict[str, Any], profile_type: Any, home_account: st
     account's profile it is asked with ``account=`` (only that account can read it). The change's scope is
     scope_of's.
     """
-    change = _change(event, profile_type, member_account_of(event, home_account))
-    if change is None:
-        return None
-    scope = scope_of(event, home_account)
-    assert scope is not None  # scope_of and _change keep the same events
-    return change.model_copy(update={"scope_key": scope[0]})
-
-
-def _change(event: dict[str, Any], profile_type: Any, member_account: str | None) -> Change | None:
+    member_account = member_account_of(event, home_account)
     detail, kind_of_event = event.get("detail") or {}, event.get("detail-type")
     at = clock.iso(parse_aws_time(event["time"]))
     if event.get("source") == "aws.codedeploy" and kind_of_event == CODEDEPLOY_EVENT:
         return Change(
-            scope_key=codedeploy_scope(detail["application"], detail["deploymentGroup"]),
+            scope_key=journal_scope(codedeploy_scope(detail["application"], detail["deploymentGroup"]), member_account),
             change_id=detail["deploymentId"],
             kind="deploy",
             at=at,
@@ -139,7 +131,7 @@ def _change(event: dict[str, Any], profile_type: Any, member_account: str | None
         )
     if event.get("source") == "aws.ecs" and kind_of_event == ECS_EVENT:
         return Change(
-            scope_key=ecs_scope(event["resources"][0]),
+            scope_key=journal_scope(ecs_scope(event["resources"][0]), member_account),
             change_id=detail["deploymentId"],  # ecs-svc/…: DescribeServices' id of the deployment
             kind="deploy",
             at=at,
@@ -156,7 +148,7 @@ def _change(event: dict[str, Any], profile_type: Any, member_account: str | None
             "flag" if profile_type(region, app["Id"], profile["Id"], **where) == FEATURE_FLAGS else "config"
         )
         return Change(
-            scope_key=appconfig_scope(app["Name"], env["Name"]),
+            scope_key=journal_scope(appconfig_scope(app["Name"], env["Name"]), member_account),
             change_id=f"{region}:{env['Id']}:{detail['DeploymentNumber']}",
             kind=kind,
             at=at,
