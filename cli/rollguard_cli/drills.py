@@ -982,7 +982,13 @@ SCENARIOS["baseline-deploy"] = Scenario(
 )
 
 
-# Across accounts (sandbox/organization.py): the central stack and the organization's member accounts.
+# Across accounts (sandbox/organization.py): the central stack and the organization's member accounts, account B's
+# checkout rolled back to 6 in both.
+ACROSS_ACCOUNTS: dict[str, Any] = {
+    "policy": "sandbox-organization.yaml",
+    "expected_alias": {"6": 1.0},
+    "organization": _organization,
+}
 SCENARIOS.update(
     {
         s.name: s
@@ -993,10 +999,8 @@ SCENARIOS.update(
                 "role for the incident, rolls back the canary, widens it to a full rollback, and the alarm recovers.",
                 "resolved",
                 _bad_deploy,
-                policy="sandbox-organization.yaml",
-                expected_alias={"6": 1.0},
-                organization=_organization,
                 expectations=_acted_through_member_b,
+                **ACROSS_ACCOUNTS,
             ),
             Scenario(
                 "member-not-allowed",
@@ -1005,10 +1009,8 @@ SCENARIOS.update(
                 "account 222222222222's bad deploy is rolled back.",
                 "resolved",
                 _alarms_from_elsewhere,
-                policy="sandbox-organization.yaml",
-                expected_alias={"6": 1.0},
-                organization=_organization,
                 expectations=_refused_and_recorded,
+                **ACROSS_ACCOUNTS,
             ),
         ]
     }

@@ -457,8 +457,11 @@ class Sandbox:
 
     def _member_environment(self) -> dict[str, str | None]:
         """The Remediation function's member-account variables, from the central stack's parameters."""
-        names = {"MemberRoleName": "MEMBER_ROLE_NAME", "MemberAccountIds": "MEMBER_ACCOUNTS"}
-        names["OrganizationId"] = "ORGANIZATION_ID"
+        names = {
+            "MemberRoleName": "MEMBER_ROLE_NAME",
+            "MemberAccountIds": "MEMBER_ACCOUNTS",
+            "OrganizationId": "ORGANIZATION_ID",
+        }
         if self.organization is None:
             return dict.fromkeys(names.values())
         return {names[k]: v for k, v in self.organization.central_parameters.items()}
@@ -799,8 +802,7 @@ class Sandbox:
     def publish_event(self, event: dict[str, Any]) -> None:
         """EventBridge: every rule in template.yaml whose pattern matches invokes its function (async). A member
         account's event reaches them only through its forwarding rules and the bus's policy (organization.py)."""
-        forwarded = self.organization is not None and self.organization.forward(event)
-        if event.get("account", ACCOUNT) != ACCOUNT and not forwarded:
+        if event.get("account", ACCOUNT) != ACCOUNT and not (self.organization and self.organization.forward(event)):
             return
         for pattern, function in self.rules:
             if matches_pattern(pattern, event):
