@@ -1,5 +1,6 @@
 """An AWS Organization in the sandbox: the central Rollguard account and member accounts, each with its own moto
-state (moto keeps every backend per account id), joined the way docs/organizations.md deploys them.
+state (moto keeps every backend per account id, and a request made with the credentials of an assumed role is
+served in the role's account: "Multi-Account support", moto docs), joined the way docs/organizations.md deploys them.
 
 - **Events**: an event of a member account reaches the central default bus only through one of member-account.yaml's
   forwarding rules (its pattern read from that template), and only when the central bus's policy admits the sender
