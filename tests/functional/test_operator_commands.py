@@ -114,6 +114,48 @@ def test_approving_an_incident_that_is_not_waiting_says_so(sandbox: Sandbox) -> 
     assert code == 2 and "incident inc-1 is not waiting for approval (status resolved)" in err
 
 
+def test_an_approval_is_recorded_at_its_decision_not_after_the_execution_it_resumed(sandbox: Sandbox) -> None:
+    """SendTaskSuccess resumes the execution at once, and its action can be audited before the approver's process
+    writes its own event (seen under load from `sandbox serve`): the approval keeps the time it was decided."""
+    from datetime import UTC, datetime, timedelta
+
+    from rollguard import clock
+    from rollguard.approvals import decide
+    from rollguard.audit import AuditEvent, AuditLog
+    from rollguard.store import IncidentStore
+
+    put_incident(sandbox, "inc-3", status="awaiting_approval", task_token="token-3", awaiting_step="0")
+    db = sandbox.client("dynamodb")
+    audit = AuditLog(db, TABLES["AuditTable"])
+    store = IncidentStore(db, TABLES["IncidentsTable"], TABLES["LocksTable"], TABLES["AuditTable"])
+    decided = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    now = [decided]
+
+    class ResumesAndActs:
+        def send_task_success(self, taskToken: str, output: str) -> None:
+            now[0] += timedelta(seconds=30)
+            audit.append(AuditEvent(incident_id="inc-3", target_key="codedeploy:checkout/checkout-prod", kind="action"))
+            now[0] += timedelta(seconds=30)
+
+    clock.use(lambda: now[0])
+    try:
+        decide(
+            "inc-3",
+            True,
+            "graphs agree",
+            "arn:aws:sts::123456789012:assumed-role/oncall/ana",
+            store,
+            audit,
+            ResumesAndActs(),
+        )
+    finally:
+        clock.reset()
+
+    kinds = [(event["kind"], event["at"]) for event in audit.for_incident("inc-3")]
+    assert kinds == [("approval", "2026-12-02T12:00:00.000Z"), ("action", "2026-12-02T12:00:30.000Z")]
+    assert store.get("inc-3")["approval_decision"].endswith(" at 2026-12-02T12:00:00.000Z")  # type: ignore[index]
+
+
 def test_a_token_whose_execution_moved_on_is_an_expired_window(sandbox: Sandbox) -> None:
     make_stack(sandbox)
     put_incident(sandbox, "inc-2", status="awaiting_approval", task_token="a-token-nobody-waits-for", awaiting_step="0")

@@ -27,6 +27,9 @@ pytestmark = pytest.mark.slow  # a sandbox in a subprocess, and a CLI process pe
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "rollguard"
+# Guards against a hung process, not measurements: generous, because CI's two cores may be busy (a `timeline
+# --follow` once took more than 120 s there).
+HANG_GUARD_S = 600.0
 
 
 def _env() -> dict[str, str]:
@@ -43,7 +46,7 @@ class Served:
     lines: "queue.Queue[str]" = field(default_factory=queue.Queue)
     seen: list[str] = field(default_factory=list)
 
-    def wait_for(self, pattern: str, timeout_s: float = 90.0) -> re.Match[str]:
+    def wait_for(self, pattern: str, timeout_s: float = HANG_GUARD_S) -> re.Match[str]:
         """The first line serve printed (from the start) that matches ``pattern``."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -59,7 +62,7 @@ class Served:
                 continue
 
 
-def rollguard(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def rollguard(*argv: str, timeout: float = HANG_GUARD_S) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rollguard_cli.main", *argv], capture_output=True, text=True, env=_env(), timeout=timeout
     )
@@ -82,7 +85,7 @@ def start_serve(*argv: str) -> Served:
 
     threading.Thread(target=read, daemon=True).start()
     served = Served(process, "", lines)
-    served.url = served.wait_for(r"serving at (http://127\.0\.0\.1:\d+)", timeout_s=120).group(1)
+    served.url = served.wait_for(r"serving at (http://127\.0\.0\.1:\d+)").group(1)
     return served
 
 

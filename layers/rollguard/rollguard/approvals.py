@@ -156,8 +156,11 @@ def decide(
         )
     step = int(incident.get("awaiting_step", 0))
     verdict = "approved" if approve else "denied"
+    # The decision's time is when it was claimed, before the execution resumes: stamped after SendTaskSuccess, the
+    # approval could read as later than the action it allowed (the audit log sorts by time).
+    decided_at = clock.iso()
     try:
-        store.claim_token(incident_id, token, decision=f"{verdict} by {approver} at {clock.iso()}")
+        store.claim_token(incident_id, token, decision=f"{verdict} by {approver} at {decided_at}")
     except RollguardError:
         raise ApprovalError(f"incident {incident_id}: someone else decided first") from None
     try:
@@ -186,6 +189,7 @@ def decide(
             reason=reason,
             summary=f"step {step + 1} {verdict} by {approver}: {reason or 'no reason given'}",
             parameters={"step": step},
+            at=decided_at,
         )
     )
     return Decision(incident_id, approve, approver, reason, step)
