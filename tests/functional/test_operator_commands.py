@@ -156,6 +156,39 @@ def test_an_approval_is_recorded_at_its_decision_not_after_the_execution_it_resu
     assert store.get("inc-3")["approval_decision"].endswith(" at 2026-12-02T12:00:00.000Z")  # type: ignore[index]
 
 
+def test_an_audit_write_that_fails_after_the_decision_took_effect_says_it_took_effect(sandbox: Sandbox) -> None:
+    from rollguard.approvals import ApprovalError, decide
+    from rollguard.audit import AuditEvent, AuditLog
+    from rollguard.errors import TransientAwsError
+    from rollguard.store import IncidentStore
+
+    class Throttled(AuditLog):
+        def append(self, event: AuditEvent) -> bool:
+            raise TransientAwsError("appending audit event approval to rollguard-audit: ThrottlingException")
+
+    class Resumes:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def send_task_failure(self, taskToken: str, error: str, cause: str) -> None:
+            self.sent.append(error)
+
+    put_incident(sandbox, "inc-4", status="awaiting_approval", task_token="token-4", awaiting_step="1")
+    db = sandbox.client("dynamodb")
+    store = IncidentStore(db, TABLES["IncidentsTable"], TABLES["LocksTable"], TABLES["AuditTable"])
+    stepfunctions = Resumes()
+
+    with pytest.raises(ApprovalError) as raised:
+        decide("inc-4", False, "fix-forward", "ana", store, Throttled(db, TABLES["AuditTable"]), stepfunctions)
+
+    assert stepfunctions.sent == ["ApprovalDenied"]
+    assert str(raised.value).startswith(
+        "incident inc-4: denied and the execution was failed with ApprovalDenied, but the approval's audit event was"
+        " not written (appending audit event approval to rollguard-audit: ThrottlingException)"
+    )
+    assert store.get("inc-4")["approval_decision"].startswith("denied by ana at ")  # type: ignore[index]
+
+
 def test_a_token_whose_execution_moved_on_is_an_expired_window(sandbox: Sandbox) -> None:
     make_stack(sandbox)
     put_incident(sandbox, "inc-2", status="awaiting_approval", task_token="a-token-nobody-waits-for", awaiting_step="0")

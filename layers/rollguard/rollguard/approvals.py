@@ -179,17 +179,24 @@ def decide(
         if error_code(exc) in {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}:
             raise ApprovalError(f"incident {incident_id}: the approval window has closed ({error_code(exc)})") from exc
         raise translate(exc, f"sending the {verdict} decision for incident {incident_id}") from exc
-    audit.append(
-        AuditEvent(
-            incident_id=incident_id,
-            target_key=str(incident.get("target_key", "")),
-            kind="approval",
-            actor=approver,
-            result=verdict,
-            reason=reason,
-            summary=f"step {step + 1} {verdict} by {approver}: {reason or 'no reason given'}",
-            parameters={"step": step},
-            at=decided_at,
-        )
+    event = AuditEvent(
+        incident_id=incident_id,
+        target_key=str(incident.get("target_key", "")),
+        kind="approval",
+        actor=approver,
+        result=verdict,
+        reason=reason,
+        summary=f"step {step + 1} {verdict} by {approver}: {reason or 'no reason given'}",
+        parameters={"step": step},
+        at=decided_at,
     )
+    try:
+        audit.append(event)
+    except RollguardError as exc:
+        # The decision took effect: say so, or the approver retries a decision that is no longer theirs to make.
+        resumed = "the execution resumed" if approve else "the execution was failed with ApprovalDenied"
+        raise ApprovalError(
+            f"incident {incident_id}: {verdict} and {resumed}, but the approval's audit event was not written "
+            f"({exc}); the incident's approval_decision records it"
+        ) from exc
     return Decision(incident_id, approve, approver, reason, step)
