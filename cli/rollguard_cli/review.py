@@ -438,7 +438,9 @@ def load_review(source: Source, incident_id: str) -> Review:
 def newest_first(records: list[IncidentItem], since: datetime | None, target: str | None) -> list[IncidentItem]:
     cutoff = iso(since) if since else ""
     kept = [r for r in records if r.opened_at >= cutoff and (target is None or r.target_key == target)]
-    return sorted(kept, key=lambda r: r.opened_at, reverse=True)
+    # The id breaks a tie (two drills' simulated clocks can open incidents in the same millisecond), so a stack and a
+    # folder of the same incidents list them in the same order.
+    return sorted(kept, key=lambda r: (r.opened_at, r.incident_id), reverse=True)
 
 
 class FolderSource:

@@ -69,3 +69,18 @@ def test_the_store_updates_only_attributes_of_the_item() -> None:
 
     assert len(db.calls) == 1
     assert db.calls[0]["ExpressionAttributeNames"] == {"#s0": "current_step", "#a0": "alarm_count"}
+
+
+def test_incidents_opened_in_the_same_millisecond_list_in_one_order_whatever_order_they_were_read_in() -> None:
+    from rollguard_cli.review import newest_first
+
+    same_moment = [
+        IncidentItem(incident_id=f"checkout-5xx-20250304T120004Z-{tag}", opened_at="2025-03-04T12:00:04.370Z")
+        for tag in ("bff971", "d03e7c", "0a1b2c")
+    ]
+    later = IncidentItem(incident_id="checkout-5xx-20250304T130000Z-ffffff", opened_at="2025-03-04T13:00:00.000Z")
+
+    listed = [newest_first(records, None, None) for records in ([*same_moment, later], [later, *same_moment[::-1]])]
+
+    assert listed[0] == listed[1]
+    assert [r.incident_id[-6:] for r in listed[0]] == ["ffffff", "d03e7c", "bff971", "0a1b2c"]
