@@ -204,6 +204,30 @@ def test_a_stack_that_is_not_rollguard_is_named(sandbox: Sandbox) -> None:
     assert code == 2 and "cannot read stack nothing-here" in err
 
 
+def test_an_approval_request_retried_after_its_response_was_lost_is_recorded_once_and_the_new_token_answers() -> None:
+    """The state machine retries the waitForTaskToken task on Lambda.ServiceException, which can come after the
+    function ran. Tokens come from the task's context object (SendTaskSuccess, Step Functions API Reference); here the
+    lost attempt's token differs from the retry's, the harder case: the one stored last must be the one answered."""
+
+    def lose_the_first_response(sb: Sandbox) -> None:
+        real = sb.handlers["rollguard-approval"]
+
+        def handler(event: dict[str, Any], context: Any) -> Any:
+            real({**event, "task_token": "the-first-attempt's-token"}, context)  # ran; its response never came back
+            return real(event, context)
+
+        sb.handlers["rollguard-approval"] = handler
+
+    granted = SCENARIOS["approval-granted"]
+    result = run_scenario(granted, prepare=lose_the_first_response)
+
+    assert result["outcome"] == "resolved"  # the approval answered the retry's token, the one the execution waits on
+    kinds = [e["kind"] for e in result["audit_events"]]
+    assert kinds.count("approval_requested") == 1 and kinds.count("approval") == 1
+    pages = [n for n in result["notifications"] if "APPROVAL NEEDED" in n]
+    assert len(pages) == 2  # paged again: the first page may have been what failed
+
+
 def test_pause_status_resume(sandbox: Sandbox) -> None:
     make_stack(sandbox)
 

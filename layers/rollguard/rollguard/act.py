@@ -3,9 +3,10 @@ and shadow mode have had their say; record what was done, and hand Verify what t
 
 from rollguard import clock
 from rollguard.actions import action_for
+from rollguard.audit import step_event_key
 from rollguard.brakes import brake_reason, history_window
 from rollguard.clock import parse_aws_time
-from rollguard.deps import Deps, record, step_event_key
+from rollguard.deps import Deps, record
 from rollguard.durations import format_duration
 from rollguard.errors import ActionBlocked, RollguardError, TransientAwsError
 from rollguard.incident import ActionRecord, ExecutionState, Progress

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from rollguard import clock
 from rollguard.adapters.aws_errors import AWS_FAILURES, error_code, translate
 from rollguard.adapters.notify import Notifier
-from rollguard.audit import AuditEvent, AuditLog
+from rollguard.audit import AuditEvent, AuditLog, step_event_key
 from rollguard.durations import format_duration
 from rollguard.errors import RollguardError
 from rollguard.incident import ExecutionState
@@ -79,6 +79,9 @@ def request_approval(
             result="waiting",
             summary=summary,
             parameters={"step": gate.step, "deadline": deadline, "on_timeout": gate.on_timeout},
+            # A retried task (Lambda.ServiceException after the function ran) stores the token it was given above: the
+            # request is recorded once, and on-call paged again, since the first page may be the part that failed.
+            event_key=step_event_key("approval_requested", gate.step),
             **state.where(),
         )
     )

@@ -40,6 +40,12 @@ class AuditEvent(BaseModel):
             self.event_key = f"{self.at}#{self.kind}#{secrets.token_hex(3)}"
 
 
+def step_event_key(kind: str, step: int, suffix: str = "") -> str:
+    """One audit event per step and kind: the state machine retries whole tasks, and a retry that gets this far
+    again finds its event written (AuditLog.append answers False) instead of recording the step twice."""
+    return f"{kind}#step{step + 1}{f'#{suffix}' if suffix else ''}"
+
+
 def put_request(table: str, event: AuditEvent) -> dict[str, Any]:
     return {
         "TableName": table,

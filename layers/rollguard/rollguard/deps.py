@@ -42,12 +42,6 @@ def need[T](adapter: T | None, what: str) -> T:
     return adapter
 
 
-def step_event_key(kind: str, step: int, suffix: str = "") -> str:
-    """One audit event per step and kind: the state machine retries whole tasks, and a retry that gets this far
-    again finds its event written (AuditLog.append answers False) instead of recording the step twice."""
-    return f"{kind}#step{step + 1}{f'#{suffix}' if suffix else ''}"
-
-
 def record(
     deps: Deps,
     state: ExecutionState,

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from rollguard import clock
 from rollguard.actions import action_for
 from rollguard.assess import gate_for
-from rollguard.deps import Deps, record, step_event_key
+from rollguard.audit import step_event_key
+from rollguard.deps import Deps, record
 from rollguard.errors import RollguardError
 from rollguard.incident import ExecutionState, Gate, Progress, Route
 from rollguard.policy import Policy
