@@ -177,6 +177,25 @@ def test_throttling_that_outlives_botocore_retries_is_retried_by_the_state_machi
     assert_closed_cleanly(result, "resolved")
 
 
+def test_a_throttled_approval_request_is_retried_and_still_recorded_once() -> None:
+    """The request's audit write is throttled past botocore's retries: the state machine retries the task, which
+    stores its (new) token, writes the request once and pages again; the approval answers it."""
+
+    def throttle_once(sb: Sandbox) -> None:
+        sb.inject_fault("PutItem", "ThrottlingException", "Rate exceeded", function="rollguard-approval", times=1)
+
+    result = run_scenario(SCENARIOS["approval-granted"], prepare=throttle_once)
+
+    failures = [e for e in result["execution_history"] if e["type"] == "TaskFailed"]  # a service integration's task
+    assert [f["taskFailedEventDetails"]["error"] for f in failures] == ["TransientAwsError"]
+    assert [e["kind"] for e in result["audit_events"]].count("approval_requested") == 1
+    assert result["outcome"] == closed(result)["result"] == "resolved" and result["lock_released"]
+    assert [n.splitlines()[0] for n in result["notifications"]] == [
+        "Subject: [Rollguard] APPROVAL NEEDED: checkout-5xx",  # the failed attempt wrote before it paged
+        "Subject: [Rollguard] RESOLVED: checkout-5xx",
+    ]
+
+
 def test_a_failure_after_the_canary_was_created_retries_act_without_a_second_deployment() -> None:
     """The audit write after CreateDeployment fails: Step Functions retries Act, which finds its own canary and
     continues; CodeDeploy sees one deployment, the incident resolves."""
