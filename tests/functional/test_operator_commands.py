@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from rollguard.store import IncidentStore
 from rollguard_cli.drills import SCENARIOS, Scenario, _awaiting_approval, run_scenario
 from rollguard_cli.main import main
 from rollguard_cli.sandbox.runner import TABLES, Sandbox
@@ -45,7 +46,7 @@ def test_approving_through_the_cli_resumes_the_execution_and_audits_who(tmp_path
 
     def approve_with_the_cli(sb: Sandbox, incident_id: str) -> None:
         make_stack(sb)
-        _awaiting_approval(sb, incident_id)
+        assert _awaiting_approval(sb, incident_id)
         item = sb.client("dynamodb").get_item(
             TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}}
         )["Item"]
@@ -73,7 +74,7 @@ def test_approving_through_the_cli_resumes_the_execution_and_audits_who(tmp_path
 
 def test_the_approval_request_tells_on_call_exactly_how_to_answer() -> None:
     def look(sb: Sandbox, incident_id: str) -> None:
-        _awaiting_approval(sb, incident_id)
+        assert _awaiting_approval(sb, incident_id)
         # The token is stored before the page goes out: wait for the page itself (it runs on another thread).
         deadline = time.monotonic() + 30
         while not [n for n in sb.notifications() if "APPROVAL NEEDED" in n] and time.monotonic() < deadline:
@@ -187,6 +188,25 @@ def test_an_audit_write_that_fails_after_the_decision_took_effect_says_it_took_e
         " not written (appending audit event approval to rollguard-audit: ThrottlingException)"
     )
     assert store.get("inc-4")["approval_decision"].startswith("denied by ana at ")  # type: ignore[index]
+
+
+def test_an_approval_after_the_incident_closed_is_refused_and_leaves_it_closed(sandbox: Sandbox) -> None:
+    """The approval function stored its token, then failed (its page was denied, say): the execution escalated and
+    closed. A late approver must neither claim the incident nor mark it open again."""
+    make_stack(sandbox)
+    db = sandbox.client("dynamodb")
+    store = IncidentStore(db, TABLES["IncidentsTable"], TABLES["LocksTable"], TABLES["AuditTable"])
+    put_incident(sandbox, "inc-5", status="awaiting_approval", task_token="token-5", awaiting_step="0")
+    store.settle("inc-5", "escalated", "state machine", "the approval request failed")
+    # An incident closed before closing removed the token (or by hand) still holds one.
+    put_incident(sandbox, "inc-6", status="escalated", task_token="token-6", awaiting_step="0", closed_by="watchdog")
+
+    assert "task_token" not in store.get("inc-5")  # type: ignore[operator]
+    code, _, err = cli("approve", "inc-5", "--stack", STACK)
+    assert code == 2 and "incident inc-5 is not waiting for approval (status escalated)" in err
+    code, _, err = cli("approve", "inc-6", "--stack", STACK)
+    assert code == 2 and "incident inc-6 is not waiting for approval (status escalated): it closed first" in err
+    assert [store.get(i)["status"] for i in ("inc-5", "inc-6")] == ["escalated", "escalated"]  # type: ignore[index]
 
 
 def test_a_token_whose_execution_moved_on_is_an_expired_window(sandbox: Sandbox) -> None:

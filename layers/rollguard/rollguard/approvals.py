@@ -162,10 +162,13 @@ def decide(
     # The decision's time is when it was claimed, before the execution resumes: stamped after SendTaskSuccess, the
     # approval could read as later than the action it allowed (the audit log sorts by time).
     decided_at = clock.iso()
-    try:
-        store.claim_token(incident_id, token, decision=f"{verdict} by {approver} at {decided_at}")
-    except RollguardError:
-        raise ApprovalError(f"incident {incident_id}: someone else decided first") from None
+    if not store.claim_token(incident_id, token, decision=f"{verdict} by {approver} at {decided_at}"):
+        now = store.get(incident_id) or {}
+        if now.get("closed_by"):  # it closed (escalated, say) while this decision was on its way
+            raise ApprovalError(
+                f"incident {incident_id} is not waiting for approval (status {now.get('status')}): it closed first"
+            )
+        raise ApprovalError(f"incident {incident_id}: someone else decided first")
     try:
         if approve:
             stepfunctions.send_task_success(

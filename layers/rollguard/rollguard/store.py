@@ -290,7 +290,10 @@ class IncidentStore:
             item = self._db.update_item(
                 TableName=self.incidents_table,
                 Key={"incident_id": {"S": incident_id}},
-                UpdateExpression="SET #s = :o, closed_by = :b, closed_at = :t, current_step = :c, outcome_reason = :r",
+                # A closed incident waits for nobody: its task token goes, so a late approver is told it is closed
+                # instead of claiming it (claim_token) and marking it open again.
+                UpdateExpression="SET #s = :o, closed_by = :b, closed_at = :t, current_step = :c, outcome_reason = :r "
+                "REMOVE task_token",
                 ConditionExpression="attribute_exists(incident_id) AND attribute_not_exists(closed_by)",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=to_item(values),
@@ -327,19 +330,23 @@ class IncidentStore:
             ) from exc
         return from_item(item)[name]
 
-    def claim_token(self, incident_id: str, token: str, decision: str) -> None:
-        """Take the waiting task token off the incident, once: a second approver finds it gone."""
+    def claim_token(self, incident_id: str, token: str, decision: str) -> bool:
+        """Take the waiting task token off the incident, once: False when it is gone (a second approver, or the
+        incident closed)."""
         try:
             self._db.update_item(
                 TableName=self.incidents_table,
                 Key={"incident_id": {"S": incident_id}},
                 UpdateExpression="REMOVE task_token SET approval_decision = :d, #s = :s",
-                ConditionExpression="task_token = :t",
+                ConditionExpression="task_token = :t AND attribute_not_exists(closed_by)",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":t": {"S": token}, ":d": {"S": decision}, ":s": {"S": "open"}},
             )
         except AWS_FAILURES as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
             raise translate(exc, f"claiming the approval of incident {incident_id}") from exc
+        return True
 
     def renew_lock(self, target_key: str, incident_id: str, seconds: int) -> None:
         """Keep the target's lock for ``seconds`` more, if ``incident_id`` still holds it. LockLost if not: the lock
