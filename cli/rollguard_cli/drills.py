@@ -461,39 +461,51 @@ def _cooldown(stage: Stage) -> None:
     stage.deploy("8")  # another bad release, inside the 30-minute cooldown
 
 
-def _awaiting_approval(sb: Sandbox, incident_id: str, timeout_s: float = 30.0) -> None:
-    """Until the execution has asked for approval (the task token is stored with the incident)."""
+def _awaiting_approval(sb: Sandbox, incident_id: str, timeout_s: float = 30.0) -> bool:
+    """Until the execution has asked for approval (the task token is stored with the incident): True; False when the
+    incident closed without asking (a step before the gate failed), leaving on-call nothing to answer."""
     deadline = time.monotonic() + timeout_s
-    while "task_token" not in (
-        sb.client("dynamodb")
-        .get_item(TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}})
-        .get("Item")
-        or {}
-    ):
+    while True:
+        item = (
+            sb.client("dynamodb")
+            .get_item(TableName=TABLES["IncidentsTable"], Key={"incident_id": {"S": incident_id}}, ConsistentRead=True)
+            .get("Item")
+            or {}
+        )
+        if "task_token" in item:
+            return True
+        if "closed_by" in item:
+            return False
         if time.monotonic() > deadline:
             raise RuntimeError(f"incident {incident_id} never asked for approval")
-        time.sleep(0.02)
+        time.sleep(0.02)  # the execution runs on the sandbox's threads: poll its table, as on-call's pager would
 
 
 def _decide(approve: bool, reason: str) -> Callable[[Sandbox, str], None]:
     def respond(sb: Sandbox, incident_id: str) -> None:
-        from rollguard.approvals import decide
+        from rollguard.approvals import ApprovalError, decide
         from rollguard.store import IncidentStore
 
-        _awaiting_approval(sb, incident_id)
+        if not _awaiting_approval(sb, incident_id):
+            return
         sb.advance(90)  # on-call reads the page
         approver = sb.client("sts").get_caller_identity()["Arn"]
         ddb = sb.client("dynamodb")
         store = IncidentStore(ddb, TABLES["IncidentsTable"], TABLES["LocksTable"], TABLES["AuditTable"])
-        decide(
-            incident_id,
-            approve,
-            reason,
-            approver,
-            store,
-            AuditLog(ddb, TABLES["AuditTable"]),
-            sb.client("stepfunctions"),
-        )
+        try:
+            decide(
+                incident_id,
+                approve,
+                reason,
+                approver,
+                store,
+                AuditLog(ddb, TABLES["AuditTable"]),
+                sb.client("stepfunctions"),
+            )
+        except ApprovalError as refused:
+            # What on-call's terminal would print (the incident closed meanwhile, say); the drill's outcome tells
+            # whether that was expected.
+            sb.log_stream.write(f"on-call's {'approval' if approve else 'denial'} refused: {refused}\n")
 
     return respond
 

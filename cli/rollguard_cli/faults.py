@@ -34,10 +34,12 @@ from rollguard_cli.sandbox.runner import REGION, Sandbox
 
 # The mutating paths: a completed deployment canaried back and widened, an in-flight one stopped with rollback, a flag
 # turned off, a listener's weights shifted in two steps, a zonal shift started; and the canary rollback in a member
-# account, through its assumed execution role (AssumeRole's faults included).
+# account, through its assumed execution role (AssumeRole's faults included); and a step gated on a human's approval
+# (the approval function's token, audit event and page).
 DRILLS = (
     "bad-deploy",
     "member-bad-deploy",
+    "approval-granted",
     "in-flight-canary",
     "flag-kill-switch",
     "bad-target-group",
