@@ -51,8 +51,8 @@ drills: $(BIN)/.installed
 	$(BIN)/rollguard drill --all
 
 # The whole fault matrix (rollguard_cli/faults.py): every AWS call the drills' functions make, failed every way, once
-# and persistently; 2360 cases over eight drills (about 36 minutes on 2 cores: 2040 in 1796 s on 7d6c7ee, and
-# member-bad-deploy's 320 in 379 s). make test runs a fixed sample of it (tests/faults/).
+# and persistently; 2680 cases over nine drills (about 45 minutes on 2 cores alone: 2680 in 3147 s on e8e041c with a
+# make test beside it for 20 of them; approval-granted's 320 in 284 s). make test runs a fixed sample (tests/faults/).
 faults: $(BIN)/.installed
 	$(BIN)/python -m rollguard_cli.faults --jobs 2
 
