@@ -5,9 +5,14 @@ import contextlib
 import io
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from rollguard import clock
+from rollguard.approvals import ApprovalError, decide
+from rollguard.audit import AuditEvent, AuditLog
+from rollguard.errors import TransientAwsError
 from rollguard.store import IncidentStore
 from rollguard_cli.drills import SCENARIOS, Scenario, _awaiting_approval, run_scenario
 from rollguard_cli.main import main
@@ -118,13 +123,6 @@ def test_approving_an_incident_that_is_not_waiting_says_so(sandbox: Sandbox) -> 
 def test_an_approval_is_recorded_at_its_decision_not_after_the_execution_it_resumed(sandbox: Sandbox) -> None:
     """SendTaskSuccess resumes the execution at once, and its action can be audited before the approver's process
     writes its own event (seen under load from `sandbox serve`): the approval keeps the time it was decided."""
-    from datetime import UTC, datetime, timedelta
-
-    from rollguard import clock
-    from rollguard.approvals import decide
-    from rollguard.audit import AuditEvent, AuditLog
-    from rollguard.store import IncidentStore
-
     put_incident(sandbox, "inc-3", status="awaiting_approval", task_token="token-3", awaiting_step="0")
     db = sandbox.client("dynamodb")
     audit = AuditLog(db, TABLES["AuditTable"])
@@ -158,11 +156,6 @@ def test_an_approval_is_recorded_at_its_decision_not_after_the_execution_it_resu
 
 
 def test_an_audit_write_that_fails_after_the_decision_took_effect_says_it_took_effect(sandbox: Sandbox) -> None:
-    from rollguard.approvals import ApprovalError, decide
-    from rollguard.audit import AuditEvent, AuditLog
-    from rollguard.errors import TransientAwsError
-    from rollguard.store import IncidentStore
-
     class Throttled(AuditLog):
         def append(self, event: AuditEvent) -> bool:
             raise TransientAwsError("appending audit event approval to rollguard-audit: ThrottlingException")

@@ -79,8 +79,10 @@ def request_approval(
             result="waiting",
             summary=summary,
             parameters={"step": gate.step, "deadline": deadline, "on_timeout": gate.on_timeout},
-            # A retried task (Lambda.ServiceException after the function ran) stores the token it was given above: the
-            # request is recorded once, and on-call paged again, since the first page may be the part that failed.
+            # A retried task (Lambda.ServiceException after the function ran: "Handle Lambda service exceptions", Step
+            # Functions Developer Guide) stores the token its context object gave it above ("SendTaskSuccess", Step
+            # Functions API Reference): the request is recorded once, and on-call paged again, since the first page
+            # may be the part that failed.
             event_key=step_event_key("approval_requested", gate.step),
             **state.where(),
         )

@@ -290,8 +290,9 @@ class IncidentStore:
             item = self._db.update_item(
                 TableName=self.incidents_table,
                 Key={"incident_id": {"S": incident_id}},
-                # A closed incident waits for nobody: its task token goes, so a late approver is told it is closed
-                # instead of claiming it (claim_token) and marking it open again.
+                # A closed incident waits for nobody: its task token goes (SET and REMOVE in one expression, "Update
+                # expressions", DynamoDB Developer Guide), so a late approver is told it is closed instead of claiming
+                # it (claim_token) and marking it open again.
                 UpdateExpression="SET #s = :o, closed_by = :b, closed_at = :t, current_step = :c, outcome_reason = :r "
                 "REMOVE task_token",
                 ConditionExpression="attribute_exists(incident_id) AND attribute_not_exists(closed_by)",
